@@ -1,0 +1,36 @@
+# Builds a private copy of Debian's libjemalloc_pic.a for embedding in
+# libpoolmalloc.so: drops the C++ operators object (poolmalloc defines its own
+# new/delete and must not need libstdc++) and renames every public jemalloc
+# symbol to pm_je_<name> so nothing in the archive can interpose on the
+# program's malloc. Invoked with -DIN= -DOUT= -DWORK= -DOBJCOPY= -DAR=.
+set(public_names
+  malloc calloc realloc free posix_memalign aligned_alloc memalign valloc
+  malloc_usable_size mallocx rallocx xallocx sallocx dallocx sdallocx nallocx
+  mallctl mallctlnametomib mallctlbymib malloc_stats_print malloc_message
+  malloc_conf malloc_conf_2_conf_harder)
+file(REMOVE_RECURSE "${WORK}")
+file(MAKE_DIRECTORY "${WORK}")
+set(map "")
+foreach(n IN LISTS public_names)
+  string(APPEND map "${n} pm_je_${n}\n")
+endforeach()
+file(WRITE "${WORK}/rename.map" "${map}")
+execute_process(COMMAND "${AR}" x "${IN}" WORKING_DIRECTORY "${WORK}"
+                RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "ar x ${IN} failed")
+endif()
+file(REMOVE "${WORK}/jemalloc_cpp.pic.o")
+file(GLOB objs "${WORK}/*.o")
+foreach(o IN LISTS objs)
+  execute_process(COMMAND "${OBJCOPY}" "--redefine-syms=${WORK}/rename.map" "${o}"
+                  RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "objcopy ${o} failed")
+  endif()
+endforeach()
+file(REMOVE "${OUT}")
+execute_process(COMMAND "${AR}" rcs "${OUT}" ${objs} RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "ar rcs ${OUT} failed")
+endif()

@@ -1,0 +1,68 @@
+/* aligned.c - posix_memalign, aligned_alloc, memalign, valloc, pvalloc.
+ *
+ * A pool page is aligned to its own size, so block i of a class sits at
+ * page_start + i * size and is aligned to every power of two dividing the
+ * class size. An aligned request therefore takes the smallest class whose
+ * size is a multiple of the alignment; alignments no pooled class has go
+ * to jemalloc. Argument rules follow glibc 2.36 (_mid_memalign). */
+#define _GNU_SOURCE
+#include "alloc.h"
+#include "init.h"
+#include "options.h"
+#include "os.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+void *pm_memalign(size_t align, size_t size) {
+  if (align <= PM_MIN_ALIGN) return pm_malloc(size);
+  if (align > SIZE_MAX / 2 + 1) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (align & (align - 1)) align = (size_t)1 << (64 - __builtin_clzl(align));
+  if (size > PTRDIFF_MAX - align) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  pm_heap *h = pm_heap_get();
+  if (h->kind != PM_HEAP_REAL)
+    return pm_malloc_fallback(h, size, align, false, pm_opt.disable ? PM_FB_DISABLED : PM_FB_NO_HEAP);
+  size_t want = size > align ? size : align;
+  if (want <= pm_g.max_pooled) {
+    unsigned cls = pm_class_of(want);
+    while (cls < PM_NCLASSES && pm_class_size(cls) % align != 0) cls++;
+    if (cls < PM_NCLASSES && pm_class_size(cls) <= pm_g.max_pooled)
+      return pm_malloc_class(h, size, cls);
+    return pm_malloc_fallback(h, size, align, false, PM_FB_ALIGNMENT);
+  }
+  return pm_malloc_fallback(h, size, align, false, PM_FB_TOO_LARGE);
+}
+
+int pm_posix_memalign(void **out, size_t align, size_t size) {
+  if (align < sizeof(void *) || (align & (align - 1)) != 0) return EINVAL;
+  int saved = errno;
+  void *p = pm_memalign(align, size);
+  if (p == NULL) {
+    int e = errno;
+    errno = saved;
+    return e ? e : ENOMEM;
+  }
+  errno = saved;
+  *out = p;
+  return 0;
+}
+
+void *pm_aligned_alloc(size_t align, size_t size) { return pm_memalign(align, size); }
+
+void *pm_valloc(size_t size) { return pm_memalign(pm_os_page_size(), size); }
+
+void *pm_pvalloc(size_t size) {
+  size_t page = pm_os_page_size(), rounded;
+  if (__builtin_add_overflow(size, page - 1, &rounded)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  rounded &= ~(page - 1);
+  return pm_memalign(page, rounded ? rounded : page);
+}

@@ -1,0 +1,247 @@
+/* alloc.c - malloc, free, calloc, realloc: the fast paths and their rules.
+ *
+ * malloc: one TLS load, a size-class lookup, a pop from the current page's
+ * free list, two counter increments; anything else (no current page, no
+ * heap yet, large request) is a call to a noinline slow path.
+ * free: one compare decides pool or jemalloc; a block of a page the thread
+ * owns goes on the page's local free list without atomics, any other pool
+ * block on the page's remote list. The cheap checks (block start, double
+ * free tag) stay on the fast path: silent heap corruption costs more than
+ * the few instructions they take. */
+#define _GNU_SOURCE
+#include "alloc.h"
+#include "fallback.h"
+#include "fmt.h"
+#include "init.h"
+#include "options.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* pm_small_class[(size + 15) >> 4] for size <= 1024 (checked against
+ * pm_class_of_calc by the unit tests) */
+const uint8_t pm_small_class[PM_SMALL_LOOKUP_MAX / 16 + 1] = {0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17, 17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19};
+
+_Noreturn void pm_heap_error(const char *call, const char *what, const void *p) {
+  char line[256];
+  pm_buf b = pm_buf_make(line, sizeof line);
+  pm_buf_str(&b, call);
+  pm_buf_str(&b, ": ");
+  pm_buf_str(&b, what);
+  pm_buf_str(&b, " (address ");
+  pm_buf_hex(&b, (uintptr_t)p);
+  pm_buf_str(&b, "); aborting");
+  pm_message(pm_buf_cstr(&b));
+  abort();
+}
+
+/* ---- the jemalloc tier ---- */
+
+void *pm_malloc_fallback(pm_heap *h, size_t size, size_t align, bool zero, int reason) {
+  void *p = pm_fallback_alloc(size, align, zero);
+  if (unlikely(p == NULL)) return NULL;
+  switch (reason) {
+  case PM_FB_TOO_LARGE: PM_STAT_ADD(h, fb_too_large, 1); break;
+  case PM_FB_ALIGNMENT: PM_STAT_ADD(h, fb_alignment, 1); break;
+  case PM_FB_DISABLED: PM_STAT_ADD(h, fb_disabled, 1); break;
+  case PM_FB_REGION_FULL: PM_STAT_ADD(h, fb_region_full, 1); break;
+  default: PM_STAT_ADD(h, fb_no_heap, 1); break;
+  }
+  PM_STAT_ADD(h, large_bytes, size);
+  return p;
+}
+
+static int no_pool_reason(const pm_heap *h) {
+  return h->kind == PM_HEAP_REAL ? PM_FB_TOO_LARGE
+         : pm_opt.disable        ? PM_FB_DISABLED
+                                 : PM_FB_NO_HEAP;
+}
+
+/* ---- malloc ---- */
+
+pm_inline void *pop_block(pm_heap *h, pm_page *pg, pm_block *b, unsigned cls, size_t size) {
+  pg->free = pm_block_next(b);
+  b->tag = 0;
+  pg->used++;
+  PM_COUNT(h->cstats[cls].allocs++);
+  PM_COUNT(h->cstats[cls].req_bytes += size);
+  (void)size;
+  return b;
+}
+
+static pm_noinline void *malloc_slow(size_t size, unsigned cls) {
+  pm_heap *h = pm_heap_get();
+  if (unlikely(h->kind != PM_HEAP_REAL)) return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
+  size_t bsize = pm_class_size(cls);
+  if (unlikely(size > pm_g.max_pooled || bsize > pm_page_size()))
+    return pm_malloc_fallback(h, size, 0, false, PM_FB_TOO_LARGE);
+  pm_page *pg = pm_heap_page_for(h, cls);
+  if (unlikely(pg == NULL)) return pm_malloc_fallback(h, size, 0, false, PM_FB_REGION_FULL);
+  return pop_block(h, pg, pg->free, cls, size);
+}
+
+static pm_noinline void *malloc_large(size_t size) {
+  pm_heap *h = pm_tls_heap;
+  if (h == &pm_heap_empty) { /* first call of the thread: max_pooled may change */
+    h = pm_thread_start();
+    if (h->kind == PM_HEAP_REAL && size <= pm_g.max_pooled) return malloc_slow(size, pm_class_of(size));
+  }
+  return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
+}
+
+void *pm_malloc_class(pm_heap *h, size_t size, unsigned cls) {
+  pm_page *pg = h->pages[cls];
+  pm_block *b = pg->free;
+  if (unlikely(b == NULL)) return malloc_slow(size, cls);
+  return pop_block(h, pg, b, cls, size);
+}
+
+void *pm_malloc(size_t size) {
+  pm_heap *h = pm_tls_heap;
+  unsigned cls;
+  if (likely(size <= PM_SMALL_LOOKUP_MAX)) cls = pm_small_class[(size + 15) >> 4];
+  else if (size <= pm_g.max_pooled) cls = pm_class_of_big(size);
+  else return malloc_large(size);
+  pm_page *pg = h->pages[cls];
+  pm_block *b = pg->free;
+  if (unlikely(b == NULL)) return malloc_slow(size, cls);
+  return pop_block(h, pg, b, cls, size);
+}
+
+/* ---- free ---- */
+
+static pm_noinline void free_large(void *p) {
+  pm_heap *h = pm_tls_heap;
+  PM_STAT_ADD(h, large_frees, 1);
+  pm_fallback_free(p);
+}
+
+static pm_noinline void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
+  if (unlikely(pg->state != PM_PAGE_IN_USE))
+    pm_heap_error("free()", "invalid pointer: its pool page is not in use", b);
+  if (unlikely(!pm_page_is_block_start(pg, (uintptr_t)b & pm_g.page_mask)))
+    pm_heap_error("free()", "invalid pointer: not the start of a block", b);
+  if (unlikely(b->tag == pm_g.tag)) pm_heap_error("free()", "double free detected", b);
+  b->tag = pm_g.tag;
+  pm_block *old = atomic_load_explicit(&pg->remote, memory_order_relaxed);
+  do {
+    pm_block_set_next(b, old);
+  } while (!atomic_compare_exchange_weak_explicit(&pg->remote, &old, b, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+  if (old == NULL && atomic_load_explicit(&pg->full, memory_order_seq_cst)) {
+    pm_heap *owner = atomic_load_explicit(&pg->owner, memory_order_acquire);
+    if (owner != NULL) atomic_store_explicit(&owner->remote_full_hint, 1, memory_order_release);
+  }
+  PM_STAT_ADD(h, remote_frees, 1);
+  if (h->kind == PM_HEAP_REAL) PM_COUNT(h->cstats[pg->cls].frees++);
+  else PM_COUNT(atomic_fetch_add_explicit(&pm_shared.class_frees[pg->cls], 1, memory_order_relaxed));
+}
+
+static pm_noinline void local_check_failed(pm_page *pg, pm_block *b) {
+  uintptr_t off = (uintptr_t)b & pm_g.page_mask;
+  if (!pm_page_is_block_start(pg, off))
+    pm_heap_error("free()", "invalid pointer: not the start of a block", b);
+  if (pm_page_holds_free(pg, b)) pm_heap_error("free()", "double free detected", b);
+}
+
+void pm_free(void *p) {
+  uintptr_t off = (uintptr_t)p - pm_g.base;
+  if (unlikely(off >= pm_g.size)) {
+    if (p != NULL) free_large(p);
+    return;
+  }
+  pm_page *pg = &pm_g.pages[off >> pm_g.page_shift];
+  pm_heap *h = pm_tls_heap;
+  pm_block *b = p;
+  if (unlikely(relaxed_load(&pg->owner) != h)) {
+    free_remote(h, pg, b);
+    return;
+  }
+  if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask) || b->tag == pm_g.tag))
+    local_check_failed(pg, b);
+  pm_block_set_next(b, pg->free);
+  b->tag = pm_g.tag;
+  pg->free = b;
+  PM_COUNT(h->cstats[pg->cls].frees++);
+  if (unlikely((--pg->used == 0) | (pg->where == PM_IN_FULL))) pm_heap_free_slow(h, pg);
+}
+
+/* ---- calloc, realloc ---- */
+
+void *pm_calloc(size_t n, size_t size) {
+  size_t total;
+  if (unlikely(__builtin_mul_overflow(n, size, &total))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  pm_heap *h = pm_heap_get();
+  if (total <= pm_g.max_pooled && h->kind == PM_HEAP_REAL) {
+    void *p = pm_malloc(total);
+    if (p != NULL) memset(p, 0, total);
+    return p;
+  }
+  return pm_malloc_fallback(h, total, 0, true, no_pool_reason(h));
+}
+
+/* the block p points into, checked: realloc and malloc_usable_size of a
+ * freed or foreign pool pointer would otherwise corrupt the heap */
+static pm_page *checked_page(const char *call, const void *p) {
+  pm_page *pg = pm_page_of(p);
+  if (unlikely(pg->state != PM_PAGE_IN_USE ||
+               !pm_page_is_block_start(pg, (uintptr_t)p & pm_g.page_mask)))
+    pm_heap_error(call, "invalid pointer", p);
+  if (unlikely(((const pm_block *)p)->tag == pm_g.tag)) pm_heap_error(call, "pointer already freed", p);
+  return pg;
+}
+
+void *pm_realloc(void *p, size_t size) {
+  if (p == NULL) return pm_malloc(size);
+  if (size == 0) { /* glibc: frees and returns NULL */
+    pm_free(p);
+    return NULL;
+  }
+  pm_heap *h = pm_heap_get();
+  if (!pm_is_pool_ptr(p)) {
+    if (size <= pm_g.max_pooled && h->kind == PM_HEAP_REAL && pm_fallback_usable(p) > pm_g.max_pooled) {
+      /* a large block shrunk to pool size moves into the pools */
+      void *q = pm_malloc(size);
+      if (q == NULL) return NULL;
+      memcpy(q, p, size);
+      free_large(p);
+      PM_STAT_ADD(h, realloc_moved, 1);
+      return q;
+    }
+    void *q = pm_fallback_realloc(p, size);
+    if (q != NULL) PM_STAT_ADD(h, realloc_in_place, q == p);
+    if (q != NULL) PM_STAT_ADD(h, realloc_moved, q != p);
+    return q;
+  }
+  pm_page *pg = checked_page("realloc()", p);
+  size_t bsize = pg->bsize;
+  if (size <= bsize && (size > bsize / 2 || bsize <= 128)) {
+    PM_STAT_ADD(h, realloc_in_place, 1);
+    return p;
+  }
+  void *q = pm_malloc(size);
+  if (q == NULL) return NULL; /* p stays valid */
+  memcpy(q, p, size < bsize ? size : bsize);
+  pm_free(p);
+  PM_STAT_ADD(h, realloc_moved, 1);
+  return q;
+}
+
+void *pm_reallocarray(void *p, size_t n, size_t size) {
+  size_t total;
+  if (unlikely(__builtin_mul_overflow(n, size, &total))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return pm_realloc(p, total);
+}
+
+size_t pm_usable_size(const void *p) {
+  if (p == NULL) return 0;
+  if (pm_is_pool_ptr(p)) return checked_page("malloc_usable_size()", p)->bsize;
+  return pm_fallback_usable(p);
+}

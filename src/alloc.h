@@ -1,0 +1,34 @@
+/* alloc.h - malloc-family semantics under pm_ names (glibc 2.36 rules).
+ *
+ * src/override.c forwards every exported symbol here; unit tests call these
+ * directly. */
+#ifndef PM_ALLOC_H
+#define PM_ALLOC_H
+
+#include "common.h"
+
+void *pm_malloc(size_t size);
+void pm_free(void *p);
+void *pm_calloc(size_t n, size_t size);
+void *pm_realloc(void *p, size_t size);
+void *pm_reallocarray(void *p, size_t n, size_t size);
+size_t pm_usable_size(const void *p);
+
+/* aligned.c */
+void *pm_memalign(size_t align, size_t size);
+int pm_posix_memalign(void **out, size_t align, size_t size);
+void *pm_aligned_alloc(size_t align, size_t size);
+void *pm_valloc(size_t size);
+void *pm_pvalloc(size_t size);
+
+/* Used by aligned.c: a block of exactly class cls for a request of size. */
+struct pm_heap;
+void *pm_malloc_class(struct pm_heap *h, size_t size, unsigned cls);
+/* The jemalloc tier with statistics; reason is a PM_FB_* value. */
+enum { PM_FB_TOO_LARGE, PM_FB_ALIGNMENT, PM_FB_DISABLED, PM_FB_REGION_FULL, PM_FB_NO_HEAP };
+void *pm_malloc_fallback(struct pm_heap *h, size_t size, size_t align, bool zero, int reason);
+
+/* Heap corruption seen by the call `call`: one line, then abort(). */
+_Noreturn void pm_heap_error(const char *call, const char *what, const void *p);
+
+#endif

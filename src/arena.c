@@ -1,0 +1,173 @@
+/* arena.c - the reserved region, arenas, page descriptors and the global
+ * stacks of free and abandoned pages (see arena.h). */
+#include "arena.h"
+#include "options.h"
+#include "os.h"
+
+pm_globals pm_g __attribute__((aligned(PM_CACHELINE)));
+
+static size_t arena_size;
+static _Atomic uint64_t region_cursor; /* offset of the next untaken arena */
+static _Atomic uint64_t free_head;     /* (tag << 32) | (index + 1) */
+static _Atomic uint64_t abandoned_head;
+static _Atomic uint64_t purged_total;
+static _Atomic uint64_t last_purge_ms;
+static _Atomic int purging;
+
+size_t pm_arena_size(void) { return arena_size; }
+
+bool pm_arena_init(void) {
+  size_t page = (size_t)pm_opt.pool_size;
+  unsigned shift = (unsigned)__builtin_ctzl(page);
+  arena_size = page * 16 > PM_ARENA_MIN ? page * 16 : PM_ARENA_MIN;
+  size_t want = (size_t)pm_opt.region_size / arena_size * arena_size;
+  void *base = NULL;
+  /* a smaller reservation is better than none (ulimit -v, small VMs) */
+  for (; want >= arena_size * 4; want /= 2) {
+    base = pm_os_reserve(want, arena_size);
+    if (base != NULL) break;
+  }
+  if (base == NULL) return false;
+  pm_page *table = pm_os_map((want >> shift) * sizeof(pm_page));
+  if (table == NULL) return false;
+  pm_g.pages = table;
+  pm_g.page_shift = shift;
+  pm_g.page_mask = page - 1;
+  pm_g.max_pooled = (size_t)pm_opt.max_pooled;
+  pm_g.key = (uintptr_t)pm_os_random();
+  pm_g.tag = (uintptr_t)pm_os_random() | 1;
+  pm_g.base = (uintptr_t)base;
+  atomic_thread_fence(memory_order_release);
+  pm_g.size = want; /* published last: until now every pointer was foreign */
+  return true;
+}
+
+bool pm_arena_take(char **start, char **end) {
+  uint64_t off = atomic_fetch_add_explicit(&region_cursor, arena_size, memory_order_relaxed);
+  if (off + arena_size > pm_g.size) return false;
+  char *p = (char *)(pm_g.base + off);
+  if (!pm_os_commit(p, arena_size)) return false;
+  *start = p;
+  *end = p + arena_size;
+  return true;
+}
+
+uint64_t pm_arena_committed(void) {
+  uint64_t c = atomic_load(&region_cursor);
+  return c < pm_g.size ? c : pm_g.size;
+}
+
+uint64_t pm_pages_purged_total(void) { return atomic_load(&purged_total); }
+
+/* ---- lock-free stacks of page indexes, tagged against ABA ---- */
+
+static void stack_push_chain(_Atomic uint64_t *head, pm_page *first, pm_page *last) {
+  uint64_t old = atomic_load_explicit(head, memory_order_relaxed), next;
+  do {
+    relaxed_store(&last->stack_next, (uint32_t)old);
+    next = ((old >> 32) + 1) << 32 | (uint64_t)(pm_page_index(first) + 1);
+  } while (!atomic_compare_exchange_weak_explicit(head, &old, next, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+static pm_page *stack_pop(_Atomic uint64_t *head) {
+  uint64_t old = atomic_load_explicit(head, memory_order_acquire), next;
+  pm_page *pg;
+  do {
+    uint32_t idx = (uint32_t)old;
+    if (idx == 0) return NULL;
+    pg = &pm_g.pages[idx - 1];
+    uint32_t after = relaxed_load(&pg->stack_next);
+    next = ((old >> 32) + 1) << 32 | after;
+  } while (!atomic_compare_exchange_weak_explicit(head, &old, next, memory_order_acquire,
+                                                  memory_order_acquire));
+  return pg;
+}
+
+/* detaches the whole stack */
+static pm_page *stack_take_all(_Atomic uint64_t *head) {
+  uint64_t old = atomic_load_explicit(head, memory_order_acquire), next;
+  do {
+    if ((uint32_t)old == 0) return NULL;
+    next = ((old >> 32) + 1) << 32;
+  } while (!atomic_compare_exchange_weak_explicit(head, &old, next, memory_order_acquire,
+                                                  memory_order_acquire));
+  return &pm_g.pages[(uint32_t)old - 1];
+}
+
+static pm_page *stack_next_of(pm_page *pg) {
+  uint32_t n = relaxed_load(&pg->stack_next);
+  return n ? &pm_g.pages[n - 1] : NULL;
+}
+
+void pm_pages_push_free(pm_page *pg) {
+  if (pm_opt.decay_ms == 0 && pg->dirty) {
+    pm_os_purge(pm_page_start(pg), pm_page_size());
+    pg->dirty = 0;
+    atomic_fetch_add_explicit(&purged_total, pm_page_size(), memory_order_relaxed);
+  }
+  pg->freed_ms = pm_os_now_ms();
+  stack_push_chain(&free_head, pg, pg);
+}
+
+pm_page *pm_pages_pop_free(void) { return stack_pop(&free_head); }
+void pm_pages_push_abandoned(pm_page *pg) { stack_push_chain(&abandoned_head, pg, pg); }
+pm_page *pm_pages_pop_abandoned(void) { return stack_pop(&abandoned_head); }
+
+/* madvise runs of adjacent pages with one call each */
+typedef struct purge_run {
+  char *start, *end;
+  size_t bytes;
+} purge_run;
+
+static void run_add(purge_run *r, pm_page *pg) {
+  char *s = pm_page_start(pg);
+  if (r->end == s) {
+    r->end += pm_page_size();
+    return;
+  }
+  if (r->start) pm_os_purge(r->start, (size_t)(r->end - r->start));
+  r->start = s;
+  r->end = s + pm_page_size();
+}
+
+size_t pm_pages_purge(bool all) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&purging, &expected, 1)) return 0;
+  uint64_t now = pm_os_now_ms();
+  pm_page *clean_first = NULL, *clean_last = NULL, *dirty_first = NULL, *dirty_last = NULL;
+  purge_run run = {0};
+  pm_page *pg = stack_take_all(&free_head);
+  while (pg != NULL) {
+    pm_page *next = stack_next_of(pg);
+    bool old_enough = now - pg->freed_ms >= pm_opt.decay_ms;
+    if (pg->dirty && (all || old_enough)) {
+      run_add(&run, pg);
+      run.bytes += pm_page_size();
+      pg->dirty = 0;
+    }
+    pm_page **first = pg->dirty ? &dirty_first : &clean_first;
+    pm_page **last = pg->dirty ? &dirty_last : &clean_last;
+    relaxed_store(&pg->stack_next, 0);
+    if (*last) relaxed_store(&(*last)->stack_next, pm_page_index(pg) + 1);
+    else *first = pg;
+    *last = pg;
+    pg = next;
+  }
+  if (run.start) pm_os_purge(run.start, (size_t)(run.end - run.start));
+  /* clean pages below, dirty (warm) pages on top so they are reused first */
+  if (clean_first) stack_push_chain(&free_head, clean_first, clean_last);
+  if (dirty_first) stack_push_chain(&free_head, dirty_first, dirty_last);
+  atomic_fetch_add(&purged_total, run.bytes);
+  atomic_store(&last_purge_ms, now);
+  atomic_store(&purging, 0);
+  return run.bytes;
+}
+
+void pm_pages_maybe_purge(void) {
+  if ((uint32_t)atomic_load_explicit(&free_head, memory_order_relaxed) == 0) return;
+  uint64_t now = pm_os_now_ms();
+  uint64_t period = pm_opt.decay_ms / 2 ? pm_opt.decay_ms / 2 : 1;
+  if (now - atomic_load_explicit(&last_purge_ms, memory_order_relaxed) >= period)
+    pm_pages_purge(false);
+}

@@ -1,0 +1,37 @@
+/* common.h - compiler helpers shared by every poolmalloc source file.
+ *
+ * likely/unlikely/noinline/cold are defined once here; PM_EXPORT marks the
+ * only symbols the preload library exports (src/override.c). Everything else
+ * is built with -fvisibility=hidden and carries the pm_ prefix. */
+#ifndef PM_COMMON_H
+#define PM_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdatomic.h>
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define pm_noinline __attribute__((noinline))
+#define pm_cold __attribute__((cold, noinline))
+#define pm_inline static inline __attribute__((always_inline))
+#define PM_EXPORT __attribute__((visibility("default")))
+#define PM_TLS __thread __attribute__((tls_model("initial-exec")))
+#define PM_CACHELINE 64
+
+#ifndef PM_COUNTING
+#define PM_COUNTING 1
+#endif
+#if PM_COUNTING
+#define PM_COUNT(stmt) (stmt)
+#else
+#define PM_COUNT(stmt) ((void)0)
+#endif
+
+#define PM_MIN_ALIGN 16
+
+#define relaxed_load(p) atomic_load_explicit((p), memory_order_relaxed)
+#define relaxed_store(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+
+#endif

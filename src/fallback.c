@@ -1,0 +1,72 @@
+/* fallback.c - the jemalloc tier (see fallback.h). */
+#include "fallback.h"
+
+#include <errno.h>
+
+void *pm_je_mallocx(size_t size, int flags);
+void *pm_je_rallocx(void *ptr, size_t size, int flags);
+size_t pm_je_sallocx(const void *ptr, int flags);
+void pm_je_dallocx(void *ptr, int flags);
+int pm_je_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
+
+#define PM_JE_ZERO 0x40
+
+static _Atomic int started;
+
+bool pm_fallback_started(void) { return relaxed_load(&started) != 0; }
+
+void *pm_fallback_alloc(size_t size, size_t align, bool zero) {
+  if (unlikely(size > PTRDIFF_MAX)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (!relaxed_load(&started)) relaxed_store(&started, 1);
+  int flags = zero ? PM_JE_ZERO : 0;
+  if (size < PM_MIN_ALIGN) size = PM_MIN_ALIGN;
+  if (align > PM_MIN_ALIGN) flags |= __builtin_ctzl(align);
+  void *p = pm_je_mallocx(size, flags);
+  if (unlikely(p == NULL)) errno = ENOMEM;
+  return p;
+}
+
+void *pm_fallback_realloc(void *p, size_t size) {
+  if (unlikely(size > PTRDIFF_MAX)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (size < PM_MIN_ALIGN) size = PM_MIN_ALIGN;
+  void *q = pm_je_rallocx(p, size, 0);
+  if (unlikely(q == NULL)) errno = ENOMEM;
+  return q;
+}
+
+void pm_fallback_free(void *p) {
+  int saved = errno;
+  pm_je_dallocx(p, 0);
+  errno = saved;
+}
+
+size_t pm_fallback_usable(const void *p) { return pm_je_sallocx(p, 0); }
+
+void pm_fallback_figures(uint64_t *allocated, uint64_t *resident, uint64_t *mapped) {
+  *allocated = *resident = *mapped = 0;
+  if (!pm_fallback_started()) return;
+  int saved = errno;
+  uint64_t epoch = 1;
+  size_t len = sizeof epoch;
+  pm_je_mallctl("epoch", &epoch, &len, &epoch, len);
+  size_t v, vlen = sizeof v;
+  if (pm_je_mallctl("stats.allocated", &v, &vlen, NULL, 0) == 0) *allocated = v;
+  vlen = sizeof v;
+  if (pm_je_mallctl("stats.resident", &v, &vlen, NULL, 0) == 0) *resident = v;
+  vlen = sizeof v;
+  if (pm_je_mallctl("stats.mapped", &v, &vlen, NULL, 0) == 0) *mapped = v;
+  errno = saved;
+}
+
+void pm_fallback_trim(void) {
+  if (!pm_fallback_started()) return;
+  int saved = errno;
+  pm_je_mallctl("arena.4096.purge", NULL, NULL, NULL, 0); /* 4096: all arenas */
+  errno = saved;
+}

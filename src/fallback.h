@@ -1,0 +1,26 @@
+/* fallback.h - the embedded jemalloc, reached only through these calls.
+ *
+ * jemalloc is linked from Debian's libjemalloc_pic.a with every public
+ * name renamed to pm_je_* and hidden (cmake/EmbedJemalloc.cmake). These
+ * wrappers fix the parts of its contract that differ from malloc's: size 0
+ * is undefined for mallocx (ask for 16), blocks of 8 bytes or less are only
+ * 8-aligned (ask for 16), and it sets no errno (we set ENOMEM). jemalloc
+ * initialises itself on the first call, never before. */
+#ifndef PM_FALLBACK_H
+#define PM_FALLBACK_H
+
+#include "common.h"
+
+/* NULL with errno ENOMEM on failure. align <= 16 means the default. */
+void *pm_fallback_alloc(size_t size, size_t align, bool zero);
+void *pm_fallback_realloc(void *p, size_t size);
+void pm_fallback_free(void *p); /* keeps errno */
+size_t pm_fallback_usable(const void *p);
+/* true once jemalloc has been called (reports must not initialise it) */
+bool pm_fallback_started(void);
+/* jemalloc's own figures (0 if it never started) */
+void pm_fallback_figures(uint64_t *allocated, uint64_t *resident, uint64_t *mapped);
+/* purge jemalloc's unused dirty pages */
+void pm_fallback_trim(void);
+
+#endif

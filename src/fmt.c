@@ -1,0 +1,138 @@
+/* fmt.c - number and text formatting into fixed buffers (see fmt.h). */
+#include "fmt.h"
+#include "os.h"
+
+#include <string.h>
+
+void pm_buf_mem(pm_buf *b, const char *s, size_t n) {
+  size_t room = b->cap > b->len ? b->cap - b->len : 0;
+  if (n > room) {
+    n = room;
+    b->truncated = true;
+  }
+  memcpy(b->data + b->len, s, n);
+  b->len += n;
+}
+
+void pm_buf_str(pm_buf *b, const char *s) { pm_buf_mem(b, s, strlen(s)); }
+
+void pm_buf_char(pm_buf *b, char c) { pm_buf_mem(b, &c, 1); }
+
+static int u64_digits(char *tmp, uint64_t v) {
+  int n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return n;
+}
+
+void pm_buf_u64w(pm_buf *b, uint64_t v, int width) {
+  char tmp[24];
+  int n = u64_digits(tmp, v);
+  for (int i = n; i < width; i++) pm_buf_char(b, ' ');
+  while (n) pm_buf_char(b, tmp[--n]);
+}
+
+void pm_buf_u64(pm_buf *b, uint64_t v) { pm_buf_u64w(b, v, 0); }
+
+void pm_buf_i64(pm_buf *b, int64_t v) {
+  if (v < 0) {
+    pm_buf_char(b, '-');
+    pm_buf_u64(b, (uint64_t)0 - (uint64_t)v);
+  } else {
+    pm_buf_u64(b, (uint64_t)v);
+  }
+}
+
+void pm_buf_hex(pm_buf *b, uint64_t v) {
+  char tmp[16];
+  int n = 0;
+  do {
+    tmp[n++] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v);
+  pm_buf_str(b, "0x");
+  while (n) pm_buf_char(b, tmp[--n]);
+}
+
+void pm_buf_pad(pm_buf *b, const char *s, int width) {
+  int n = (int)strlen(s);
+  pm_buf_str(b, s);
+  for (int i = n; i < width; i++) pm_buf_char(b, ' ');
+}
+
+/* one decimal: value*10/unit rounded */
+static void buf_fixed1(pm_buf *b, uint64_t num, uint64_t den) {
+  uint64_t tenths = (num * 10 + den / 2) / den;
+  pm_buf_u64(b, tenths / 10);
+  pm_buf_char(b, '.');
+  pm_buf_char(b, (char)('0' + tenths % 10));
+}
+
+void pm_buf_bytes(pm_buf *b, uint64_t v) {
+  static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  if (v < 1024) {
+    pm_buf_u64(b, v);
+    pm_buf_str(b, " B");
+    return;
+  }
+  int u = 0;
+  uint64_t unit = 1;
+  while (u < 4 && v >= unit * 1024) {
+    unit *= 1024;
+    u++;
+  }
+  if (v / unit >= 1000000) { /* avoid overflow in buf_fixed1 */
+    pm_buf_u64(b, v / unit);
+  } else {
+    buf_fixed1(b, v, unit);
+  }
+  pm_buf_char(b, ' ');
+  pm_buf_str(b, units[u]);
+}
+
+void pm_buf_pct(pm_buf *b, uint64_t v, uint64_t total) {
+  if (total == 0) {
+    pm_buf_str(b, "-");
+    return;
+  }
+  if (v > UINT64_MAX / 1000) { v /= 1000; total /= 1000; if (!total) total = 1; }
+  buf_fixed1(b, v * 100, total);
+  pm_buf_char(b, '%');
+}
+
+void pm_buf_json_str(pm_buf *b, const char *s) {
+  pm_buf_char(b, '"');
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') {
+      pm_buf_char(b, '\\');
+      pm_buf_char(b, (char)c);
+    } else if (c < 0x20) {
+      pm_buf_str(b, "\\u00");
+      pm_buf_char(b, "0123456789abcdef"[c >> 4]);
+      pm_buf_char(b, "0123456789abcdef"[c & 15]);
+    } else {
+      pm_buf_char(b, (char)c);
+    }
+  }
+  pm_buf_char(b, '"');
+}
+
+const char *pm_buf_cstr(pm_buf *b) {
+  if (b->cap == 0) return "";
+  if (b->len >= b->cap) b->len = b->cap - 1;
+  b->data[b->len] = 0;
+  return b->data;
+}
+
+void pm_message(const char *msg) {
+  char line[512];
+  pm_buf b = pm_buf_make(line, sizeof line - 1);
+  pm_buf_str(&b, "poolmalloc: ");
+  pm_buf_str(&b, msg);
+  if (b.len > sizeof line - 2) b.len = sizeof line - 2;
+  line[b.len++] = '\n';
+  pm_os_write(2, line, b.len);
+}

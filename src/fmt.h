@@ -1,0 +1,42 @@
+/* fmt.h - formatting into a caller-owned buffer, without malloc or stdio.
+ *
+ * Used by every path that must not allocate: option warnings, error
+ * messages, the verbose dump and the statistics report. A pm_buf never
+ * overflows: text past its capacity is dropped and `truncated` is set. */
+#ifndef PM_FMT_H
+#define PM_FMT_H
+
+#include "common.h"
+
+typedef struct pm_buf {
+  char *data;
+  size_t cap, len;
+  bool truncated;
+} pm_buf;
+
+pm_inline pm_buf pm_buf_make(char *data, size_t cap) {
+  pm_buf b = {data, cap, 0, false};
+  return b;
+}
+void pm_buf_str(pm_buf *b, const char *s);
+void pm_buf_mem(pm_buf *b, const char *s, size_t n);
+void pm_buf_char(pm_buf *b, char c);
+void pm_buf_u64(pm_buf *b, uint64_t v);
+void pm_buf_i64(pm_buf *b, int64_t v);
+void pm_buf_hex(pm_buf *b, uint64_t v); /* 0x-prefixed */
+/* v right-aligned in a field of `width` characters */
+void pm_buf_u64w(pm_buf *b, uint64_t v, int width);
+void pm_buf_pad(pm_buf *b, const char *s, int width); /* left-aligned */
+/* bytes as "1.5 MiB" (or "512 B") */
+void pm_buf_bytes(pm_buf *b, uint64_t v);
+/* v/total as "12.3%" */
+void pm_buf_pct(pm_buf *b, uint64_t v, uint64_t total);
+/* a JSON string literal, escaped */
+void pm_buf_json_str(pm_buf *b, const char *s);
+/* NUL-terminates (within capacity) and returns data */
+const char *pm_buf_cstr(pm_buf *b);
+
+/* Writes "poolmalloc: <msg>\n" to stderr in one write(2). */
+void pm_message(const char *msg);
+
+#endif

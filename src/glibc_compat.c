@@ -1,0 +1,113 @@
+/* glibc_compat.c - mallinfo, mallinfo2, malloc_trim, malloc_stats,
+ * malloc_info, mallopt: glibc's extensions with glibc's return conventions,
+ * describing poolmalloc's heap (pools plus the embedded jemalloc). */
+#define _GNU_SOURCE
+#include "glibc_compat.h"
+#include "arena.h"
+#include "fallback.h"
+#include "fmt.h"
+#include "heap.h"
+#include "os.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+void pm_mallinfo2(struct mallinfo2 *mi) {
+  pm_snapshot s;
+  pm_stats_snapshot(&s);
+  uint64_t je_alloc, je_res, je_mapped;
+  pm_fallback_figures(&je_alloc, &je_res, &je_mapped);
+  uint64_t pool_bytes = s.pages_in_use << pm_g.page_shift;
+  struct mallinfo2 m = {0};
+  m.arena = pool_bytes;                 /* non-mmapped space: pool pages in use */
+  m.ordblks = s.pages_in_use;           /* free chunks: pages with blocks */
+  m.smblks = 0;
+  m.hblks = 0;
+  m.hblkhd = je_mapped;                 /* space of the jemalloc tier */
+  m.usmblks = 0;
+  m.fsmblks = 0;
+  m.uordblks = s.block_bytes_live + je_alloc; /* bytes in use */
+  m.fordblks = pool_bytes > s.block_bytes_live ? pool_bytes - s.block_bytes_live : 0;
+  m.keepcost = s.pages_free_cached << pm_g.page_shift;
+  *mi = m;
+}
+
+static int clamp_int(size_t v) { return v > 0x7fffffff ? 0x7fffffff : (int)v; }
+
+void pm_mallinfo(struct mallinfo *out) {
+  struct mallinfo2 m;
+  pm_mallinfo2(&m);
+  out->arena = clamp_int(m.arena);
+  out->ordblks = clamp_int(m.ordblks);
+  out->smblks = clamp_int(m.smblks);
+  out->hblks = clamp_int(m.hblks);
+  out->hblkhd = clamp_int(m.hblkhd);
+  out->usmblks = clamp_int(m.usmblks);
+  out->fsmblks = clamp_int(m.fsmblks);
+  out->uordblks = clamp_int(m.uordblks);
+  out->fordblks = clamp_int(m.fordblks);
+  out->keepcost = clamp_int(m.keepcost);
+}
+
+int pm_malloc_trim(size_t pad) {
+  (void)pad;
+  pm_heap *h = pm_tls_heap;
+  if (h->kind == PM_HEAP_REAL) pm_heap_flush_cache(h);
+  size_t purged = pm_g.size ? pm_pages_purge(true) : 0;
+  pm_fallback_trim();
+  return purged > 0 ? 1 : 0;
+}
+
+/* glibc prints per-arena figures to stderr; we print the same shape */
+void pm_malloc_stats(void) {
+  struct mallinfo2 m;
+  pm_mallinfo2(&m);
+  char text[512];
+  pm_buf b = pm_buf_make(text, sizeof text);
+  pm_buf_str(&b, "Arena 0:\nsystem bytes     = ");
+  pm_buf_u64w(&b, m.arena + m.hblkhd, 10);
+  pm_buf_str(&b, "\nin use bytes     = ");
+  pm_buf_u64w(&b, m.uordblks, 10);
+  pm_buf_str(&b, "\nTotal (incl. mmap):\nsystem bytes     = ");
+  pm_buf_u64w(&b, m.arena + m.hblkhd, 10);
+  pm_buf_str(&b, "\nin use bytes     = ");
+  pm_buf_u64w(&b, m.uordblks, 10);
+  pm_buf_str(&b, "\nmax mmap regions = ");
+  pm_buf_u64w(&b, 0, 10);
+  pm_buf_str(&b, "\nmax mmap bytes   = ");
+  pm_buf_u64w(&b, 0, 10);
+  pm_buf_char(&b, '\n');
+  pm_os_write(2, b.data, b.len);
+}
+
+int pm_malloc_info(int options, FILE *fp) {
+  if (options != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct mallinfo2 m;
+  pm_mallinfo2(&m);
+  char text[512];
+  pm_buf b = pm_buf_make(text, sizeof text);
+  pm_buf_str(&b, "<malloc version=\"1\">\n<heap nr=\"0\">\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+                 "<system type=\"current\" size=\"");
+  pm_buf_u64(&b, m.arena + m.hblkhd);
+  pm_buf_str(&b, "\"/>\n</heap>\n<total type=\"mmap\" count=\"0\" size=\"");
+  pm_buf_u64(&b, m.hblkhd);
+  pm_buf_str(&b, "\"/>\n<system type=\"current\" size=\"");
+  pm_buf_u64(&b, m.arena + m.hblkhd);
+  pm_buf_str(&b, "\"/>\n<aspace type=\"total\" size=\"");
+  pm_buf_u64(&b, m.arena + m.hblkhd);
+  pm_buf_str(&b, "\"/>\n</malloc>\n");
+  fwrite(b.data, 1, b.len, fp);
+  return 0;
+}
+
+/* glibc returns 1 on success; poolmalloc has no use for glibc's knobs and
+ * accepts them all, as glibc accepts them when they change nothing */
+int pm_mallopt(int param, int value) {
+  (void)param;
+  (void)value;
+  return 1;
+}

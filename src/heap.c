@@ -1,0 +1,319 @@
+/* heap.c - per-thread heaps: finding a page with free blocks, moving pages
+ * between the current/available/full lists, abandoning and adopting pages.
+ *
+ * Only the owning thread touches a heap's lists. Other threads touch a page
+ * only through its atomic remote list and full flag, and a heap only through
+ * remote_full_hint. Nothing here takes a lock. */
+#include "heap.h"
+#include "options.h"
+#include "os.h"
+
+#define PM_MAX_HEAPS 16384
+#define PM_HEAP_CACHE_PAGES 4
+#define PM_ADOPT_BATCH 4
+#define PM_SCAN_STEP 64
+
+pm_page pm_page_empty;
+#define PM_EMPTY_PAGES {[0 ... PM_NCLASSES - 1] = &pm_page_empty}
+pm_heap pm_heap_empty = {.pages = PM_EMPTY_PAGES, .kind = PM_HEAP_EMPTY};
+pm_heap pm_heap_jemalloc = {.pages = PM_EMPTY_PAGES, .kind = PM_HEAP_JEMALLOC};
+PM_TLS pm_heap *pm_tls_heap = &pm_heap_empty;
+pm_shared_stats pm_shared;
+
+static pm_heap *heaps;
+static uint32_t max_heaps;
+static _Atomic uint32_t nheaps;
+static _Atomic uint64_t free_heaps; /* (tag << 32) | (index + 1) */
+_Atomic uint64_t pm_threads_live, pm_threads_peak, pm_threads_total;
+
+bool pm_heaps_init(void) {
+  for (uint32_t n = PM_MAX_HEAPS; n >= 64; n /= 2) {
+    heaps = pm_os_map((size_t)n * sizeof(pm_heap));
+    if (heaps != NULL) {
+      max_heaps = n;
+      return true;
+    }
+  }
+  return false;
+}
+
+uint32_t pm_heap_count(void) { return atomic_load(&nheaps); }
+pm_heap *pm_heap_at(uint32_t i) { return &heaps[i]; }
+
+pm_heap *pm_heap_acquire(void) {
+  pm_heap *h = NULL;
+  uint64_t old = atomic_load_explicit(&free_heaps, memory_order_acquire), next;
+  do {
+    if ((uint32_t)old == 0) break;
+    h = &heaps[(uint32_t)old - 1];
+    next = ((old >> 32) + 1) << 32 | relaxed_load(&h->stack_next);
+  } while (!atomic_compare_exchange_weak_explicit(&free_heaps, &old, next, memory_order_acquire,
+                                                  memory_order_acquire));
+  if ((uint32_t)old == 0) {
+    uint32_t i = atomic_fetch_add(&nheaps, 1);
+    if (i >= max_heaps) {
+      atomic_fetch_sub(&nheaps, 1);
+      return NULL;
+    }
+    h = &heaps[i];
+    for (unsigned c = 0; c < PM_NCLASSES; c++) h->pages[c] = &pm_page_empty;
+    h->kind = PM_HEAP_REAL;
+  }
+  h->live = 1;
+  uint64_t live = atomic_fetch_add(&pm_threads_live, 1) + 1;
+  atomic_fetch_add(&pm_threads_total, 1);
+  uint64_t peak = atomic_load(&pm_threads_peak);
+  while (live > peak && !atomic_compare_exchange_weak(&pm_threads_peak, &peak, live)) {
+  }
+  return h;
+}
+
+/* ---- owner-only page lists ---- */
+
+static void list_push(pm_page **head, pm_page *pg) {
+  pg->prev = NULL;
+  pg->next = *head;
+  if (*head) (*head)->prev = pg;
+  *head = pg;
+}
+
+static void list_remove(pm_page **head, pm_page *pg) {
+  if (pg->prev) pg->prev->next = pg->next;
+  else *head = pg->next;
+  if (pg->next) pg->next->prev = pg->prev;
+  pg->next = pg->prev = NULL;
+}
+
+static void make_current(pm_heap *h, pm_page *pg) {
+  pg->where = PM_IN_CURRENT;
+  h->pages[pg->cls] = pg;
+}
+
+static void add_avail(pm_heap *h, pm_page *pg) {
+  if (h->pages[pg->cls] == &pm_page_empty) {
+    make_current(h, pg);
+    return;
+  }
+  pg->where = PM_IN_AVAIL;
+  list_push(&h->avail[pg->cls], pg);
+}
+
+static void unfull(pm_heap *h, pm_page *pg) {
+  if (h->full_cursor == pg) h->full_cursor = pg->next;
+  list_remove(&h->full, pg);
+  h->nfull--;
+  pg->where = PM_IN_NONE;
+  atomic_store_explicit(&pg->full, 0, memory_order_relaxed);
+}
+
+/* Puts pg (no free block, nothing left to carve) on the full list. A remote
+ * free that raced with us is seen by one side or the other (both use
+ * seq_cst): if it landed, the page comes back with its blocks and we return
+ * true. */
+static bool retire_full(pm_heap *h, pm_page *pg) {
+  pg->where = PM_IN_FULL;
+  list_push(&h->full, pg);
+  h->nfull++;
+  atomic_store_explicit(&pg->full, 1, memory_order_seq_cst);
+  if (atomic_load_explicit(&pg->remote, memory_order_seq_cst) == NULL) return false;
+  unfull(h, pg);
+  pm_page_collect(pg);
+  return true;
+}
+
+static void release_page(pm_heap *h, pm_page *pg) {
+  pg->where = PM_IN_NONE;
+  pg->state = PM_PAGE_FREE;
+  atomic_store_explicit(&pg->owner, NULL, memory_order_release);
+  PM_COUNT(h->stats.pages_released++);
+  if (h->ncache < PM_HEAP_CACHE_PAGES) {
+    pg->where = PM_IN_CACHE;
+    pg->next = h->cache;
+    h->cache = pg;
+    h->ncache++;
+    return;
+  }
+  pm_pages_push_free(pg);
+  pm_pages_maybe_purge();
+}
+
+void pm_heap_flush_cache(pm_heap *h) {
+  while (h->cache) {
+    pm_page *pg = h->cache;
+    h->cache = pg->next;
+    pg->next = NULL;
+    pg->where = PM_IN_NONE;
+    pm_pages_push_free(pg);
+  }
+  h->ncache = 0;
+}
+
+/* Pages that went full and then received remote frees: the freeing thread
+ * raised remote_full_hint; look through the full list a bounded step at a
+ * time so one slow path never walks a huge list. */
+static void scan_full(pm_heap *h) {
+  if (relaxed_load(&h->remote_full_hint)) {
+    atomic_store_explicit(&h->remote_full_hint, 0, memory_order_seq_cst);
+    h->scan_left = h->nfull;
+    h->full_cursor = h->full;
+  }
+  for (unsigned step = 0; step < PM_SCAN_STEP && h->scan_left && h->full_cursor; step++) {
+    pm_page *pg = h->full_cursor;
+    h->full_cursor = pg->next;
+    h->scan_left--;
+    if (atomic_load_explicit(&pg->remote, memory_order_acquire) == NULL) continue;
+    unfull(h, pg);
+    pm_page_collect(pg);
+    if (pg->used == 0) release_page(h, pg);
+    else add_avail(h, pg);
+  }
+  if (h->full_cursor == NULL) h->scan_left = 0;
+}
+
+static bool has_free(pm_page *pg) {
+  return pg->free != NULL || pm_page_collect(pg) || pm_page_carve(pg);
+}
+
+/* Takes up to a few abandoned pages; returns one of class cls with free
+ * blocks (made current) if it found one. */
+static pm_page *adopt(pm_heap *h, unsigned cls) {
+  pm_page *found = NULL;
+  for (int i = 0; i < PM_ADOPT_BATCH && !found; i++) {
+    pm_page *pg = pm_pages_pop_abandoned();
+    if (pg == NULL) break;
+    atomic_store_explicit(&pg->owner, h, memory_order_seq_cst);
+    PM_COUNT(h->stats.pages_adopted++);
+    pm_page_collect(pg);
+    if (pg->used == 0) {
+      release_page(h, pg);
+      continue;
+    }
+    if (!has_free(pg) && !retire_full(h, pg)) continue;
+    if (pg->cls == cls && h->pages[cls] == &pm_page_empty) found = pg;
+    add_avail(h, pg);
+  }
+  return found;
+}
+
+static pm_page *new_page(pm_heap *h) {
+  pm_page *pg = h->cache;
+  if (pg != NULL) {
+    h->cache = pg->next;
+    h->ncache--;
+    PM_COUNT(h->stats.pages_reused++);
+    return pg;
+  }
+  pg = pm_pages_pop_free();
+  if (pg != NULL) {
+    PM_COUNT(h->stats.pages_reused++);
+    return pg;
+  }
+  size_t psize = pm_page_size();
+  if ((size_t)(h->arena_end - h->arena_cur) < psize &&
+      !pm_arena_take(&h->arena_cur, &h->arena_end))
+    return NULL;
+  pg = pm_page_of(h->arena_cur);
+  h->arena_cur += psize;
+  PM_COUNT(h->stats.pages_fresh++);
+  return pg;
+}
+
+pm_page *pm_heap_page_for(pm_heap *h, unsigned cls) {
+  if (relaxed_load(&h->remote_full_hint) || h->scan_left) scan_full(h);
+  pm_page *pg = h->pages[cls];
+  if (pg != &pm_page_empty) {
+    if (has_free(pg)) return pg;
+    h->pages[cls] = &pm_page_empty;
+    if (retire_full(h, pg)) {
+      make_current(h, pg);
+      return pg;
+    }
+  }
+  while ((pg = h->avail[cls]) != NULL) {
+    list_remove(&h->avail[cls], pg);
+    if (has_free(pg) || retire_full(h, pg)) {
+      make_current(h, pg);
+      return pg;
+    }
+  }
+  pg = adopt(h, cls);
+  if (pg != NULL) return pg;
+  pg = new_page(h);
+  if (pg == NULL) return NULL;
+  pm_page_init(pg, cls, h);
+  pm_page_carve(pg);
+  make_current(h, pg);
+  return pg;
+}
+
+void pm_heap_free_slow(pm_heap *h, pm_page *pg) {
+  if (pg->where == PM_IN_FULL) {
+    unfull(h, pg);
+    if (pg->used == 0) release_page(h, pg);
+    else add_avail(h, pg);
+    return;
+  }
+  if (pg->used == 0 && pg->where == PM_IN_AVAIL) {
+    list_remove(&h->avail[pg->cls], pg);
+    release_page(h, pg);
+  }
+  /* the current page stays even when empty: malloc/free of one block in a
+   * loop must not take and release a page every time */
+}
+
+static void abandon_page(pm_heap *h, pm_page *pg) {
+  pm_page_collect(pg);
+  pg->next = pg->prev = NULL;
+  pg->where = PM_IN_NONE;
+  if (pg->used == 0) {
+    pg->state = PM_PAGE_FREE;
+    atomic_store_explicit(&pg->owner, NULL, memory_order_release);
+    PM_COUNT(h->stats.pages_released++);
+    pm_pages_push_free(pg);
+    return;
+  }
+  atomic_store_explicit(&pg->full, 0, memory_order_relaxed);
+  atomic_store_explicit(&pg->owner, NULL, memory_order_seq_cst);
+  PM_COUNT(h->stats.pages_abandoned++);
+  pm_pages_push_abandoned(pg);
+}
+
+void pm_heap_release(pm_heap *h) {
+  for (unsigned c = 0; c < PM_NCLASSES; c++) {
+    pm_page *pg = h->pages[c];
+    h->pages[c] = &pm_page_empty;
+    if (pg != &pm_page_empty) abandon_page(h, pg);
+    while ((pg = h->avail[c]) != NULL) {
+      h->avail[c] = pg->next;
+      abandon_page(h, pg);
+    }
+  }
+  pm_page *pg;
+  while ((pg = h->full) != NULL) {
+    h->full = pg->next;
+    abandon_page(h, pg);
+  }
+  h->nfull = h->scan_left = 0;
+  h->full_cursor = NULL;
+  pm_heap_flush_cache(h);
+  h->live = 0;
+  atomic_fetch_sub(&pm_threads_live, 1);
+  uint32_t idx = (uint32_t)(h - heaps);
+  uint64_t old = atomic_load_explicit(&free_heaps, memory_order_relaxed), next;
+  do {
+    relaxed_store(&h->stack_next, (uint32_t)old);
+    next = ((old >> 32) + 1) << 32 | (uint64_t)(idx + 1);
+  } while (!atomic_compare_exchange_weak_explicit(&free_heaps, &old, next, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+void pm_heaps_after_fork(pm_heap *self) {
+  /* The other threads are gone; their pages stay owned by heaps nobody
+   * runs, so frees into them are remote pushes (safe) and the memory is held
+   * until exit. Touching their lists is not safe: a thread may have been in
+   * the middle of changing them when fork() copied the address space. */
+  uint32_t n = atomic_load(&nheaps);
+  for (uint32_t i = 0; i < n; i++)
+    if (&heaps[i] != self) heaps[i].live = 0;
+  atomic_store(&pm_threads_live, self->kind == PM_HEAP_REAL ? 1 : 0);
+}

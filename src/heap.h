@@ -1,0 +1,77 @@
+/* heap.h - the per-thread heap: one pool per size class.
+ *
+ * A thread's heap is reached through initial-exec TLS. For each class it
+ * keeps the current page (the fast path pops from its free list), a list of
+ * other pages with free blocks, and it keeps pages without any free block on
+ * one full list. Remote frees into a full page raise a hint the owner acts
+ * on in its slow path. Heaps are never freed: a thread's exit abandons its
+ * pages and recycles the heap for a later thread, so its counters remain
+ * part of every later report. Heaps live in one mapped table, outside the
+ * malloc heap, and are found by index. */
+#ifndef PM_HEAP_H
+#define PM_HEAP_H
+
+#include "page.h"
+#include "stats.h"
+
+enum { PM_HEAP_EMPTY = 0, PM_HEAP_REAL = 1, PM_HEAP_JEMALLOC = 2 };
+
+typedef struct pm_heap {
+  pm_page *pages[PM_NCLASSES]; /* current page per class, &pm_page_empty if none */
+  pm_class_stats cstats[PM_NCLASSES];
+  pm_page *avail[PM_NCLASSES]; /* other pages of the class with free blocks */
+  pm_page *full;               /* pages without a free block */
+  pm_page *full_cursor;        /* where the remote-free scan of `full` resumes */
+  uint32_t nfull, scan_left;
+  pm_page *cache; /* a few emptied pages kept for reuse without atomics */
+  uint32_t ncache;
+  uint8_t kind; /* PM_HEAP_* */
+  uint8_t live;
+  char *arena_cur, *arena_end; /* bump range pages are carved from */
+  pm_heap_stats stats;
+  _Atomic uint32_t stack_next;
+  _Alignas(PM_CACHELINE) _Atomic int remote_full_hint; /* written by other threads */
+} pm_heap;
+
+extern pm_page pm_page_empty;
+extern pm_heap pm_heap_empty;    /* a thread that has not allocated yet */
+extern pm_heap pm_heap_jemalloc; /* everything to jemalloc (disabled, exiting thread) */
+extern PM_TLS pm_heap *pm_tls_heap;
+
+/* Counters of threads without a heap, added atomically. */
+typedef struct pm_shared_stats {
+#define PM_AFIELD(f, ...) _Atomic uint64_t f;
+  PM_HEAP_COUNTERS(PM_AFIELD)
+#undef PM_AFIELD
+  _Atomic uint64_t class_frees[PM_NCLASSES];
+} pm_shared_stats;
+extern pm_shared_stats pm_shared;
+
+#define PM_STAT_ADD(h, field, n)                                                         \
+  do {                                                                                   \
+    if (likely((h)->kind == PM_HEAP_REAL)) PM_COUNT((h)->stats.field += (n));            \
+    else PM_COUNT(atomic_fetch_add_explicit(&pm_shared.field, (n), memory_order_relaxed)); \
+  } while (0)
+
+/* Maps the heap table; false if the OS refuses. */
+bool pm_heaps_init(void);
+/* A heap for a new thread, or NULL when the table is full. */
+pm_heap *pm_heap_acquire(void);
+/* Abandons h's pages and recycles it (thread exit). */
+void pm_heap_release(pm_heap *h);
+/* A page of class cls with a non-empty free list, made current; NULL when
+ * the region is exhausted. */
+pm_page *pm_heap_page_for(pm_heap *h, unsigned cls);
+/* After a same-thread free left pg empty, or freed into a full page. */
+void pm_heap_free_slow(pm_heap *h, pm_page *pg);
+/* Empties h's page cache into the global free stack (malloc_trim). */
+void pm_heap_flush_cache(pm_heap *h);
+/* In a fork child: every heap but `self` belongs to a thread that is gone. */
+void pm_heaps_after_fork(pm_heap *self);
+
+/* Iteration for statistics. */
+uint32_t pm_heap_count(void);
+pm_heap *pm_heap_at(uint32_t i);
+extern _Atomic uint64_t pm_threads_live, pm_threads_peak, pm_threads_total;
+
+#endif

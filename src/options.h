@@ -1,0 +1,81 @@
+/* options.h - the one table of POOLMALLOC_* settings.
+ *
+ * PM_OPTIONS lists every option once: name, field, kind, default, range and
+ * a one-line meaning. The parser, the verbose dump, `pm-options --markdown`
+ * (the README table) and the report header are all generated from it. */
+#ifndef PM_OPTIONS_H
+#define PM_OPTIONS_H
+
+#include "common.h"
+
+typedef enum { PM_OPT_SIZE, PM_OPT_UINT, PM_OPT_BOOL, PM_OPT_STATS, PM_OPT_STRING } pm_opt_kind;
+
+enum { PM_STATS_OFF = 0, PM_STATS_TEXT = 1, PM_STATS_JSON = 2 };
+
+#define PM_KiB ((uint64_t)1024)
+#define PM_MiB (PM_KiB * 1024)
+#define PM_GiB (PM_MiB * 1024)
+
+/* X(NAME, field, kind, default, min, max, meaning) */
+#define PM_OPTIONS(X)                                                                    \
+  X(POOL_SIZE, pool_size, PM_OPT_SIZE, 64 * PM_KiB, 4 * PM_KiB, 1 * PM_MiB,              \
+    "bytes per pool page (a power of two); every page holds blocks of one size class")   \
+  X(MAX_POOLED, max_pooled, PM_OPT_SIZE, 0, 0, 1 * PM_MiB,                               \
+    "largest request served from the pools; 0 means POOLMALLOC_POOL_SIZE/2; larger "     \
+    "requests go to jemalloc")                                                           \
+  X(DISABLE, disable, PM_OPT_BOOL, 0, 0, 1,                                              \
+    "send every request to the embedded jemalloc (A/B comparisons, memory tools)")       \
+  X(VERBOSE, verbose, PM_OPT_BOOL, 0, 0, 1,                                              \
+    "print the version and every effective option once, on stderr")                     \
+  X(STATS, stats, PM_OPT_STATS, 0, 0, 2,                                                 \
+    "write a statistics report at exit: 0/off, 1/text, json")                            \
+  X(STATS_FILE, stats_file, PM_OPT_STRING, 0, 0, 0,                                      \
+    "write the report to this file instead of stderr; %p is the pid, %e the program")    \
+  X(DECAY_MS, decay_ms, PM_OPT_UINT, 1000, 0, 3600000,                                   \
+    "milliseconds a free pool page stays resident before its memory goes back to the "   \
+    "OS (0: at once)")                                                                   \
+  X(REGION_SIZE, region_size, PM_OPT_SIZE, 32 * PM_GiB, 64 * PM_MiB, 4096 * PM_GiB,      \
+    "address space reserved (not committed) for pool pages")
+
+typedef struct pm_options {
+#define PM_OPT_FIELD(NAME, field, kind, def, lo, hi, help) uint64_t field;
+  PM_OPTIONS(PM_OPT_FIELD)
+#undef PM_OPT_FIELD
+  const char *stats_file_str; /* points into environ; NULL if unset */
+} pm_options;
+
+typedef struct pm_option_info {
+  const char *name; /* without the POOLMALLOC_ prefix */
+  pm_opt_kind kind;
+  uint64_t def, lo, hi;
+  const char *help;
+  size_t offset; /* of the field in pm_options */
+} pm_option_info;
+
+extern const pm_option_info pm_option_table[];
+extern const size_t pm_option_count;
+
+/* The effective options; valid after pm_options_init(). */
+extern pm_options pm_opt;
+
+/* Reads every option with `get` (a getenv), validating each; calls `warn`
+ * once per bad value or unknown POOLMALLOC_ name with a full line (without
+ * "poolmalloc: " prefix and newline). No allocation. */
+typedef const char *(*pm_getenv_fn)(const char *name);
+typedef void (*pm_warn_fn)(const char *line);
+void pm_options_load(pm_options *out, pm_getenv_fn get, pm_warn_fn warn);
+/* Checks environ for POOLMALLOC_* names that are not options. */
+void pm_options_check_unknown(char **env, pm_warn_fn warn);
+
+/* Parses "64K", "1MiB", "4096" into *out; false if not a size. */
+bool pm_parse_size(const char *s, uint64_t *out);
+
+/* Loads pm_opt from the environment once (idempotent, thread-safe enough:
+ * every loader computes the same values). */
+void pm_options_init(void);
+
+/* Formats the effective value of option i into b. */
+struct pm_buf;
+void pm_option_format(struct pm_buf *b, const pm_options *o, size_t i);
+
+#endif

@@ -1,0 +1,148 @@
+/* os.c - the platform layer: mmap, madvise, environ, write(2), clocks.
+ *
+ * Every function keeps errno as the caller left it: an allocator must not
+ * change errno on success, and glibc's free never does. */
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+void *pm_os_reserve(size_t size, size_t align) {
+  int saved = errno;
+  size_t span = size + align;
+  char *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    errno = saved;
+    return NULL;
+  }
+  uintptr_t start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+  size_t head = start - (uintptr_t)p;
+  if (head) munmap(p, head);
+  size_t tail = span - head - size;
+  if (tail) munmap((char *)start + size, tail);
+  errno = saved;
+  return (void *)start;
+}
+
+void *pm_os_map(size_t size) {
+  int saved = errno;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? NULL : p;
+}
+
+bool pm_os_commit(void *p, size_t size) {
+  int saved = errno;
+  bool ok = mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+  errno = saved;
+  return ok;
+}
+
+void pm_os_purge(void *p, size_t size) {
+  int saved = errno;
+  madvise(p, size, MADV_DONTNEED);
+  errno = saved;
+}
+
+bool pm_os_write(int fd, const char *buf, size_t len) {
+  int saved = errno;
+  bool ok = true;
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ok = false;
+      break;
+    }
+    buf += n;
+    len -= (size_t)n;
+  }
+  errno = saved;
+  return ok;
+}
+
+const char *pm_os_getenv(const char *name) {
+  if (environ == NULL) return NULL;
+  size_t len = strlen(name);
+  for (char **e = environ; *e != NULL; e++) {
+    if (strncmp(*e, name, len) == 0 && (*e)[len] == '=') return *e + len + 1;
+  }
+  return NULL;
+}
+
+uint64_t pm_os_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t pm_os_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint64_t pm_os_random(void) {
+  static _Atomic uint64_t counter;
+  uint64_t seed = (uint64_t)(uintptr_t)&counter ^ pm_os_now_ns();
+  const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+  if (r != NULL) {
+    uint64_t a, b;
+    memcpy(&a, r, 8);
+    memcpy(&b, r + 8, 8);
+    seed ^= a ^ mix64(b);
+  }
+  return mix64(seed + atomic_fetch_add(&counter, 0x9e3779b97f4a7c15ull));
+}
+
+bool pm_os_secure(void) { return getauxval(AT_SECURE) != 0; }
+
+size_t pm_os_page_size(void) {
+  static size_t page;
+  if (page == 0) page = (size_t)sysconf(_SC_PAGESIZE);
+  return page;
+}
+
+static size_t parse_kb_line(const char *buf, const char *key) {
+  const char *p = strstr(buf, key);
+  if (p == NULL) return 0;
+  p += strlen(key);
+  while (*p == ' ' || *p == '\t') p++;
+  size_t v = 0;
+  while (*p >= '0' && *p <= '9') v = v * 10 + (size_t)(*p++ - '0');
+  return v * 1024;
+}
+
+void pm_os_rss(size_t *current, size_t *peak) {
+  int saved = errno;
+  char buf[4096];
+  *current = *peak = 0;
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0) {
+      buf[n] = 0;
+      *current = parse_kb_line(buf, "VmRSS:");
+      *peak = parse_kb_line(buf, "VmHWM:");
+    }
+  }
+  errno = saved;
+}

@@ -1,0 +1,64 @@
+/* page.c - carving, free lists and remote collection of one pool page. */
+#include "page.h"
+
+#define PM_CARVE_BYTES 4096
+
+void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
+  size_t bsize = pm_class_size(cls);
+  pg->free = NULL;
+  pg->used = 0;
+  pg->bsize = (uint32_t)bsize;
+  pg->magic = (((uint64_t)1 << 40) + bsize - 1) / bsize;
+  pg->capacity = (uint32_t)(pm_page_size() / bsize);
+  pg->carved = 0;
+  pg->cls = (uint8_t)cls;
+  pg->state = PM_PAGE_IN_USE;
+  pg->where = PM_IN_NONE;
+  pg->dirty = 1;
+  pg->next = pg->prev = NULL;
+  atomic_store_explicit(&pg->remote, NULL, memory_order_relaxed);
+  atomic_store_explicit(&pg->full, 0, memory_order_relaxed);
+  atomic_store_explicit(&pg->owner, heap, memory_order_release);
+}
+
+bool pm_page_carve(pm_page *pg) {
+  uint32_t left = pg->capacity - pg->carved;
+  if (left == 0) return false;
+  uint32_t n = PM_CARVE_BYTES / pg->bsize;
+  if (n == 0) n = 1;
+  if (n > left) n = left;
+  char *first = pm_page_start(pg) + (size_t)pg->carved * pg->bsize;
+  char *b = first;
+  for (uint32_t i = 1; i < n; i++, b += pg->bsize) pm_block_set_next((pm_block *)b, (pm_block *)(b + pg->bsize));
+  pm_block_set_next((pm_block *)b, pg->free);
+  pg->free = (pm_block *)first;
+  pg->carved += n;
+  return true;
+}
+
+uint32_t pm_page_collect(pm_page *pg) {
+  if (atomic_load_explicit(&pg->remote, memory_order_relaxed) == NULL) return 0;
+  pm_block *head = atomic_exchange_explicit(&pg->remote, NULL, memory_order_acquire);
+  if (head == NULL) return 0;
+  uint32_t n = 1;
+  pm_block *tail = head;
+  for (pm_block *nx; (nx = pm_block_next(tail)) != NULL; tail = nx) n++;
+  pm_block_set_next(tail, pg->free);
+  pg->free = head;
+  pg->used -= n;
+  return n;
+}
+
+/* walks a free list, stopping at the first link that leaves the page (a
+ * corrupted list must not send the check itself astray) */
+static bool list_holds(pm_page *pg, pm_block *f, const pm_block *b) {
+  for (uint32_t limit = pg->capacity + 1; f != NULL && limit--; f = pm_block_next(f)) {
+    if (f == b) return true;
+    if (!pm_is_pool_ptr(f) || pm_page_of(f) != pg) return false;
+  }
+  return false;
+}
+
+bool pm_page_holds_free(pm_page *pg, const pm_block *b) {
+  return list_holds(pg, pg->free, b) || list_holds(pg, atomic_load(&pg->remote), b);
+}

@@ -1,0 +1,286 @@
+/* report.c - the text and JSON statistics reports (see report.h).
+ *
+ * Both formats come from one snapshot and the field lists of stats.h and
+ * options.h. The JSON schema is versioned ("schema": 1) and documented in
+ * docs/report.md. */
+#define _GNU_SOURCE
+#include "report.h"
+#include "fallback.h"
+#include "fmt.h"
+#include "init.h"
+#include "options.h"
+#include "os.h"
+#include "sizeclass.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PM_REPORT_SCHEMA 1
+#define PM_REPORT_CAP (256 * 1024)
+
+/* the command line from /proc/self/cmdline, arguments joined by spaces */
+static void cmdline(char *out, size_t cap) {
+  int saved = errno;
+  out[0] = 0;
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t n = read(fd, out, cap - 1);
+    close(fd);
+    if (n > 0) {
+      for (ssize_t i = 0; i < n; i++)
+        if (out[i] == 0) out[i] = ' ';
+      while (n > 0 && out[n - 1] == ' ') n--;
+      out[n] = 0;
+    }
+  }
+  errno = saved;
+}
+
+typedef struct totals {
+  uint64_t allocs, frees, req, fallbacks;
+} totals;
+
+static totals sum(const pm_snapshot *s) {
+  totals t = {0, 0, 0, 0};
+  for (unsigned c = 0; c < PM_NCLASSES; c++) {
+    t.allocs += s->cls[c].allocs;
+    t.frees += s->cls[c].frees;
+    t.req += s->cls[c].req_bytes;
+  }
+  t.fallbacks = s->heap.fb_too_large + s->heap.fb_alignment + s->heap.fb_disabled +
+                s->heap.fb_region_full + s->heap.fb_no_heap;
+  return t;
+}
+
+static void text_bytes(pm_buf *b, uint64_t v) {
+  pm_buf_bytes(b, v);
+  if (v >= 1024) {
+    pm_buf_str(b, " (");
+    pm_buf_u64(b, v);
+    pm_buf_str(b, ")");
+  }
+}
+
+static void format_text(pm_buf *b, const pm_snapshot *s) {
+  char cmd[512];
+  cmdline(cmd, sizeof cmd);
+  totals t = sum(s);
+  uint64_t requests = t.allocs + t.fallbacks;
+  pm_buf_str(b, "==== poolmalloc " PM_VERSION " report begin: pid ");
+  pm_buf_u64(b, (uint64_t)getpid());
+  pm_buf_str(b, " ====\nprogram:   ");
+  pm_buf_str(b, cmd);
+  pm_buf_str(b, "\nrun time:  ");
+  pm_buf_u64(b, pm_uptime_ns() / 1000000);
+  pm_buf_str(b, " ms\noptions:  ");
+  for (size_t i = 0; i < pm_option_count; i++) {
+    pm_buf_str(b, " ");
+    pm_buf_str(b, pm_option_table[i].name);
+    pm_buf_char(b, '=');
+    pm_option_format(b, &pm_opt, i);
+  }
+  pm_buf_str(b, "\nthreads:   ");
+  pm_buf_u64(b, s->threads_total);
+  pm_buf_str(b, " with a heap, ");
+  pm_buf_u64(b, s->threads_peak);
+  pm_buf_str(b, " at once at most, ");
+  pm_buf_u64(b, s->threads_live);
+  pm_buf_str(b, " live now\nrequests:  ");
+  pm_buf_u64(b, requests);
+  pm_buf_str(b, " allocations: ");
+  pm_buf_pct(b, t.allocs, requests);
+  pm_buf_str(b, " pooled, ");
+  pm_buf_pct(b, t.fallbacks, requests);
+  pm_buf_str(b, " to jemalloc\n");
+#define PM_TEXT_LINE(f, key, label)                                                      \
+  if (s->heap.f) {                                                                       \
+    pm_buf_str(b, "  ");                                                                 \
+    pm_buf_pad(b, label, 52);                                                            \
+    if (strcmp(key, "large_bytes") == 0) text_bytes(b, s->heap.f);                       \
+    else pm_buf_u64(b, s->heap.f);                                                       \
+    pm_buf_char(b, '\n');                                                                \
+  }
+  PM_HEAP_COUNTERS(PM_TEXT_LINE)
+#undef PM_TEXT_LINE
+  pm_buf_str(b, "pool pages: ");
+  pm_buf_u64(b, s->pages_in_use);
+  pm_buf_str(b, " in use (");
+  pm_buf_bytes(b, s->pages_in_use * ((uint64_t)1 << pm_g.page_shift));
+  pm_buf_str(b, "), live blocks ");
+  pm_buf_bytes(b, s->block_bytes_live);
+  pm_buf_str(b, ", never-carved tails ");
+  pm_buf_bytes(b, s->tail_bytes);
+  pm_buf_str(b, ", returned to the OS ");
+  pm_buf_bytes(b, s->pages_purged_total);
+  pm_buf_str(b, "\nmemory:    RSS ");
+  text_bytes(b, s->rss);
+  pm_buf_str(b, " now, ");
+  text_bytes(b, s->rss_peak);
+  pm_buf_str(b, " peak\n");
+  if (t.allocs) {
+    pm_buf_str(b, "  class   block       allocs        frees         live    requested   waste\n");
+    for (unsigned c = 0; c < PM_NCLASSES; c++) {
+      const pm_class_stats *k = &s->cls[c];
+      if (k->allocs == 0 && k->frees == 0) continue;
+      uint64_t bsize = pm_class_size(c);
+      uint64_t given = k->allocs * bsize;
+      pm_buf_u64w(b, c, 7);
+      pm_buf_u64w(b, bsize, 8);
+      pm_buf_u64w(b, k->allocs, 13);
+      pm_buf_u64w(b, k->frees, 13);
+      pm_buf_u64w(b, k->allocs > k->frees ? k->allocs - k->frees : 0, 13);
+      pm_buf_u64w(b, k->req_bytes, 13);
+      pm_buf_str(b, "   ");
+      pm_buf_pct(b, given > k->req_bytes ? given - k->req_bytes : 0, given);
+      pm_buf_char(b, '\n');
+    }
+  }
+  pm_buf_str(b, "==== poolmalloc report end ====\n");
+}
+
+static void json_kv(pm_buf *b, const char *key, uint64_t v, bool comma) {
+  pm_buf_json_str(b, key);
+  pm_buf_char(b, ':');
+  pm_buf_u64(b, v);
+  if (comma) pm_buf_char(b, ',');
+}
+
+static void format_json(pm_buf *b, const pm_snapshot *s) {
+  char cmd[512];
+  cmdline(cmd, sizeof cmd);
+  uint64_t je_alloc, je_res, je_mapped;
+  pm_fallback_figures(&je_alloc, &je_res, &je_mapped);
+  pm_buf_str(b, "{\"poolmalloc\":{\"schema\":" );
+  pm_buf_u64(b, PM_REPORT_SCHEMA);
+  pm_buf_str(b, ",\"version\":\"" PM_VERSION "\",");
+  json_kv(b, "pid", (uint64_t)getpid(), true);
+  pm_buf_str(b, "\"program\":");
+  pm_buf_json_str(b, cmd);
+  pm_buf_char(b, ',');
+  json_kv(b, "run_time_ms", pm_uptime_ns() / 1000000, true);
+  pm_buf_str(b, "\"options\":{");
+  for (size_t i = 0; i < pm_option_count; i++) {
+    char v[256];
+    pm_buf vb = pm_buf_make(v, sizeof v);
+    pm_option_format(&vb, &pm_opt, i);
+    if (i) pm_buf_char(b, ',');
+    pm_buf_json_str(b, pm_option_table[i].name);
+    pm_buf_char(b, ':');
+    pm_buf_json_str(b, pm_buf_cstr(&vb));
+  }
+  pm_buf_str(b, "},\"threads\":{");
+  json_kv(b, "total", s->threads_total, true);
+  json_kv(b, "peak", s->threads_peak, true);
+  json_kv(b, "live", s->threads_live, false);
+  pm_buf_str(b, "},\"counters\":{");
+#define PM_JSON_KV(f, key, label) json_kv(b, key, s->heap.f, true);
+  PM_HEAP_COUNTERS(PM_JSON_KV)
+#undef PM_JSON_KV
+  json_kv(b, "pages_in_use", s->pages_in_use, true);
+  json_kv(b, "page_size", (uint64_t)1 << pm_g.page_shift, true);
+  json_kv(b, "live_block_bytes", s->block_bytes_live, true);
+  json_kv(b, "tail_bytes", s->tail_bytes, true);
+  json_kv(b, "purged_bytes", s->pages_purged_total, true);
+  json_kv(b, "region_committed", s->region_committed, true);
+  json_kv(b, "jemalloc_allocated", je_alloc, true);
+  json_kv(b, "jemalloc_resident", je_res, true);
+  json_kv(b, "rss", s->rss, true);
+  json_kv(b, "rss_peak", s->rss_peak, false);
+  pm_buf_str(b, "},\"classes\":[");
+  bool first = true;
+  for (unsigned c = 0; c < PM_NCLASSES; c++) {
+    const pm_class_stats *k = &s->cls[c];
+    if (k->allocs == 0 && k->frees == 0) continue;
+    if (!first) pm_buf_char(b, ',');
+    first = false;
+    pm_buf_char(b, '{');
+    json_kv(b, "class", c, true);
+    json_kv(b, "block_size", pm_class_size(c), true);
+#define PM_JSON_C(f, key) json_kv(b, key, k->f, true);
+    PM_CLASS_COUNTERS(PM_JSON_C)
+#undef PM_JSON_C
+    json_kv(b, "live", k->allocs > k->frees ? k->allocs - k->frees : 0, false);
+    pm_buf_char(b, '}');
+  }
+  pm_buf_str(b, "]}}\n");
+}
+
+size_t pm_report_format(char *buf, size_t cap, int format) {
+  pm_snapshot s;
+  pm_stats_snapshot(&s);
+  pm_buf b = pm_buf_make(buf, cap ? cap - 1 : 0);
+  if (format == PM_REPORT_JSON) format_json(&b, &s);
+  else format_text(&b, &s);
+  if (cap) buf[b.len] = 0;
+  return b.len;
+}
+
+bool pm_report_write_fd(int fd, int format) {
+  char *buf = pm_os_map(PM_REPORT_CAP);
+  if (buf == NULL) return false;
+  size_t n = pm_report_format(buf, PM_REPORT_CAP, format);
+  bool ok = pm_os_write(fd, buf, n);
+  int saved = errno;
+  munmap(buf, PM_REPORT_CAP);
+  errno = saved;
+  return ok;
+}
+
+/* expands %p (pid), %e (program name) and %% in the file name */
+static void expand_path(pm_buf *b, const char *pattern) {
+  extern char *program_invocation_short_name;
+  for (const char *p = pattern; *p; p++) {
+    if (p[0] == '%' && p[1] == 'p') {
+      pm_buf_u64(b, (uint64_t)getpid());
+      p++;
+    } else if (p[0] == '%' && p[1] == 'e') {
+      pm_buf_str(b, program_invocation_short_name ? program_invocation_short_name : "unknown");
+      p++;
+    } else if (p[0] == '%' && p[1] == '%') {
+      pm_buf_char(b, '%');
+      p++;
+    } else {
+      pm_buf_char(b, *p);
+    }
+  }
+}
+
+void pm_report_at_exit(void) {
+  int format = pm_opt.stats == PM_STATS_JSON ? PM_REPORT_JSON : PM_REPORT_TEXT;
+  const char *pattern = pm_opt.stats_file_str;
+  if (pattern != NULL) {
+    char path[1024];
+    pm_buf b = pm_buf_make(path, sizeof path);
+    expand_path(&b, pattern);
+    const char *why = NULL;
+    if (pm_os_secure()) {
+      why = "is ignored in a setuid program";
+    } else {
+      int saved = errno;
+      int fd = open(pm_buf_cstr(&b), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      errno = saved;
+      if (fd >= 0) {
+        bool ok = pm_report_write_fd(fd, format);
+        close(fd);
+        errno = saved;
+        if (ok) return;
+        why = "could not be written";
+      } else {
+        why = "could not be opened";
+      }
+    }
+    char line[1200];
+    pm_buf l = pm_buf_make(line, sizeof line);
+    pm_buf_str(&l, "POOLMALLOC_STATS_FILE '");
+    pm_buf_str(&l, pm_buf_cstr(&b));
+    pm_buf_str(&l, "' ");
+    pm_buf_str(&l, why);
+    pm_buf_str(&l, "; writing the report to stderr");
+    pm_message(pm_buf_cstr(&l));
+  }
+  pm_report_write_fd(2, format);
+}
