@@ -132,6 +132,7 @@ static pm_noinline void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
   if (old == NULL && atomic_load_explicit(&pg->full, memory_order_seq_cst)) {
     pm_heap *owner = atomic_load_explicit(&pg->owner, memory_order_acquire);
     if (owner != NULL) atomic_store_explicit(&owner->remote_full_hint, 1, memory_order_release);
+    else pm_page_claim_orphan(pg);
   }
   PM_STAT_ADD(h, remote_frees, 1);
   if (h->kind == PM_HEAP_REAL) PM_COUNT(h->cstats[pg->cls].frees++);

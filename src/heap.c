@@ -272,10 +272,24 @@ static void abandon_page(pm_heap *h, pm_page *pg) {
     pm_pages_push_free(pg);
     return;
   }
+  PM_COUNT(h->stats.pages_abandoned++);
+  if (pg->free == NULL && pg->carved == pg->capacity) {
+    /* An orphan: no block to give, so no adopter wants it yet. It stays
+     * off every list, marked full; the first remote free claims it and puts
+     * it on the abandoned stack (pm_page_claim_orphan). */
+    atomic_store_explicit(&pg->full, 1, memory_order_seq_cst);
+    atomic_store_explicit(&pg->owner, NULL, memory_order_seq_cst);
+    if (atomic_load_explicit(&pg->remote, memory_order_seq_cst) != NULL) pm_page_claim_orphan(pg);
+    return;
+  }
   atomic_store_explicit(&pg->full, 0, memory_order_relaxed);
   atomic_store_explicit(&pg->owner, NULL, memory_order_seq_cst);
-  PM_COUNT(h->stats.pages_abandoned++);
   pm_pages_push_abandoned(pg);
+}
+
+void pm_page_claim_orphan(pm_page *pg) {
+  uint8_t one = 1;
+  if (atomic_compare_exchange_strong(&pg->full, &one, 0)) pm_pages_push_abandoned(pg);
 }
 
 void pm_heap_release(pm_heap *h) {

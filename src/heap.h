@@ -64,6 +64,9 @@ void pm_heap_release(pm_heap *h);
 pm_page *pm_heap_page_for(pm_heap *h, unsigned cls);
 /* After a same-thread free left pg empty, or freed into a full page. */
 void pm_heap_free_slow(pm_heap *h, pm_page *pg);
+/* A remote free reached a full page that has no owner: whoever clears its
+ * full flag first puts it on the abandoned stack, where adopters find it. */
+void pm_page_claim_orphan(pm_page *pg);
 /* Empties h's page cache into the global free stack (malloc_trim). */
 void pm_heap_flush_cache(pm_heap *h);
 /* In a fork child: every heap but `self` belongs to a thread that is gone. */
