@@ -112,6 +112,7 @@ void *pm_malloc(size_t size) {
 /* ---- free ---- */
 
 static pm_noinline void free_large(void *p) {
+  if (p == NULL) return;
   pm_heap *h = pm_tls_heap;
   PM_STAT_ADD(h, large_frees, 1);
   pm_fallback_free(p);
@@ -139,33 +140,46 @@ static pm_noinline void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
   else PM_COUNT(atomic_fetch_add_explicit(&pm_shared.class_frees[pg->cls], 1, memory_order_relaxed));
 }
 
-static pm_noinline void local_check_failed(pm_page *pg, pm_block *b) {
-  uintptr_t off = (uintptr_t)b & pm_g.page_mask;
-  if (!pm_page_is_block_start(pg, off))
+pm_inline void free_local(pm_heap *h, pm_page *pg, pm_block *b) {
+  pm_block_set_next(b, pg->free);
+  b->tag = pm_g.tag;
+  pg->free = b;
+  PM_COUNT(h->cstats[pg->cls].frees++);
+  uint32_t used = --pg->used;
+  uint8_t where = pg->where;
+  /* an emptied current page stays (malloc/free of one block in a loop) */
+  if (unlikely(where == PM_IN_FULL || (used == 0 && where != PM_IN_CURRENT)))
+    pm_heap_free_slow(h, pg);
+}
+
+/* a pool block that is not simply ours: another thread's page, or one of
+ * the cheap checks fired (the tag may be user data: confirm on the list) */
+static pm_noinline void free_unusual(pm_heap *h, pm_page *pg, pm_block *b) {
+  if (relaxed_load(&pg->owner) != h) {
+    free_remote(h, pg, b);
+    return;
+  }
+  if (!pm_page_is_block_start(pg, (uintptr_t)b & pm_g.page_mask))
     pm_heap_error("free()", "invalid pointer: not the start of a block", b);
   if (pm_page_holds_free(pg, b)) pm_heap_error("free()", "double free detected", b);
+  free_local(h, pg, b);
 }
 
 void pm_free(void *p) {
   uintptr_t off = (uintptr_t)p - pm_g.base;
   if (unlikely(off >= pm_g.size)) {
-    if (p != NULL) free_large(p);
+    free_large(p);
     return;
   }
   pm_page *pg = &pm_g.pages[off >> pm_g.page_shift];
   pm_heap *h = pm_tls_heap;
   pm_block *b = p;
-  if (unlikely(relaxed_load(&pg->owner) != h)) {
-    free_remote(h, pg, b);
+  if (unlikely(relaxed_load(&pg->owner) != h ||
+               !pm_page_is_block_start(pg, off & pm_g.page_mask) || b->tag == pm_g.tag)) {
+    free_unusual(h, pg, b);
     return;
   }
-  if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask) || b->tag == pm_g.tag))
-    local_check_failed(pg, b);
-  pm_block_set_next(b, pg->free);
-  b->tag = pm_g.tag;
-  pg->free = b;
-  PM_COUNT(h->cstats[pg->cls].frees++);
-  if (unlikely((--pg->used == 0) | (pg->where == PM_IN_FULL))) pm_heap_free_slow(h, pg);
+  free_local(h, pg, b);
 }
 
 /* ---- calloc, realloc ---- */
