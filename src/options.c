@@ -198,7 +198,7 @@ void pm_options_check_unknown(char **env, pm_warn_fn warn) {
     pm_buf b = pm_buf_make(line, sizeof line);
     pm_buf_str(&b, "POOLMALLOC_");
     pm_buf_mem(&b, name, len < 48 ? len : 48);
-    pm_buf_str(&b, " is not a poolmalloc setting; ignored (see poolmalloc --help)");
+    pm_buf_str(&b, " is not a poolmalloc setting; ignored");
     warn(pm_buf_cstr(&b));
   }
 }

@@ -170,7 +170,9 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
     if (i) pm_buf_char(b, ',');
     pm_buf_json_str(b, pm_option_table[i].name);
     pm_buf_char(b, ':');
-    pm_buf_json_str(b, pm_buf_cstr(&vb));
+    pm_opt_kind kind = pm_option_table[i].kind;
+    if (kind == PM_OPT_STRING || kind == PM_OPT_STATS) pm_buf_json_str(b, pm_buf_cstr(&vb));
+    else pm_buf_str(b, pm_buf_cstr(&vb));
   }
   pm_buf_str(b, "},\"threads\":{");
   json_kv(b, "total", s->threads_total, true);
