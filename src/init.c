@@ -57,6 +57,8 @@ static bool process_init(void) {
     if (start_ns == 0) start_ns = pm_os_now_ns();
     pm_options_init();
     if (pm_opt.verbose) verbose_dump();
+    pm_report_prepare();
+    pm_report_install_signal();
     bool ok = pm_opt.disable ||
               (pm_arena_init() && pm_heaps_init() && pthread_key_create(&thread_key, thread_exit) == 0);
     if (!ok && pm_opt.verbose)

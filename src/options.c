@@ -86,6 +86,36 @@ static bool parse_stats(const char *s, uint64_t *out) {
   return parse_bool(s, out);
 }
 
+static const struct {
+  const char *name;
+  int num;
+} signal_names[] = {{"HUP", 1}, {"INT", 2}, {"QUIT", 3}, {"USR1", 10}, {"USR2", 12},
+                    {"PIPE", 13}, {"ALRM", 14}, {"TERM", 15}, {"CHLD", 17}, {"CONT", 18},
+                    {"TSTP", 20}, {"TTIN", 21}, {"TTOU", 22}, {"URG", 23}, {"XCPU", 24},
+                    {"XFSZ", 25}, {"VTALRM", 26}, {"PROF", 27}, {"WINCH", 28}, {"PWR", 30}};
+
+/* "USR2", "SIGUSR2", "12" or "0"/"off" */
+static bool parse_signal(const char *s, uint64_t *out) {
+  const char *p = s;
+  if (parse_u64(&p, out) && *p == 0) return true;
+  if (parse_bool(s, out) && *out == 0) return true;
+  if ((s[0] == 'S' || s[0] == 's') && (s[1] == 'I' || s[1] == 'i') && (s[2] == 'G' || s[2] == 'g'))
+    s += 3;
+  for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++) {
+    const char *n = signal_names[i].name;
+    size_t k = 0;
+    while (n[k] && s[k] && (s[k] == n[k] || s[k] == n[k] + 32)) k++;
+    if (n[k] == 0 && s[k] == 0) return (*out = (uint64_t)signal_names[i].num), true;
+  }
+  return false;
+}
+
+const char *pm_signal_name(int sig) {
+  for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
+    if (signal_names[i].num == sig) return signal_names[i].name;
+  return NULL;
+}
+
 static void warn_bad(pm_warn_fn warn, const pm_option_info *o, const char *value,
                      const char *why, uint64_t used) {
   char line[400];
@@ -123,6 +153,7 @@ static uint64_t parse_one(const pm_option_info *o, const char *value, pm_warn_fn
   }
   case PM_OPT_BOOL: ok = parse_bool(value, &v); what = "is not one of 0, 1, on, off"; break;
   case PM_OPT_STATS: ok = parse_stats(value, &v); what = "is not one of 0, 1, text, json"; break;
+  case PM_OPT_SIGNAL: ok = parse_signal(value, &v); what = "is not a signal name or number"; break;
   default: return 0;
   }
   if (!ok) {
@@ -210,6 +241,14 @@ void pm_option_format(pm_buf *b, const pm_options *o, size_t i) {
   case PM_OPT_STRING: pm_buf_str(b, o->stats_file_str ? o->stats_file_str : ""); break;
   case PM_OPT_BOOL: pm_buf_str(b, v ? "1" : "0"); break;
   case PM_OPT_STATS: pm_buf_str(b, v == PM_STATS_JSON ? "json" : v ? "text" : "off"); break;
+  case PM_OPT_SIGNAL:
+    if (v && pm_signal_name((int)v)) {
+      pm_buf_str(b, "SIG");
+      pm_buf_str(b, pm_signal_name((int)v));
+    } else {
+      pm_buf_u64(b, v);
+    }
+    break;
   default: pm_buf_u64(b, v); break;
   }
 }

@@ -8,7 +8,7 @@
 
 #include "common.h"
 
-typedef enum { PM_OPT_SIZE, PM_OPT_UINT, PM_OPT_BOOL, PM_OPT_STATS, PM_OPT_STRING } pm_opt_kind;
+typedef enum { PM_OPT_SIZE, PM_OPT_UINT, PM_OPT_BOOL, PM_OPT_STATS, PM_OPT_STRING, PM_OPT_SIGNAL } pm_opt_kind;
 
 enum { PM_STATS_OFF = 0, PM_STATS_TEXT = 1, PM_STATS_JSON = 2 };
 
@@ -31,6 +31,8 @@ enum { PM_STATS_OFF = 0, PM_STATS_TEXT = 1, PM_STATS_JSON = 2 };
     "write a statistics report at exit: 0/off, 1/text, json")                            \
   X(STATS_FILE, stats_file, PM_OPT_STRING, 0, 0, 0,                                      \
     "write the report to this file instead of stderr; %p is the pid, %e the program")    \
+  X(STATS_SIGNAL, stats_signal, PM_OPT_SIGNAL, 0, 0, 64,                                 \
+    "a signal (USR2, SIGUSR1, 12) that writes a report while the program runs; 0: none") \
   X(DECAY_MS, decay_ms, PM_OPT_UINT, 1000, 0, 3600000,                                   \
     "milliseconds a free pool page stays resident before its memory goes back to the "   \
     "OS (0: at once)")                                                                   \
@@ -67,6 +69,8 @@ void pm_options_load(pm_options *out, pm_getenv_fn get, pm_warn_fn warn);
 /* Checks environ for POOLMALLOC_* names that are not options. */
 void pm_options_check_unknown(char **env, pm_warn_fn warn);
 
+/* "USR2" for 12; NULL if unknown */
+const char *pm_signal_name(int sig);
 /* Parses "64K", "1MiB", "4096" into *out; false if not a size. */
 bool pm_parse_size(const char *s, uint64_t *out);
 

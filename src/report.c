@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -251,9 +252,24 @@ static void expand_path(pm_buf *b, const char *pattern) {
   }
 }
 
-void pm_report_at_exit(void) {
+/* A private copy of stderr, taken when the process starts allocating: a
+ * program that closes fd 2, or closes it and opens a data file that gets
+ * number 2, neither loses the report nor has it written into its file. */
+static int report_fd = -1;
+static _Atomic int file_written;
+
+void pm_report_prepare(void) {
+  if (pm_opt.stats == PM_STATS_OFF || report_fd >= 0) return;
+  int saved = errno;
+  report_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+  errno = saved;
+}
+
+static void write_report(bool at_exit) {
   int format = pm_opt.stats == PM_STATS_JSON ? PM_REPORT_JSON : PM_REPORT_TEXT;
   const char *pattern = pm_opt.stats_file_str;
+  int err_fd = report_fd >= 0 ? report_fd : 2;
+  (void)at_exit;
   if (pattern != NULL) {
     char path[1024];
     pm_buf b = pm_buf_make(path, sizeof path);
@@ -263,7 +279,10 @@ void pm_report_at_exit(void) {
       why = "is ignored in a setuid program";
     } else {
       int saved = errno;
-      int fd = open(pm_buf_cstr(&b), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      /* the first report of the process truncates, later ones (signal dumps,
+       * then the exit report) append */
+      int trunc = atomic_exchange(&file_written, 1) ? O_APPEND : O_TRUNC;
+      int fd = open(pm_buf_cstr(&b), O_WRONLY | O_CREAT | trunc | O_CLOEXEC, 0644);
       errno = saved;
       if (fd >= 0) {
         bool ok = pm_report_write_fd(fd, format);
@@ -281,8 +300,33 @@ void pm_report_at_exit(void) {
     pm_buf_str(&l, pm_buf_cstr(&b));
     pm_buf_str(&l, "' ");
     pm_buf_str(&l, why);
-    pm_buf_str(&l, "; writing the report to stderr");
-    pm_message(pm_buf_cstr(&l));
+    pm_buf_str(&l, "; writing the report to stderr\n");
+    char msg[1300];
+    pm_buf m = pm_buf_make(msg, sizeof msg);
+    pm_buf_str(&m, "poolmalloc: ");
+    pm_buf_mem(&m, l.data, l.len);
+    pm_os_write(err_fd, m.data, m.len);
   }
-  pm_report_write_fd(2, format);
+  pm_report_write_fd(err_fd, format);
+}
+
+void pm_report_at_exit(void) { write_report(true); }
+
+static void on_signal(int sig) {
+  (void)sig;
+  int saved = errno;
+  write_report(false);
+  errno = saved;
+}
+
+void pm_report_install_signal(void) {
+  if (pm_opt.stats_signal == 0) return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  int saved = errno;
+  sigaction((int)pm_opt.stats_signal, &sa, NULL);
+  errno = saved;
 }

@@ -14,6 +14,11 @@ bool pm_report_write_fd(int fd, int format);
 /* Formats a report into buf (NUL-terminated); returns its length, or the
  * length it needs if cap is too small. */
 size_t pm_report_format(char *buf, size_t cap, int format);
+/* Keeps a private copy of stderr for the report (called at process start
+ * when POOLMALLOC_STATS is on). */
+void pm_report_prepare(void);
+/* Installs the POOLMALLOC_STATS_SIGNAL handler, if one is asked for. */
+void pm_report_install_signal(void);
 /* The exit report: where POOLMALLOC_STATS and POOLMALLOC_STATS_FILE say. */
 void pm_report_at_exit(void);
 
