@@ -1,8 +1,11 @@
 # Builds a private copy of Debian's libjemalloc_pic.a for embedding in
 # libpoolmalloc.so: drops the C++ operators object (poolmalloc defines its own
-# new/delete and must not need libstdc++) and renames every public jemalloc
+# new/delete and must not need libstdc++), renames every public jemalloc
 # symbol to pm_je_<name> so nothing in the archive can interpose on the
-# program's malloc. Invoked with -DIN= -DOUT= -DWORK= -DOBJCOPY= -DAR=.
+# program's malloc, and removes jemalloc's library constructor (it
+# initialises jemalloc in every process at load time; poolmalloc wants it
+# initialised on the first request that reaches it, and most processes never
+# send one). Invoked with -DIN= -DOUT= -DWORK= -DOBJCOPY= -DAR=.
 set(public_names
   malloc calloc realloc free posix_memalign aligned_alloc memalign valloc
   malloc_usable_size mallocx rallocx xallocx sallocx dallocx sdallocx nallocx
@@ -23,7 +26,8 @@ endif()
 file(REMOVE "${WORK}/jemalloc_cpp.pic.o")
 file(GLOB objs "${WORK}/*.o")
 foreach(o IN LISTS objs)
-  execute_process(COMMAND "${OBJCOPY}" "--redefine-syms=${WORK}/rename.map" "${o}"
+  execute_process(COMMAND "${OBJCOPY}" "--redefine-syms=${WORK}/rename.map"
+                          --remove-section=.init_array --remove-section=.rela.init_array "${o}"
                   RESULT_VARIABLE rc)
   if(rc)
     message(FATAL_ERROR "objcopy ${o} failed")
