@@ -26,7 +26,7 @@
 #if PM_COUNTING
 #define PM_COUNT(stmt) (stmt)
 #else
-#define PM_COUNT(stmt) ((void)0)
+#define PM_COUNT(stmt) ((void)sizeof(stmt))
 #endif
 
 #define PM_MIN_ALIGN 16
