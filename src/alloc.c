@@ -42,7 +42,13 @@ void *pm_malloc_fallback(pm_heap *h, size_t size, size_t align, bool zero, int r
   void *p = pm_fallback_alloc(size, align, zero);
   if (unlikely(p == NULL)) return NULL;
   switch (reason) {
-  case PM_FB_TOO_LARGE: PM_STAT_ADD(h, fb_too_large, 1); break;
+  case PM_FB_TOO_LARGE: {
+    PM_STAT_ADD(h, fb_too_large, 1);
+    unsigned bucket = size <= 1 ? 0 : 64u - (unsigned)__builtin_clzl(size - 1);
+    if (h->kind == PM_HEAP_REAL) PM_COUNT(h->too_large_log2[bucket]++);
+    else PM_COUNT(atomic_fetch_add_explicit(&pm_shared.too_large_log2[bucket], 1, memory_order_relaxed));
+    break;
+  }
   case PM_FB_ALIGNMENT: PM_STAT_ADD(h, fb_alignment, 1); break;
   case PM_FB_DISABLED: PM_STAT_ADD(h, fb_disabled, 1); break;
   case PM_FB_REGION_FULL: PM_STAT_ADD(h, fb_region_full, 1); break;
@@ -99,10 +105,9 @@ void *pm_malloc_class(pm_heap *h, size_t size, unsigned cls) {
 
 void *pm_malloc(size_t size) {
   pm_heap *h = pm_tls_heap;
-  unsigned cls;
-  if (likely(size <= PM_SMALL_LOOKUP_MAX)) cls = pm_small_class[(size + 15) >> 4];
-  else if (size <= pm_g.max_pooled) cls = pm_class_of_big(size);
-  else return malloc_large(size);
+  if (unlikely(size > pm_g.max_pooled)) return malloc_large(size);
+  unsigned cls = likely(size <= PM_SMALL_LOOKUP_MAX) ? pm_small_class[(size + 15) >> 4]
+                                                     : pm_class_of_big(size);
   pm_page *pg = h->pages[cls];
   pm_block *b = pg->free;
   if (unlikely(b == NULL)) return malloc_slow(size, cls);

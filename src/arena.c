@@ -4,7 +4,9 @@
 #include "options.h"
 #include "os.h"
 
-pm_globals pm_g __attribute__((aligned(PM_CACHELINE)));
+/* max_pooled starts at the default so requests made before the options
+ * are read take the pool path, which initialises the process */
+pm_globals pm_g __attribute__((aligned(PM_CACHELINE))) = {.max_pooled = 32768};
 
 static size_t arena_size;
 static _Atomic uint64_t region_cursor; /* offset of the next untaken arena */

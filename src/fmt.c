@@ -5,6 +5,7 @@
 #include <string.h>
 
 void pm_buf_mem(pm_buf *b, const char *s, size_t n) {
+  b->want += n;
   size_t room = b->cap > b->len ? b->cap - b->len : 0;
   if (n > room) {
     n = room;
@@ -62,9 +63,9 @@ void pm_buf_pad(pm_buf *b, const char *s, int width) {
   for (int i = n; i < width; i++) pm_buf_char(b, ' ');
 }
 
-/* one decimal: value*10/unit rounded */
-static void buf_fixed1(pm_buf *b, uint64_t num, uint64_t den) {
-  uint64_t tenths = (num * 10 + den / 2) / den;
+/* one decimal: num/den rounded to tenths, exact for any 64-bit inputs */
+static void buf_fixed1(pm_buf *b, unsigned __int128 num, uint64_t den) {
+  uint64_t tenths = (uint64_t)((num * 10 + den / 2) / den);
   pm_buf_u64(b, tenths / 10);
   pm_buf_char(b, '.');
   pm_buf_char(b, (char)('0' + tenths % 10));
@@ -83,11 +84,8 @@ void pm_buf_bytes(pm_buf *b, uint64_t v) {
     unit *= 1024;
     u++;
   }
-  if (v / unit >= 1000000) { /* avoid overflow in buf_fixed1 */
-    pm_buf_u64(b, v / unit);
-  } else {
-    buf_fixed1(b, v, unit);
-  }
+  if (v / unit >= 1000000) pm_buf_u64(b, v / unit); /* no decimals for huge values */
+  else buf_fixed1(b, v, unit);
   pm_buf_char(b, ' ');
   pm_buf_str(b, units[u]);
 }
@@ -97,8 +95,7 @@ void pm_buf_pct(pm_buf *b, uint64_t v, uint64_t total) {
     pm_buf_str(b, "-");
     return;
   }
-  if (v > UINT64_MAX / 1000) { v /= 1000; total /= 1000; if (!total) total = 1; }
-  buf_fixed1(b, v * 100, total);
+  buf_fixed1(b, (unsigned __int128)v * 100, total);
   pm_buf_char(b, '%');
 }
 

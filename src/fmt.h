@@ -11,11 +11,12 @@
 typedef struct pm_buf {
   char *data;
   size_t cap, len;
+  size_t want; /* length the text would have without the cap */
   bool truncated;
 } pm_buf;
 
 pm_inline pm_buf pm_buf_make(char *data, size_t cap) {
-  pm_buf b = {data, cap, 0, false};
+  pm_buf b = {data, cap, 0, 0, false};
   return b;
 }
 void pm_buf_str(pm_buf *b, const char *s);

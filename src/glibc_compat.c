@@ -13,23 +13,30 @@
 #include <errno.h>
 #include <stdio.h>
 
+/* The glibc model: "arena" is the heap proper (pool pages in use), split
+ * into uordblks (live blocks) and fordblks (free blocks), so arena =
+ * uordblks + fordblks as in glibc; blocks glibc would mmap are jemalloc's
+ * here and go in hblkhd, as glibc counts its mmapped chunks. */
 void pm_mallinfo2(struct mallinfo2 *mi) {
   pm_snapshot s;
   pm_stats_snapshot(&s);
   uint64_t je_alloc, je_res, je_mapped;
   pm_fallback_figures(&je_alloc, &je_res, &je_mapped);
   uint64_t pool_bytes = s.pages_in_use << pm_g.page_shift;
+  uint64_t pool_used = s.block_bytes_live < pool_bytes ? s.block_bytes_live : pool_bytes;
   struct mallinfo2 m = {0};
-  m.arena = pool_bytes;                 /* non-mmapped space: pool pages in use */
-  m.ordblks = s.pages_in_use;           /* free chunks: pages with blocks */
-  m.smblks = 0;
-  m.hblks = 0;
-  m.hblkhd = je_mapped;                 /* space of the jemalloc tier */
-  m.usmblks = 0;
-  m.fsmblks = 0;
-  m.uordblks = s.block_bytes_live + je_alloc; /* bytes in use */
-  m.fordblks = pool_bytes > s.block_bytes_live ? pool_bytes - s.block_bytes_live : 0;
-  m.keepcost = s.pages_free_cached << pm_g.page_shift;
+  m.arena = pool_bytes;
+  m.ordblks = s.pages_in_use;
+  m.hblks = s.heap.fb_too_large + s.heap.fb_alignment + s.heap.fb_disabled +
+            s.heap.fb_region_full + s.heap.fb_no_heap > s.heap.large_frees
+                ? s.heap.fb_too_large + s.heap.fb_alignment + s.heap.fb_disabled +
+                      s.heap.fb_region_full + s.heap.fb_no_heap - s.heap.large_frees
+                : 0;
+  m.hblkhd = je_alloc;
+  m.uordblks = pool_used;
+  m.fordblks = pool_bytes - pool_used;
+  uint64_t cached = s.pages_free_cached << pm_g.page_shift;
+  m.keepcost = cached < m.fordblks ? cached : m.fordblks;
   *mi = m;
 }
 
@@ -66,13 +73,13 @@ void pm_malloc_stats(void) {
   char text[512];
   pm_buf b = pm_buf_make(text, sizeof text);
   pm_buf_str(&b, "Arena 0:\nsystem bytes     = ");
-  pm_buf_u64w(&b, m.arena + m.hblkhd, 10);
+  pm_buf_u64w(&b, m.arena, 10);
   pm_buf_str(&b, "\nin use bytes     = ");
   pm_buf_u64w(&b, m.uordblks, 10);
   pm_buf_str(&b, "\nTotal (incl. mmap):\nsystem bytes     = ");
   pm_buf_u64w(&b, m.arena + m.hblkhd, 10);
   pm_buf_str(&b, "\nin use bytes     = ");
-  pm_buf_u64w(&b, m.uordblks, 10);
+  pm_buf_u64w(&b, m.uordblks + m.hblkhd, 10);
   pm_buf_str(&b, "\nmax mmap regions = ");
   pm_buf_u64w(&b, 0, 10);
   pm_buf_str(&b, "\nmax mmap bytes   = ");

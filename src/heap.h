@@ -29,6 +29,7 @@ typedef struct pm_heap {
   uint8_t live;
   char *arena_cur, *arena_end; /* bump range pages are carved from */
   pm_heap_stats stats;
+  uint64_t too_large_log2[PM_LARGE_BUCKETS]; /* jemalloc "too large" requests by ceil(log2(size)) */
   _Atomic uint32_t stack_next;
   _Alignas(PM_CACHELINE) _Atomic int remote_full_hint; /* written by other threads */
 } pm_heap;
@@ -44,6 +45,7 @@ typedef struct pm_shared_stats {
   PM_HEAP_COUNTERS(PM_AFIELD)
 #undef PM_AFIELD
   _Atomic uint64_t class_frees[PM_NCLASSES];
+  _Atomic uint64_t too_large_log2[PM_LARGE_BUCKETS];
 } pm_shared_stats;
 extern pm_shared_stats pm_shared;
 

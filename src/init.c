@@ -90,6 +90,7 @@ pm_heap *pm_thread_start(void) {
 
 static void fork_child(void) {
   pm_heap *self = pm_tls_heap;
+  pm_forked_child = true;
   if (atomic_load(&process_state) == PM_INIT_DONE) pm_heaps_after_fork(self);
 }
 

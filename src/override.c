@@ -85,10 +85,13 @@ typedef void (*pm_new_handler)(void);
 extern pm_new_handler _ZSt15get_new_handlerv(void) __attribute__((weak));
 extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
 
+/* The C++ rule: while allocation fails, call the new-handler if there is
+ * one and retry; without one, throw std::bad_alloc (plain forms) or return
+ * nullptr (nothrow forms). */
 static pm_noinline void *new_failed(size_t size, size_t align, bool nothrow) {
   for (;;) {
     pm_new_handler handler = _ZSt15get_new_handlerv ? _ZSt15get_new_handlerv() : NULL;
-    if (handler == NULL || nothrow) {
+    if (handler == NULL) {
       if (nothrow) return NULL;
       if (_ZSt17__throw_bad_allocv) _ZSt17__throw_bad_allocv();
       pm_message("operator new: out of memory and no C++ runtime to throw std::bad_alloc; aborting");

@@ -21,6 +21,10 @@
 #include <unistd.h>
 
 #define PM_REPORT_SCHEMA 1
+
+/* why the report being formatted is written: "exit", "signal" or "api" */
+static const char *report_trigger = "api";
+bool pm_forked_child;
 #define PM_REPORT_CAP (256 * 1024)
 
 /* the command line from /proc/self/cmdline, arguments joined by spaces */
@@ -107,6 +111,17 @@ static void format_text(pm_buf *b, const pm_snapshot *s) {
   }
   PM_HEAP_COUNTERS(PM_TEXT_LINE)
 #undef PM_TEXT_LINE
+  if (s->heap.fb_too_large) {
+    pm_buf_str(b, "  too large, by size:");
+    for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++) {
+      if (s->too_large_log2[i] == 0) continue;
+      pm_buf_str(b, " <=");
+      pm_buf_bytes(b, i >= 63 ? UINT64_MAX : (uint64_t)1 << i);
+      pm_buf_str(b, ": ");
+      pm_buf_u64(b, s->too_large_log2[i]);
+    }
+    pm_buf_char(b, '\n');
+  }
   pm_buf_str(b, "pool pages: ");
   pm_buf_u64(b, s->pages_in_use);
   pm_buf_str(b, " in use (");
@@ -159,7 +174,12 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
   pm_buf_u64(b, PM_REPORT_SCHEMA);
   pm_buf_str(b, ",\"version\":\"" PM_VERSION "\",");
   json_kv(b, "pid", (uint64_t)getpid(), true);
-  pm_buf_str(b, "\"program\":");
+  json_kv(b, "ppid", (uint64_t)getppid(), true);
+  pm_buf_str(b, "\"forked_without_exec\":");
+  pm_buf_str(b, pm_forked_child ? "true," : "false,");
+  pm_buf_str(b, "\"trigger\":");
+  pm_buf_json_str(b, report_trigger);
+  pm_buf_str(b, ",\"program\":");
   pm_buf_json_str(b, cmd);
   pm_buf_char(b, ',');
   json_kv(b, "run_time_ms", pm_uptime_ns() / 1000000, true);
@@ -172,7 +192,8 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
     pm_buf_json_str(b, pm_option_table[i].name);
     pm_buf_char(b, ':');
     pm_opt_kind kind = pm_option_table[i].kind;
-    if (kind == PM_OPT_STRING || kind == PM_OPT_STATS) pm_buf_json_str(b, pm_buf_cstr(&vb));
+    if (kind == PM_OPT_STRING || kind == PM_OPT_STATS || kind == PM_OPT_SIGNAL)
+      pm_buf_json_str(b, pm_buf_cstr(&vb));
     else pm_buf_str(b, pm_buf_cstr(&vb));
   }
   pm_buf_str(b, "},\"threads\":{");
@@ -184,7 +205,7 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
   PM_HEAP_COUNTERS(PM_JSON_KV)
 #undef PM_JSON_KV
   json_kv(b, "pages_in_use", s->pages_in_use, true);
-  json_kv(b, "page_size", (uint64_t)1 << pm_g.page_shift, true);
+  json_kv(b, "page_size", pm_opt.pool_size, true);
   json_kv(b, "live_block_bytes", s->block_bytes_live, true);
   json_kv(b, "tail_bytes", s->tail_bytes, true);
   json_kv(b, "purged_bytes", s->pages_purged_total, true);
@@ -193,7 +214,19 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
   json_kv(b, "jemalloc_resident", je_res, true);
   json_kv(b, "rss", s->rss, true);
   json_kv(b, "rss_peak", s->rss_peak, false);
-  pm_buf_str(b, "},\"classes\":[");
+  pm_buf_str(b, "},\"too_large_sizes\":[");
+  bool any = false;
+  for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++) {
+    if (s->too_large_log2[i] == 0) continue;
+    if (any) pm_buf_char(b, ',');
+    any = true;
+    pm_buf_str(b, "{\"max_bytes\":");
+    pm_buf_u64(b, i >= 63 ? UINT64_MAX : (uint64_t)1 << i);
+    pm_buf_str(b, ",\"count\":");
+    pm_buf_u64(b, s->too_large_log2[i]);
+    pm_buf_char(b, '}');
+  }
+  pm_buf_str(b, "],\"classes\":[");
   bool first = true;
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
     const pm_class_stats *k = &s->cls[c];
@@ -219,13 +252,14 @@ size_t pm_report_format(char *buf, size_t cap, int format) {
   if (format == PM_REPORT_JSON) format_json(&b, &s);
   else format_text(&b, &s);
   if (cap) buf[b.len] = 0;
-  return b.len;
+  return b.want;
 }
 
 bool pm_report_write_fd(int fd, int format) {
   char *buf = pm_os_map(PM_REPORT_CAP);
   if (buf == NULL) return false;
   size_t n = pm_report_format(buf, PM_REPORT_CAP, format);
+  if (n >= PM_REPORT_CAP) n = PM_REPORT_CAP - 1;
   bool ok = pm_os_write(fd, buf, n);
   int saved = errno;
   munmap(buf, PM_REPORT_CAP);
@@ -265,11 +299,11 @@ void pm_report_prepare(void) {
   errno = saved;
 }
 
-static void write_report(bool at_exit) {
+static void write_report(const char *trigger) {
+  report_trigger = trigger;
   int format = pm_opt.stats == PM_STATS_JSON ? PM_REPORT_JSON : PM_REPORT_TEXT;
   const char *pattern = pm_opt.stats_file_str;
   int err_fd = report_fd >= 0 ? report_fd : 2;
-  (void)at_exit;
   if (pattern != NULL) {
     char path[1024];
     pm_buf b = pm_buf_make(path, sizeof path);
@@ -288,7 +322,10 @@ static void write_report(bool at_exit) {
         bool ok = pm_report_write_fd(fd, format);
         close(fd);
         errno = saved;
-        if (ok) return;
+        if (ok) {
+          report_trigger = "api";
+          return;
+        }
         why = "could not be written";
       } else {
         why = "could not be opened";
@@ -308,14 +345,15 @@ static void write_report(bool at_exit) {
     pm_os_write(err_fd, m.data, m.len);
   }
   pm_report_write_fd(err_fd, format);
+  report_trigger = "api";
 }
 
-void pm_report_at_exit(void) { write_report(true); }
+void pm_report_at_exit(void) { write_report("exit"); }
 
 static void on_signal(int sig) {
   (void)sig;
   int saved = errno;
-  write_report(false);
+  write_report("signal");
   errno = saved;
 }
 

@@ -14,6 +14,8 @@ bool pm_report_write_fd(int fd, int format);
 /* Formats a report into buf (NUL-terminated); returns its length, or the
  * length it needs if cap is too small. */
 size_t pm_report_format(char *buf, size_t cap, int format);
+/* set in a fork child that has not exec'd: its counters include the parent's */
+extern bool pm_forked_child;
 /* Keeps a private copy of stderr for the report (called at process start
  * when POOLMALLOC_STATS is on). */
 void pm_report_prepare(void);

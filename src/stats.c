@@ -21,6 +21,7 @@ static void add_heap(pm_snapshot *s, const pm_heap *h) {
 #undef PM_ADDC
   }
   s->pages_free_cached += h->ncache;
+  for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++) s->too_large_log2[i] += h->too_large_log2[i];
 }
 
 void pm_stats_snapshot(pm_snapshot *s) {
@@ -32,6 +33,8 @@ void pm_stats_snapshot(pm_snapshot *s) {
 #undef PM_ADDS
   for (unsigned c = 0; c < PM_NCLASSES; c++)
     s->cls[c].frees += atomic_load_explicit(&pm_shared.class_frees[c], memory_order_relaxed);
+  for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++)
+    s->too_large_log2[i] += atomic_load_explicit(&pm_shared.too_large_log2[i], memory_order_relaxed);
   if (pm_g.size != 0) {
     uint64_t committed = pm_arena_committed();
     uint64_t npages = committed >> pm_g.page_shift;

@@ -11,6 +11,9 @@
 #include "common.h"
 #include "sizeclass.h"
 
+/* "too large" requests are also counted by ceil(log2(size)), 0..63 */
+#define PM_LARGE_BUCKETS 64
+
 /* X(field, json_key, text label) */
 #define PM_HEAP_COUNTERS(X)                                                              \
   X(pages_fresh, "pages_fresh", "pool pages carved from arenas")                         \
@@ -49,6 +52,7 @@ typedef struct pm_heap_stats {
 typedef struct pm_snapshot {
   pm_heap_stats heap;
   pm_class_stats cls[PM_NCLASSES];
+  uint64_t too_large_log2[PM_LARGE_BUCKETS];
   uint64_t pages_in_use, pages_free_cached, pages_purged_total;
   uint64_t block_bytes_live;   /* bytes of pool blocks handed out and not freed */
   uint64_t tail_bytes;         /* bytes of in-use pages never carved */
