@@ -123,8 +123,7 @@ static bool retire_full(pm_heap *h, pm_page *pg) {
 
 static void release_page(pm_heap *h, pm_page *pg) {
   pg->where = PM_IN_NONE;
-  pg->state = PM_PAGE_FREE;
-  atomic_store_explicit(&pg->owner, NULL, memory_order_release);
+  pm_page_retire(pg);
   PM_COUNT(h->stats.pages_released++);
   if (h->ncache < PM_HEAP_CACHE_PAGES) {
     pg->where = PM_IN_CACHE;
@@ -266,8 +265,7 @@ static void abandon_page(pm_heap *h, pm_page *pg) {
   pg->next = pg->prev = NULL;
   pg->where = PM_IN_NONE;
   if (pg->used == 0) {
-    pg->state = PM_PAGE_FREE;
-    atomic_store_explicit(&pg->owner, NULL, memory_order_release);
+    pm_page_retire(pg);
     PM_COUNT(h->stats.pages_released++);
     pm_pages_push_free(pg);
     return;

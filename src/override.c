@@ -11,6 +11,7 @@
 #include "fmt.h"
 #include "glibc_compat.h"
 #include "report.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -76,6 +77,14 @@ PM_EXPORT int poolmalloc_report_fd(int fd, int format) {
 }
 PM_EXPORT size_t poolmalloc_report_buf(char *buf, size_t size, int format) {
   return pm_report_format(buf, size, format == POOLMALLOC_FORMAT_JSON ? PM_REPORT_JSON : PM_REPORT_TEXT);
+}
+
+PM_EXPORT int poolmalloc_report_cb(poolmalloc_write_fn write, void *arg, int format) {
+  return pm_report_callback(write, arg,
+                            format == POOLMALLOC_FORMAT_JSON ? PM_REPORT_JSON : PM_REPORT_TEXT);
+}
+PM_EXPORT int poolmalloc_get_totals(poolmalloc_totals *out, size_t size) {
+  return pm_get_totals(out, size);
 }
 
 /* ---- C++ operators ----

@@ -3,6 +3,24 @@
 
 #define PM_CARVE_BYTES 4096
 
+/* pages in use per class and in all, with their peaks (slow path only) */
+_Atomic uint64_t pm_class_pages[PM_NCLASSES], pm_class_pages_peak[PM_NCLASSES];
+_Atomic uint64_t pm_pages_in_use, pm_pages_peak;
+
+static void raise_peak(_Atomic uint64_t *peak, uint64_t v) {
+  uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
+  while (v > old && !atomic_compare_exchange_weak_explicit(peak, &old, v, memory_order_relaxed,
+                                                           memory_order_relaxed)) {
+  }
+}
+
+void pm_page_retire(pm_page *pg) {
+  pg->state = PM_PAGE_FREE;
+  atomic_store_explicit(&pg->owner, NULL, memory_order_release);
+  atomic_fetch_sub_explicit(&pm_class_pages[pg->cls], 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&pm_pages_in_use, 1, memory_order_relaxed);
+}
+
 void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
   size_t bsize = pm_class_size(cls);
   pg->free = NULL;
@@ -19,6 +37,9 @@ void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
   atomic_store_explicit(&pg->remote, NULL, memory_order_relaxed);
   atomic_store_explicit(&pg->full, 0, memory_order_relaxed);
   atomic_store_explicit(&pg->owner, heap, memory_order_release);
+  raise_peak(&pm_class_pages_peak[cls],
+             atomic_fetch_add_explicit(&pm_class_pages[cls], 1, memory_order_relaxed) + 1);
+  raise_peak(&pm_pages_peak, atomic_fetch_add_explicit(&pm_pages_in_use, 1, memory_order_relaxed) + 1);
 }
 
 bool pm_page_carve(pm_page *pg) {

@@ -26,6 +26,10 @@ pm_inline void pm_block_set_next(pm_block *b, const pm_block *next) {
 
 /* Makes pg an empty page of class cls owned by heap. */
 void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap);
+/* Marks an in-use page free (no owner); keeps the page counts. */
+void pm_page_retire(pm_page *pg);
+extern _Atomic uint64_t pm_class_pages[PM_NCLASSES], pm_class_pages_peak[PM_NCLASSES];
+extern _Atomic uint64_t pm_pages_in_use, pm_pages_peak;
 /* Carves up to a few KiB of fresh blocks onto the free list; false if the
  * page has no untouched tail left. */
 bool pm_page_carve(pm_page *pg);

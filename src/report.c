@@ -70,14 +70,17 @@ static void text_bytes(pm_buf *b, uint64_t v) {
   }
 }
 
-static void format_text(pm_buf *b, const pm_snapshot *s) {
+static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
   char cmd[512];
   cmdline(cmd, sizeof cmd);
   totals t = sum(s);
   uint64_t requests = t.allocs + t.fallbacks;
+  pm_buf_str(b, color ? "\033[1m" : "");
   pm_buf_str(b, "==== poolmalloc " PM_VERSION " report begin: pid ");
   pm_buf_u64(b, (uint64_t)getpid());
-  pm_buf_str(b, " ====\nprogram:   ");
+  pm_buf_str(b, " ====");
+  pm_buf_str(b, color ? "\033[0m" : "");
+  pm_buf_str(b, "\nprogram:   ");
   pm_buf_str(b, cmd);
   pm_buf_str(b, "\nrun time:  ");
   pm_buf_u64(b, pm_uptime_ns() / 1000000);
@@ -124,7 +127,9 @@ static void format_text(pm_buf *b, const pm_snapshot *s) {
   }
   pm_buf_str(b, "pool pages: ");
   pm_buf_u64(b, s->pages_in_use);
-  pm_buf_str(b, " in use (");
+  pm_buf_str(b, " in use, ");
+  pm_buf_u64(b, s->pages_peak);
+  pm_buf_str(b, " at most (");
   pm_buf_bytes(b, s->pages_in_use * ((uint64_t)1 << pm_g.page_shift));
   pm_buf_str(b, "), live blocks ");
   pm_buf_bytes(b, s->block_bytes_live);
@@ -138,7 +143,10 @@ static void format_text(pm_buf *b, const pm_snapshot *s) {
   text_bytes(b, s->rss_peak);
   pm_buf_str(b, " peak\n");
   if (t.allocs) {
-    pm_buf_str(b, "  class   block       allocs        frees         live    requested   waste\n");
+    pm_buf_str(b, color ? "\033[1m" : "");
+    pm_buf_str(b, "  class   block       allocs        frees         live    requested   waste"
+                  "   pages    peak\n");
+    pm_buf_str(b, color ? "\033[0m" : "");
     for (unsigned c = 0; c < PM_NCLASSES; c++) {
       const pm_class_stats *k = &s->cls[c];
       if (k->allocs == 0 && k->frees == 0) continue;
@@ -150,12 +158,18 @@ static void format_text(pm_buf *b, const pm_snapshot *s) {
       pm_buf_u64w(b, k->frees, 13);
       pm_buf_u64w(b, k->allocs > k->frees ? k->allocs - k->frees : 0, 13);
       pm_buf_u64w(b, k->req_bytes, 13);
-      pm_buf_str(b, "   ");
-      pm_buf_pct(b, given > k->req_bytes ? given - k->req_bytes : 0, given);
+      char pct[16];
+      pm_buf pb = pm_buf_make(pct, sizeof pct);
+      pm_buf_pct(&pb, given > k->req_bytes ? given - k->req_bytes : 0, given);
+      for (size_t i = pb.len; i < 8; i++) pm_buf_char(b, ' ');
+      pm_buf_mem(b, pct, pb.len);
+      pm_buf_u64w(b, s->class_pages[c], 8);
+      pm_buf_u64w(b, s->class_pages_peak[c], 8);
       pm_buf_char(b, '\n');
     }
   }
-  pm_buf_str(b, "==== poolmalloc report end ====\n");
+  pm_buf_str(b, color ? "\033[1m==== poolmalloc report end ====\033[0m\n"
+                     : "==== poolmalloc report end ====\n");
 }
 
 static void json_kv(pm_buf *b, const char *key, uint64_t v, bool comma) {
@@ -205,6 +219,7 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
   PM_HEAP_COUNTERS(PM_JSON_KV)
 #undef PM_JSON_KV
   json_kv(b, "pages_in_use", s->pages_in_use, true);
+  json_kv(b, "pages_peak", s->pages_peak, true);
   json_kv(b, "page_size", pm_opt.pool_size, true);
   json_kv(b, "live_block_bytes", s->block_bytes_live, true);
   json_kv(b, "tail_bytes", s->tail_bytes, true);
@@ -239,32 +254,51 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
 #define PM_JSON_C(f, key) json_kv(b, key, k->f, true);
     PM_CLASS_COUNTERS(PM_JSON_C)
 #undef PM_JSON_C
-    json_kv(b, "live", k->allocs > k->frees ? k->allocs - k->frees : 0, false);
+    json_kv(b, "live", k->allocs > k->frees ? k->allocs - k->frees : 0, true);
+    json_kv(b, "pages", s->class_pages[c], true);
+    json_kv(b, "peak_pages", s->class_pages_peak[c], false);
     pm_buf_char(b, '}');
   }
   pm_buf_str(b, "]}}\n");
 }
 
-size_t pm_report_format(char *buf, size_t cap, int format) {
+static size_t format_report(char *buf, size_t cap, int format, bool color) {
   pm_snapshot s;
   pm_stats_snapshot(&s);
   pm_buf b = pm_buf_make(buf, cap ? cap - 1 : 0);
   if (format == PM_REPORT_JSON) format_json(&b, &s);
-  else format_text(&b, &s);
+  else format_text(&b, &s, color);
   if (cap) buf[b.len] = 0;
   return b.want;
+}
+
+size_t pm_report_format(char *buf, size_t cap, int format) {
+  return format_report(buf, cap, format, false);
 }
 
 bool pm_report_write_fd(int fd, int format) {
   char *buf = pm_os_map(PM_REPORT_CAP);
   if (buf == NULL) return false;
-  size_t n = pm_report_format(buf, PM_REPORT_CAP, format);
+  /* colour only for a text report going to a terminal */
+  size_t n = format_report(buf, PM_REPORT_CAP, format, format == PM_REPORT_TEXT && isatty(fd));
   if (n >= PM_REPORT_CAP) n = PM_REPORT_CAP - 1;
   bool ok = pm_os_write(fd, buf, n);
   int saved = errno;
   munmap(buf, PM_REPORT_CAP);
   errno = saved;
   return ok;
+}
+
+int pm_report_callback(void (*fn)(void *, const char *, size_t), void *arg, int format) {
+  char *buf = pm_os_map(PM_REPORT_CAP);
+  if (buf == NULL) return -1;
+  size_t n = pm_report_format(buf, PM_REPORT_CAP, format);
+  if (n >= PM_REPORT_CAP) n = PM_REPORT_CAP - 1;
+  fn(arg, buf, n);
+  int saved = errno;
+  munmap(buf, PM_REPORT_CAP);
+  errno = saved;
+  return 0;
 }
 
 /* expands %p (pid), %e (program name) and %% in the file name */

@@ -21,6 +21,8 @@ extern bool pm_forked_child;
 void pm_report_prepare(void);
 /* Installs the POOLMALLOC_STATS_SIGNAL handler, if one is asked for. */
 void pm_report_install_signal(void);
+/* Formats a report and hands it to fn in one call; -1 if no buffer. */
+int pm_report_callback(void (*fn)(void *, const char *, size_t), void *arg, int format);
 /* The exit report: where POOLMALLOC_STATS and POOLMALLOC_STATS_FILE say. */
 void pm_report_at_exit(void);
 

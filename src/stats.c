@@ -8,6 +8,8 @@
 #include "fallback.h"
 #include "heap.h"
 #include "os.h"
+#include "page.h"
+#include "poolmalloc.h"
 
 #include <string.h>
 
@@ -49,6 +51,11 @@ void pm_stats_snapshot(pm_snapshot *s) {
   for (unsigned c = 0; c < PM_NCLASSES; c++)
     if (s->cls[c].allocs > s->cls[c].frees)
       s->block_bytes_live += (s->cls[c].allocs - s->cls[c].frees) * pm_class_size(c);
+  for (unsigned c = 0; c < PM_NCLASSES; c++) {
+    s->class_pages[c] = atomic_load_explicit(&pm_class_pages[c], memory_order_relaxed);
+    s->class_pages_peak[c] = atomic_load_explicit(&pm_class_pages_peak[c], memory_order_relaxed);
+  }
+  s->pages_peak = atomic_load_explicit(&pm_pages_peak, memory_order_relaxed);
   s->pages_purged_total = pm_pages_purged_total();
   s->threads_live = atomic_load(&pm_threads_live);
   s->threads_peak = atomic_load(&pm_threads_peak);
@@ -58,4 +65,36 @@ void pm_stats_snapshot(pm_snapshot *s) {
   pm_os_rss(&rss, &peak);
   s->rss = rss;
   s->rss_peak = peak;
+}
+
+int pm_get_totals(poolmalloc_totals *out, size_t size) {
+  if (out == NULL || size < 2 * sizeof(unsigned)) return -1;
+  pm_snapshot s;
+  pm_stats_snapshot(&s);
+  uint64_t je_alloc, je_res, je_mapped;
+  pm_fallback_figures(&je_alloc, &je_res, &je_mapped);
+  poolmalloc_totals t;
+  memset(&t, 0, sizeof t);
+  t.version = POOLMALLOC_TOTALS_VERSION;
+  for (unsigned c = 0; c < PM_NCLASSES; c++) {
+    t.pooled_allocations += s.cls[c].allocs;
+    t.frees += s.cls[c].frees;
+  }
+  t.jemalloc_allocations = s.heap.fb_too_large + s.heap.fb_alignment + s.heap.fb_disabled +
+                           s.heap.fb_region_full + s.heap.fb_no_heap;
+  t.allocations = t.pooled_allocations + t.jemalloc_allocations;
+  t.live_pool_bytes = s.block_bytes_live;
+  t.pool_pages = s.pages_in_use;
+  t.pool_pages_peak = s.pages_peak;
+  t.page_size = pm_g.size ? (uint64_t)1 << pm_g.page_shift : 0;
+  t.remote_frees = s.heap.remote_frees;
+  t.jemalloc_bytes = je_alloc;
+  t.threads_live = s.threads_live;
+  t.threads_peak = s.threads_peak;
+  t.rss = s.rss;
+  t.rss_peak = s.rss_peak;
+  size_t n = size < sizeof t ? size : sizeof t;
+  t.size = (unsigned)n;
+  memcpy(out, &t, n);
+  return 0;
 }

@@ -53,6 +53,8 @@ typedef struct pm_snapshot {
   pm_heap_stats heap;
   pm_class_stats cls[PM_NCLASSES];
   uint64_t too_large_log2[PM_LARGE_BUCKETS];
+  uint64_t class_pages[PM_NCLASSES], class_pages_peak[PM_NCLASSES];
+  uint64_t pages_peak;
   uint64_t pages_in_use, pages_free_cached, pages_purged_total;
   uint64_t block_bytes_live;   /* bytes of pool blocks handed out and not freed */
   uint64_t tail_bytes;         /* bytes of in-use pages never carved */
@@ -65,5 +67,9 @@ typedef struct pm_snapshot {
 /* Fills *s from every heap and the global state. Racy by design (other
  * threads keep counting while we read); never allocates. */
 void pm_stats_snapshot(pm_snapshot *s);
+
+/* poolmalloc_get_totals (include/poolmalloc.h) */
+struct poolmalloc_totals;
+int pm_get_totals(struct poolmalloc_totals *out, size_t size);
 
 #endif

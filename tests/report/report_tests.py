@@ -265,7 +265,7 @@ def t_text_report():
     check(re.search(r"^program:\s+\S*report_prog count 500$", body, re.M), "program line does not name the command")
     m = re.search(r"^requests:\s+(\d+) allocations", body, re.M)
     check(m and int(m.group(1)) >= 501, "requests line counts fewer than 501 allocations")
-    check(re.search(r"^\s+class\s+block\s+allocs\s+frees\s+live\s+requested\s+waste$", body, re.M),
+    check(re.search(r"^\s+class\s+block\s+allocs\s+frees\s+live\s+requested\s+waste\s+pages\s+peak$", body, re.M),
           "no size-class table header")
 
 
