@@ -13,6 +13,7 @@
 #include "report.h"
 #include "stats.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -96,15 +97,29 @@ extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
 
 /* The C++ rule: while allocation fails, call the new-handler if there is
  * one and retry; without one, throw std::bad_alloc (plain forms) or return
- * nullptr (nothrow forms). */
-static pm_noinline void *new_failed(size_t size, size_t align, bool nothrow) {
+ * nullptr (nothrow forms). A handler may itself throw, and a nothrow form
+ * must then return nullptr; C cannot catch, so with a handler installed
+ * the nothrow forms hand the request to libstdc++'s own nothrow operator
+ * (found with dlsym(RTLD_NEXT)), which calls our throwing form inside a
+ * try block. Unwinding through this file works: it is built with
+ * -fexceptions. */
+typedef struct nothrow_t nothrow_t;
+static pm_noinline void *new_failed(size_t size, size_t align, const char *nothrow_name) {
   for (;;) {
     pm_new_handler handler = _ZSt15get_new_handlerv ? _ZSt15get_new_handlerv() : NULL;
     if (handler == NULL) {
-      if (nothrow) return NULL;
+      if (nothrow_name) return NULL;
       if (_ZSt17__throw_bad_allocv) _ZSt17__throw_bad_allocv();
       pm_message("operator new: out of memory and no C++ runtime to throw std::bad_alloc; aborting");
       abort();
+    }
+    if (nothrow_name) {
+      void *next = dlsym(RTLD_NEXT, nothrow_name);
+      if (next == NULL) return NULL;
+      static const char nothrow_tag = 0; /* std::nothrow is an empty struct */
+      if (align)
+        return ((void *(*)(size_t, size_t, const void *))next)(size, align, &nothrow_tag);
+      return ((void *(*)(size_t, const void *))next)(size, &nothrow_tag);
     }
     handler();
     void *p = align ? pm_memalign(align, size) : pm_malloc(size);
@@ -112,32 +127,32 @@ static pm_noinline void *new_failed(size_t size, size_t align, bool nothrow) {
   }
 }
 
-static inline void *cxx_new(size_t size, size_t align, bool nothrow) {
+static inline void *cxx_new(size_t size, size_t align, const char *nothrow_name) {
   void *p = align ? pm_memalign(align, size) : pm_malloc(size);
   if (likely(p != NULL)) return p;
-  return new_failed(size, align, nothrow);
+  return new_failed(size, align, nothrow_name);
 }
 
 typedef struct nothrow_t nothrow_t;
-PM_EXPORT void *_Znwm(size_t n) { return cxx_new(n, 0, false); }
-PM_EXPORT void *_Znam(size_t n) { return cxx_new(n, 0, false); }
+PM_EXPORT void *_Znwm(size_t n) { return cxx_new(n, 0, NULL); }
+PM_EXPORT void *_Znam(size_t n) { return cxx_new(n, 0, NULL); }
 PM_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const nothrow_t *t) {
   (void)t;
-  return cxx_new(n, 0, true);
+  return cxx_new(n, 0, "_ZnwmRKSt9nothrow_t");
 }
 PM_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const nothrow_t *t) {
   (void)t;
-  return cxx_new(n, 0, true);
+  return cxx_new(n, 0, "_ZnamRKSt9nothrow_t");
 }
-PM_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t al) { return cxx_new(n, al, false); }
-PM_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t al) { return cxx_new(n, al, false); }
+PM_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t al) { return cxx_new(n, al, NULL); }
+PM_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t al) { return cxx_new(n, al, NULL); }
 PM_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const nothrow_t *t) {
   (void)t;
-  return cxx_new(n, al, true);
+  return cxx_new(n, al, "_ZnwmSt11align_val_tRKSt9nothrow_t");
 }
 PM_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const nothrow_t *t) {
   (void)t;
-  return cxx_new(n, al, true);
+  return cxx_new(n, al, "_ZnamSt11align_val_tRKSt9nothrow_t");
 }
 
 PM_EXPORT void _ZdlPv(void *p) { pm_free(p); }

@@ -48,6 +48,7 @@ if [ -f "$header" ]; then
     # Function declarations: an identifier poolmalloc_xxx followed by '(',
     # outside preprocessor lines and not a function-pointer typedef name
     # ("(*poolmalloc_cb)(").  Static inline helpers are not exports.
+    # shellcheck disable=SC2020 # tr: each of ; { } ends a declaration
     sed -e ':a' -e '/\\$/{N;s/\\\n//;ba' -e '}' "$header" | sed -e 's://.*$::' |
         grep -v '^[[:space:]]*#' | tr '\n' ' ' |
         sed -e 's:/\*[^*]*\*\+\([^/*][^*]*\*\+\)*/: :g' \

@@ -9,6 +9,7 @@
  *
  * Build with -fno-builtin so the compiler cannot fold or elide allocations. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdarg.h>
@@ -779,6 +780,87 @@ static void test_usable_size(void)
     check(ok, "malloc_usable_size(malloc(n))", ">= n, every byte writable", "n=%zu", bad);
 }
 
+/* glibc's internal aliases (exported by glibc 2.36 too) must be the same
+ * allocator as malloc/free: blocks move freely between the two names. */
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+
+static void test_glibc_aliases(void)
+{
+    int ok = 1;
+    size_t pg = page_size();
+    for (size_t n = 1; n < (size_t)1 << 22; n = n * 5 + 3) {
+        unsigned char *a = __libc_malloc(n);
+        unsigned char *b = malloc(n);
+        unsigned char *c = __libc_calloc(1, n);
+        if (!a || !b || !c) {
+            ok = 0;
+            break;
+        }
+        fill(a, n, 1);
+        fill(b, n, 2);
+        if (c[0] || c[n - 1])
+            ok = 0;
+        a = __libc_realloc(a, n * 2);
+        b = realloc(b, n + 1);
+        if (!a || !b || verify(a, n, 1) != n || verify(b, n, 2) != n)
+            ok = 0;
+        free(a);
+        __libc_free(b);
+        __libc_free(c);
+        void *m = __libc_memalign(256, n), *v = __libc_valloc(n), *pv = __libc_pvalloc(n);
+        if (!m || !v || !pv || !is_aligned(m, 256) || !is_aligned(v, pg) || !is_aligned(pv, pg) ||
+            malloc_usable_size(pv) < ((n + pg - 1) & ~(pg - 1)))
+            ok = 0;
+        free(m);
+        __libc_free(v);
+        free(pv);
+    }
+    check(ok, "__libc_malloc/calloc/realloc/memalign/valloc/pvalloc/free",
+          "interchangeable with malloc/free", "%s", "mismatch");
+
+    /* Optional names: free_sized and free_aligned_sized (C23; not in glibc
+     * 2.36) and cfree (a compat-only symbol in glibc).  When present they
+     * must free the block and keep errno; when absent the check is vacuous,
+     * so the line is the same for every allocator. */
+    void (*fs)(void *, size_t) = (void (*)(void *, size_t))dlsym(RTLD_DEFAULT, "free_sized");
+    void (*fas)(void *, size_t, size_t) =
+        (void (*)(void *, size_t, size_t))dlsym(RTLD_DEFAULT, "free_aligned_sized");
+    void (*cf)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "cfree");
+    ok = 1;
+    for (size_t n = 1; n < (size_t)1 << 23; n = n * 7 + 1) {
+        if (fs) {
+            void *p = malloc(n);
+            errno = 1234;
+            fs(p, n);
+            if (errno != 1234)
+                ok = 0;
+            fs(NULL, 0);
+        }
+        if (fas) {
+            void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+            errno = 1234;
+            fas(p, 64, (n + 63) & ~(size_t)63);
+            if (errno != 1234)
+                ok = 0;
+        }
+        if (cf) {
+            void *p = calloc(n, 1);
+            errno = 1234;
+            cf(p);
+            if (errno != 1234)
+                ok = 0;
+        }
+    }
+    check(ok, "free_sized/free_aligned_sized/cfree (where exported)", "free, errno preserved",
+          "%s", "errno changed");
+}
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 static void test_introspection(void)
@@ -849,6 +931,7 @@ int main(void)
     test_realloc_chain();
     test_random_mix();
     test_usable_size();
+    test_glibc_aliases();
     test_introspection();
     printf("conformance: %s\n", failures ? "FAILED" : "all checks passed");
     return failures ? 1 : 0;

@@ -345,6 +345,14 @@ void one_shot_handler()
     std::set_new_handler(nullptr); // the next failure throws
 }
 
+// A new_handler may also report failure by throwing std::bad_alloc; the
+// nothrow forms must then return nullptr, not let the exception escape.
+void throwing_handler()
+{
+    handler_calls++;
+    throw std::bad_alloc();
+}
+
 // Returns true if alloc() throws std::bad_alloc; on (unexpected) success the
 // block is released with dealloc().
 template <class F, class D>
@@ -436,7 +444,34 @@ void failure_paths()
     std::snprintf(detail, sizeof detail, "handler called %d times, returned %p", handler_calls, p);
     check(!p && handler_calls == 1, "nothrow operator new(huge) with new_handler",
           "handler called once, then nullptr", detail);
-    std::set_new_handler(nullptr);
+
+    for (int form = 0; form < 4; form++) {
+        static const char *const labels[] = {
+            "nothrow operator new(huge) with a throwing new_handler",
+            "nothrow operator new[](huge) with a throwing new_handler",
+            "nothrow operator new(huge, align 64) with a throwing new_handler",
+            "nothrow operator new[](huge, align 64) with a throwing new_handler",
+        };
+        handler_calls = 0;
+        std::set_new_handler(throwing_handler);
+        bool escaped = false;
+        void *q = nullptr;
+        try {
+            switch (form) {
+            case 0: q = ::operator new(n, std::nothrow); break;
+            case 1: q = ::operator new[](n, std::nothrow); break;
+            case 2: q = ::operator new(n, std::align_val_t{64}, std::nothrow); break;
+            default: q = ::operator new[](n, std::align_val_t{64}, std::nothrow); break;
+            }
+        } catch (const std::bad_alloc &) {
+            escaped = true;
+        }
+        std::set_new_handler(nullptr);
+        std::snprintf(detail, sizeof detail, "handler called %d times, %s", handler_calls,
+                      escaped ? "std::bad_alloc escaped" : q ? "returned non-null" : "returned nullptr");
+        check(!escaped && !q && handler_calls == 1, labels[form],
+              "handler called once, nullptr, no exception", detail);
+    }
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 # work directories, running commands with and without the preload under a
 # time limit, and checking that the preload library was really loaded.
 
+# shellcheck shell=bash
 PM_SKIP_RC=77
 
 pm_fail() {
