@@ -8,12 +8,20 @@
  *   report_prog aligned N        N posix_memalign(4096, 100)
  *   report_prog sparse N         N mallocs of 64 bytes, frees all but 1 in 1000,
  *                                then N/4 mallocs of 256 bytes (kept)
+ *   report_prog fork N           N mallocs of 100 bytes (kept), then fork without
+ *                                exec: the child makes N/2 mallocs of 200 bytes
+ *                                and exits; the parent waits for it
+ *   report_prog signal N         N mallocs of 64 bytes, raise(SIGUSR2) (run it
+ *                                with POOLMALLOC_STATS_SIGNAL=USR2), N more
  *
  * Every mode prints the number of allocation calls it made on stdout. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void **blocks;
 static size_t nblocks;
@@ -36,7 +44,7 @@ static void *xmalloc(size_t n) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: report_prog count|large|frag|remote|aligned|sparse N [SIZE]\n");
+    fprintf(stderr, "usage: report_prog count|large|frag|remote|aligned|sparse|fork|signal N [SIZE]\n");
     return 2;
   }
   const char *mode = argv[1];
@@ -70,6 +78,23 @@ int main(int argc, char **argv) {
       if (i % 1000) free(blocks[i]);
     for (size_t i = 0; i < n / 4; i++) blocks[i] = xmalloc(256); /* the kept 64 B blocks leak */
     calls += n / 4;
+  } else if (strcmp(mode, "fork") == 0) {
+    for (size_t i = 0; i < n; i++) blocks[i] = xmalloc(100);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid == 0) {
+      for (size_t i = 0; i < n / 2; i++) blocks[i] = xmalloc(200); /* the 100 B ones stay live */
+      exit(0);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
+  } else if (strcmp(mode, "signal") == 0) {
+    for (size_t i = 0; i < n; i++) blocks[i] = xmalloc(64);
+    raise(SIGUSR2);
+    for (size_t i = 0; i < n; i++) free(blocks[i]);
+    for (size_t i = 0; i < n; i++) blocks[i] = xmalloc(64);
+    calls += n;
   } else if (strcmp(mode, "aligned") == 0) {
     for (size_t i = 0; i < n; i++)
       if (posix_memalign(&blocks[i], 4096, 100) != 0) return 1;

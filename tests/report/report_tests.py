@@ -62,9 +62,9 @@ def json_run(args, **extra):
     return r.stdout, rep
 
 
-def reader(args, stdin=None, expect_rc=0):
+def reader(args, stdin=None, expect_rc=0, **env_extra):
     r = subprocess.run([sys.executable, READER] + args, input=stdin, capture_output=True,
-                       text=True, timeout=60, env=base_env())
+                       text=True, timeout=120, env=base_env(**env_extra))
     check(r.returncode == expect_rc, "poolmalloc-report %s exited %d (expected %d): %s%s"
           % (args, r.returncode, expect_rc, r.stdout[-800:], r.stderr[-800:]))
     return r
@@ -101,6 +101,10 @@ def validate(rep, where):
     check(isinstance(r.get("version"), str) and re.match(r"^\d+\.\d+\.\d+", r["version"]),
           "%s: version %r" % (where, r.get("version")))
     check(is_uint(r.get("pid")) and r["pid"] > 0, "%s: pid %r" % (where, r.get("pid")))
+    check(is_uint(r.get("ppid")), "%s: ppid %r" % (where, r.get("ppid")))
+    check(isinstance(r.get("forked_without_exec"), bool),
+          "%s: forked_without_exec %r" % (where, r.get("forked_without_exec")))
+    check(r.get("trigger") in ("exit", "signal", "api"), "%s: trigger %r" % (where, r.get("trigger")))
     check(isinstance(r.get("program"), str), "%s: program %r" % (where, r.get("program")))
     check(is_uint(r.get("run_time_ms")), "%s: run_time_ms %r" % (where, r.get("run_time_ms")))
     o = r.get("options")
@@ -128,6 +132,19 @@ def validate(rep, where):
     check(c["tail_bytes"] <= c["pages_in_use"] * c["page_size"], "%s: tail_bytes larger than the pages in use" % where)
     check(c["live_block_bytes"] + c["tail_bytes"] <= c["pages_in_use"] * c["page_size"],
           "%s: live blocks + tails larger than the pages in use" % where)
+    tls = r.get("too_large_sizes")
+    check(isinstance(tls, list), "%s: too_large_sizes missing" % where)
+    prev = 0
+    for b in tls:
+        check(isinstance(b, dict) and is_uint(b.get("max_bytes")) and is_uint(b.get("count")),
+              "%s: too_large_sizes item %r" % (where, b))
+        mb = b["max_bytes"]
+        check(mb & (mb - 1) == 0 or mb == 2 ** 64 - 1, "%s: max_bytes %d is not a power of two" % (where, mb))
+        check(mb > prev and b["count"] > 0, "%s: too_large_sizes not increasing or a zero count: %r" % (where, tls))
+        prev = mb
+    check(sum(b["count"] for b in tls) == c["fallback_too_large"],
+          "%s: too_large_sizes counts %d != fallback_too_large %d"
+          % (where, sum(b["count"] for b in tls), c["fallback_too_large"]))
     cls = r.get("classes")
     check(isinstance(cls, list), "%s: classes missing" % where)
     prev = -1
@@ -239,6 +256,8 @@ def t_counters():
     check(c["fallback_too_large"] >= n, "fallback_too_large %d < %d requests of %d B" % (c["fallback_too_large"], n, size))
     check(c["large_bytes"] >= n * size, "large_bytes %d < %d" % (c["large_bytes"], n * size))
     check(c["large_frees"] >= n // 2, "large_frees %d < %d" % (c["large_frees"], n // 2))
+    tls = {b["max_bytes"]: b["count"] for b in rep["poolmalloc"]["too_large_sizes"]}
+    check(tls.get(65536, 0) >= n, "%d requests of %d B, too_large_sizes %s" % (n, size, tls))
 
     n = 20000
     _, rep = json_run(["remote", str(n)])
@@ -297,7 +316,12 @@ def t_unwritable_path():
 # ---------------------------------------------------------------- the reader
 
 def crafted(pid, program, run_ms=500, classes=(), too_large=0, large_bytes=0, remote=0,
-            pool_size=65536, rss_peak=10 << 20, **counters):
+            pool_size=65536, rss_peak=10 << 20, max_pooled=None, ppid=None, forked=None,
+            trigger=None, sizes=None, **counters):
+    """A report as the library writes it. ppid, forked (forked_without_exec),
+    trigger and sizes (too_large_sizes, {max_bytes: count}; sets
+    fallback_too_large to their sum) are left out when None, as in reports of
+    0.1.0 before they were added."""
     c = {k: 0 for k in COUNTERS}
     c.update(page_size=pool_size, rss=rss_peak // 2, rss_peak=rss_peak,
              fallback_too_large=too_large, large_bytes=large_bytes, remote_frees=remote)
@@ -307,11 +331,24 @@ def crafted(pid, program, run_ms=500, classes=(), too_large=0, large_bytes=0, re
         cls.append({"class": num, "block_size": class_size(num), "allocs": allocs, "frees": frees,
                     "requested_bytes": req, "live": max(0, allocs - frees)})
     c["live_block_bytes"] = sum(k["live"] * k["block_size"] for k in cls)
-    return {"poolmalloc": {
-        "schema": 1, "version": "0.1.0", "pid": pid, "program": program, "run_time_ms": run_ms,
-        "options": {"POOL_SIZE": pool_size, "MAX_POOLED": pool_size // 2, "DISABLE": 0, "VERBOSE": 0,
-                    "STATS": "json", "STATS_FILE": "", "DECAY_MS": 1000, "REGION_SIZE": 32 << 30},
-        "threads": {"total": 1, "peak": 1, "live": 1}, "counters": c, "classes": cls}}
+    r = {"schema": 1, "version": "0.1.0", "pid": pid}
+    if ppid is not None:
+        r["ppid"] = ppid
+    if forked is not None:
+        r["forked_without_exec"] = forked
+    if trigger is not None:
+        r["trigger"] = trigger
+    r.update({
+        "program": program, "run_time_ms": run_ms,
+        "options": {"POOL_SIZE": pool_size, "MAX_POOLED": max_pooled or pool_size // 2, "DISABLE": 0,
+                    "VERBOSE": 0, "STATS": "json", "STATS_FILE": "", "DECAY_MS": 1000,
+                    "REGION_SIZE": 32 << 30},
+        "threads": {"total": 1, "peak": 1, "live": 1}, "counters": c})
+    if sizes is not None:
+        r["too_large_sizes"] = [{"max_bytes": b, "count": n} for b, n in sorted(sizes.items())]
+        c["fallback_too_large"] = sum(sizes.values())
+    r["classes"] = cls
+    return {"poolmalloc": r}
 
 
 def write(path, reports, noise=False):
@@ -388,7 +425,8 @@ def t_reader_inputs():
     check(j["processes"] == 5, "stdin + directory: %d processes, expected 5" % j["processes"])
     check(j["input"]["superseded_snapshots"] == 1, "the signal dump of pid 14 was not superseded: %s" % j["input"])
     check(j["input"]["text_reports_ignored"] == 1, "text report not counted: %s" % j["input"])
-    check("not valid JSON" in r.stderr, "the truncated report was not reported on stderr: %r" % r.stderr)
+    check(re.search(r"^poolmalloc-report: error: <stdin>:7: truncated report", r.stderr, re.M),
+          "the truncated report was not reported on stderr: %r" % r.stderr)
     pooled = sum(100 * (i + 1) + 10 for i in range(5))
     tl = sum(range(5))
     check(j["pooled"] == pooled, "pooled %d, expected %d" % (j["pooled"], pooled))
@@ -440,6 +478,354 @@ def t_reader_real():
               "advice without its variable: %s" % item)
     r = reader(["--advise", d])
     check(r.stdout.startswith("poolmalloc-report: 3 processes"), "text output header: %r" % r.stdout[:80])
+
+
+def have_matplotlib(python, **env_extra):
+    try:
+        return subprocess.run([python, "-c", "import matplotlib"], env=base_env(**env_extra),
+                              capture_output=True, timeout=60).returncode == 0
+    except OSError:
+        return False
+
+
+def t_reader_plot():
+    """--plot FILE.png writes a PNG (re-running with /usr/bin/python3 when
+    this python lacks matplotlib), or says why not and prints the report"""
+    d = tempfile.mkdtemp(dir=TMP)
+    write(d + "/r.json", [crafted(100, "app", classes=[(0, 5000, 4000, 5000 * 10), (20, 800, 700, 800 * 1200)],
+                                  sizes={65536: 300, 262144: 20}, large_bytes=300 * 50000 + 20 * 200000),
+                          crafted(101, "tool", classes=[(3, 1000, 1000, 60000)], fallback_alignment=5)])
+    png = os.path.join(TMP, "out.png")
+    available = have_matplotlib(sys.executable) or have_matplotlib("/usr/bin/python3")
+    r = reader(["--plot", png, d + "/r.json"])
+    check(r.stdout.startswith("poolmalloc-report: 2 processes"), "--plot: no text report on stdout:\n" + r.stdout)
+    if available:
+        check(os.path.exists(png), "--plot with matplotlib available: %s not written; stderr: %s" % (png, r.stderr))
+        with open(png, "rb") as f:
+            data = f.read()
+        check(data[:8] == b"\x89PNG\r\n\x1a\n", "--plot: %s does not start with the PNG signature: %r" % (png, data[:8]))
+        check(len(data) > 10000, "--plot: %s is only %d bytes" % (png, len(data)))
+        check("plot written to " + png in r.stderr, "--plot: no 'plot written' message: %r" % r.stderr)
+        # --json keeps stdout pure JSON with --plot
+        os.unlink(png)
+        j = json.loads(reader(["--json", "--plot", png, d + "/r.json"]).stdout)
+        check(j["processes"] == 2 and os.path.exists(png), "--json --plot: %s" % j.get("processes"))
+        # a plot that cannot be written: exit 1 and the file named
+        bad = "/nonexistent/dir/p.png"
+        r = reader(["--plot", bad, d + "/r.json"], expect_rc=1)
+        check(bad in r.stderr, "unwritable --plot: the error does not name %s: %r" % (bad, r.stderr))
+    else:
+        check("needs matplotlib" in r.stderr, "--plot without matplotlib: no message: %r" % r.stderr)
+        check(not os.path.exists(png), "--plot without matplotlib: %s exists" % png)
+    # matplotlib missing everywhere (a module that fails to import, first on
+    # PYTHONPATH for every python): the message, the text report, exit 0
+    fake = os.path.join(TMP, "fake")
+    os.makedirs(fake + "/matplotlib")
+    with open(fake + "/matplotlib/__init__.py", "w") as f:
+        f.write("raise ImportError('simulated: no matplotlib')\n")
+    png2 = os.path.join(TMP, "none.png")
+    r = reader(["--advise", "--plot", png2, d + "/r.json"], PYTHONPATH=fake)
+    check("needs matplotlib" in r.stderr and "python3-matplotlib" in r.stderr,
+          "--plot without matplotlib: no message saying so: %r" % r.stderr)
+    check(r.stdout.startswith("poolmalloc-report: 2 processes") and "\nadvice:\n" in r.stdout,
+          "--plot without matplotlib: the text report was not printed:\n" + r.stdout)
+    check(not os.path.exists(png2), "--plot without matplotlib: %s was written" % png2)
+
+
+def t_reader_truncated():
+    """a truncated or malformed report file is named on stderr (with the
+    line) and the other files are still read; exit 0 if a report was read"""
+    d = tempfile.mkdtemp(dir=TMP)
+    good = crafted(10, "good", classes=[(1, 7000, 6000, 7000 * 20)], sizes={65536: 40},
+                   large_bytes=40 * 40000, ppid=1, forked=False, trigger="exit")
+    write(d + "/good.json", [good])
+    line = json.dumps(crafted(11, "cut", classes=[(2, 999, 0, 999 * 40)], ppid=1, forked=False,
+                              trigger="exit"), separators=(",", ":"))
+    with open(d + "/trunc.json", "w") as f:
+        f.write(line[:len(line) // 2])          # the writer was killed in the middle
+    j_good = json.loads(reader(["--json", d + "/good.json"]).stdout)
+    r = reader(["--json", d + "/trunc.json", d + "/good.json"])
+    check(re.search(r"^poolmalloc-report: error: %s:1: truncated report" % re.escape(d + "/trunc.json"),
+                    r.stderr, re.M), "the truncated file is not named with its line: %r" % r.stderr)
+    check("good.json" not in r.stderr, "the good file is named on stderr: %r" % r.stderr)
+    j = json.loads(r.stdout)
+    check(j["processes"] == 1 and j["pooled"] == 7000 and j["requests"] == 7040,
+          "aggregate with a truncated file: %d processes, %d pooled, %d requests (expected 1, 7000, 7040)"
+          % (j["processes"], j["pooled"], j["requests"]))
+    check({k: v for k, v in j.items() if k != "input"} == {k: v for k, v in j_good.items() if k != "input"},
+          "the aggregate of good.json changed when read with trunc.json")
+    check(j["input"]["invalid_reports"] == 1, "input %s" % j["input"])
+    # the text aggregate too, and a directory holding both
+    r = reader([d])
+    check(r.stdout.startswith("poolmalloc-report: 1 process from 2 sources"), "text header: %r" % r.stdout[:80])
+    check(re.search(r"^requests:\s+7,040 allocations", r.stdout, re.M), "text aggregate:\n" + r.stdout)
+    check("trunc.json:1: truncated report" in r.stderr, "directory: %r" % r.stderr)
+    # a malformed line among good ones: the line is named, the others read
+    lines = [json.dumps(crafted(20 + i, "p%d" % i, classes=[(0, 100, 0, 800)]), separators=(",", ":"))
+             for i in range(3)]
+    lines[1] = lines[1].replace('"allocs":100', '"allocs":1OO')
+    with open(d + "/mid.json", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    r = reader(["--json", d + "/mid.json", d + "/nonexistent.json"])
+    check(re.search(r"error: .*/mid\.json:2: malformed report", r.stderr), "malformed line 2: %r" % r.stderr)
+    check(re.search(r"error: .*/nonexistent\.json: cannot be read", r.stderr), "missing file: %r" % r.stderr)
+    check(json.loads(r.stdout)["processes"] == 2, "the 2 good lines of mid.json were not read")
+    # a pretty-printed report cut short
+    with open(d + "/pretty.json", "w") as f:
+        f.write(json.dumps(good, indent=2)[:300])
+    r = reader(["--json", d + "/pretty.json", d + "/good.json"])
+    check(re.search(r"error: .*/pretty\.json:\d+: truncated report", r.stderr), "pretty-printed: %r" % r.stderr)
+    # nothing readable at all: exit 1, the file still named
+    r = reader([d + "/trunc.json"], expect_rc=1)
+    check("trunc.json:1: truncated report" in r.stderr and "no poolmalloc JSON report" in r.stderr,
+          "only a truncated file: %r" % r.stderr)
+
+
+def t_reader_schema():
+    """reports of an unknown newer schema are read for the fields the reader
+    knows, with a warning naming the file; unknown fields are ignored"""
+    d = tempfile.mkdtemp(dir=TMP)
+    v1 = crafted(1, "old", classes=[(0, 1000, 900, 8000)], too_large=10, large_bytes=10 * 40000)
+    v1b = crafted(2, "new1", classes=[(0, 500, 100, 4000)], ppid=1, forked=False, trigger="exit",
+                  sizes={65536: 3})
+    # schema 1 with fields this reader does not know (per-class page counts)
+    v1b["poolmalloc"]["counters"]["pages_peak"] = 9
+    for k in v1b["poolmalloc"]["classes"]:
+        k.update(pages=3, pages_peak=4)
+    v2 = crafted(3, "next", classes=[(0, 2000, 1000, 16000), (9, 10, 0, 1800)], ppid=1, forked=False,
+                 trigger="exit", sizes={131072: 7}, large_bytes=7 * 100000)
+    r2 = v2["poolmalloc"]
+    r2["schema"] = 2
+    r2["heaps"] = [{"id": 1, "pages": 4}]
+    r2["counters"]["histogram"] = {"a": [1, 2]}
+    r2["counters"]["pages_peak"] = 12
+    r2["classes"][0]["pages"] = {"now": 1, "peak": 2}
+    r2["too_large_sizes"].append({"max_bytes": 262144, "count": 2, "bytes": 400000})
+    r2["counters"]["fallback_too_large"] = 9
+    # fields that changed shape in the new schema: read what still fits
+    r2["threads"] = [{"id": 1}, {"id": 2}]
+    r2["classes"].append("summary")
+    r2["counters"]["rss_peak"] = "unknown"
+    write(d + "/v1.json", [v1])
+    write(d + "/v1b.json", [v1b])
+    write(d + "/v2.json", [v2])
+    r = reader(["--json", "--advise", d])
+    warn = [l for l in r.stderr.splitlines() if "warning" in l]
+    check(len(warn) == 1 and "v2.json" in warn[0] and "schema 2" in warn[0],
+          "expected one warning naming v2.json and schema 2: %r" % r.stderr)
+    check("v1" not in r.stderr, "a schema 1 file was warned about: %r" % r.stderr)
+    j = json.loads(r.stdout)
+    check(j["processes"] == 3, "processes %d, expected 3" % j["processes"])
+    check(j["pooled"] == 1000 + 500 + 2010, "pooled %d, expected %d" % (j["pooled"], 3510))
+    check(j["jemalloc_by_reason"]["fallback_too_large"]["count"] == 10 + 3 + 9, "too large %s" % j["jemalloc_by_reason"])
+    check({b["max_bytes"]: b["count"] for b in j["too_large_sizes"]} == {65536: 3, 131072: 7, 262144: 2},
+          "too_large_sizes %s" % j["too_large_sizes"])
+    check(j["too_large_sizes_complete"] is False, "v1.json has no too_large_sizes: complete must be false")
+    check(j["input"]["other_schema"] == {"2": 1}, "input %s" % j["input"])
+    # text output, and only schema 1 files: no warning at all
+    r = reader([d + "/v1.json", d + "/v1b.json"])
+    check(r.stderr == "", "schema 1 only: stderr %r" % r.stderr)
+    r = reader([d + "/v2.json"])
+    check("v2.json" in r.stderr and r.stdout.startswith("poolmalloc-report: 1 process"),
+          "schema 2 alone: %r / %r" % (r.stderr, r.stdout[:60]))
+
+
+def t_reader_trigger():
+    """"trigger" picks the final report of a process: snapshots before an
+    exit report are skipped, a second exit report of a pid is another
+    process, the last snapshot counts when there is no exit report"""
+    d = tempfile.mkdtemp(dir=TMP)
+
+    def rep(pid, run, allocs, trigger):
+        return crafted(pid, "daemon -x", run_ms=run, classes=[(0, allocs, 0, allocs * 8)],
+                       ppid=1, forked=False, trigger=trigger)
+    # pid 7 dumps at 100 ms and exits at 300; pid 7 again (reused) exits at
+    # 250, shorter and later; pid 8 dumps twice and is killed
+    seq = [rep(7, 100, 10, "signal"), rep(7, 300, 1000, "exit"), rep(7, 250, 20000, "exit"),
+           rep(8, 50, 5, "signal"), rep(8, 80, 300000, "api")]
+    write(d + "/t.json", seq, noise=True)
+    j = json.loads(reader(["--json", d + "/t.json"]).stdout)
+    check(j["processes"] == 3, "with trigger: %d processes, expected 3" % j["processes"])
+    check(j["pooled"] == 1000 + 20000 + 300000, "with trigger: pooled %d, expected %d" % (j["pooled"], 321000))
+    check(j["input"]["superseded_snapshots"] == 2 and j["input"]["without_exit_report"] == 1,
+          "input %s" % j["input"])
+    r = reader([d + "/t.json"])
+    check("1 without an exit report" in r.stdout.splitlines()[0], "text header: %r" % r.stdout.splitlines()[0])
+    # the same reports without trigger: the old guess (a later report with a
+    # run time at least as long supersedes) keeps 300 ms then 250 ms of pid
+    # 7 as two processes, and 80 ms of pid 8
+    for x in seq:
+        del x["poolmalloc"]["trigger"]
+    write(d + "/old.json", seq)
+    j = json.loads(reader(["--json", d + "/old.json"]).stdout)
+    check(j["processes"] == 3 and j["pooled"] == 321000, "without trigger: %d processes, %d pooled"
+          % (j["processes"], j["pooled"]))
+    # where the guess and trigger differ: an exit report at 300 ms, then a
+    # second process of pid 7 that runs longer. Guess: one process
+    seq2 = [rep(7, 300, 1000, "exit"), rep(7, 400, 2000, "exit")]
+    write(d + "/t2.json", seq2)
+    j = json.loads(reader(["--json", d + "/t2.json"]).stdout)
+    check(j["processes"] == 2 and j["pooled"] == 3000, "trigger, pid reused: %d processes, %d pooled (expected 2, 3000)"
+          % (j["processes"], j["pooled"]))
+    for x in seq2:
+        del x["poolmalloc"]["trigger"]
+    write(d + "/old2.json", seq2)
+    j = json.loads(reader(["--json", d + "/old2.json"]).stdout)
+    check(j["processes"] == 1 and j["pooled"] == 2000, "no trigger, pid reused: %d processes, %d pooled (expected 1, 2000)"
+          % (j["processes"], j["pooled"]))
+    # a real signal dump, then the exit report, in one file
+    dd = tempfile.mkdtemp(dir=TMP)
+    run_prog(["signal", "5000"], {"POOLMALLOC_STATS": "json", "POOLMALLOC_STATS_SIGNAL": "USR2",
+                                  "POOLMALLOC_STATS_FILE": dd + "/r-%p.json"})
+    files = os.listdir(dd)
+    check(len(files) == 1, "signal run: files %s" % files)
+    with open(os.path.join(dd, files[0])) as f:
+        reps = [validate(json.loads(l), "signal run line %d" % i) for i, l in enumerate(f, 1)]
+    check([x["trigger"] for x in reps] == ["signal", "exit"], "signal run: triggers %s" % [x["trigger"] for x in reps])
+    j = json.loads(reader(["--json", dd]).stdout)
+    check(j["processes"] == 1 and j["input"]["superseded_snapshots"] == 1, "signal run: input %s" % j["input"])
+    check(j["pooled"] == sum(k["allocs"] for k in reps[1]["classes"]),
+          "signal run: pooled %d is not the exit report's" % j["pooled"])
+
+
+def t_reader_too_large():
+    """--advise uses too_large_sizes: the smallest POOL_SIZE whose
+    MAX_POOLED pools >= 80% of the too-large requests, with the effect and
+    the cost"""
+    d = tempfile.mkdtemp(dir=TMP)
+    pooled = [(1, 10000, 9000, 10000 * 30)]
+
+    def advise(name, reports):
+        write(d + "/" + name, reports)
+        j = json.loads(reader(["--json", "--advise", d + "/" + name]).stdout)
+        text = reader(["--advise", d + "/" + name]).stdout
+        return j, [x for x in j["advice"] if x["rule"] == "too-large"], text
+
+    # 3,500 of 4,000 are 32-64 KiB (87.5%): POOL_SIZE=131072 pools exactly those
+    j, adv, text = advise("a.json", [crafted(1, "srv", classes=pooled, large_bytes=4000 * 60000,
+                                             sizes={65536: 3500, 131072: 300, 4 << 20: 200})])
+    check(len(adv) == 1 and adv[0]["variable"] == "POOLMALLOC_POOL_SIZE" and adv[0]["value"] == 131072,
+          "87.5%% at 32-64 KiB: advice %s" % j["advice"])
+    f = adv[0]["figures"]
+    check(f["sizes_exact"] is True and f["pooled_requests"] == 3500 and f["pooled_pct"] == 87.5
+          and f["new_max_pooled"] == 65536, "figures %s" % f)
+    check(re.search(r"^  1\. POOLMALLOC_POOL_SIZE=131072\b", text, re.M), "text advice:\n" + text)
+    flat = " ".join(text.split())
+    check("25% of requests (3,500, 88% of the too-large ones) were 32\u201364 KiB and went to jemalloc; "
+          "POOLMALLOC_POOL_SIZE=131072" in flat, "the effect is not stated:\n" + text)
+    check("pool pages double in size" in flat and "never carved" in flat, "the cost is not stated:\n" + text)
+    check("the other 500 stay in jemalloc" in flat, "the rest is not stated:\n" + text)
+    check("by size: 32\u201364 KiB: 3,500, 64\u2013128 KiB: 300, 2\u20134 MiB: 200" in flat,
+          "the size line of the aggregate:\n" + text)
+
+    # 50% at 32-64 KiB, 87.5% up to 128 KiB: POOL_SIZE=262144, pages 4 times larger
+    j, adv, text = advise("b.json", [crafted(2, "srv", classes=pooled, large_bytes=4000 * 70000,
+                                             sizes={65536: 2000, 131072: 1500, 262144: 500})])
+    check(adv and adv[0]["value"] == 262144 and adv[0]["figures"]["pooled_requests"] == 3500,
+          "87.5%% up to 128 KiB: advice %s" % j["advice"])
+    flat = " ".join(text.split())
+    check("were 32\u2013128 KiB" in flat and "grow 4 times in size (64 KiB -> 256 KiB)" in flat,
+          "b.json text:\n" + text)
+
+    # sizes of exactly 60,000 B: the exact buckets say 64 KiB; from the mean
+    # alone (no too_large_sizes) the bound only proves 17% under 64 KiB
+    exact = crafted(3, "srv", classes=pooled, large_bytes=3000 * 60000, sizes={65536: 3000})
+    j, adv, _ = advise("c.json", [exact])
+    check(adv and adv[0]["value"] == 131072 and adv[0]["figures"]["pooled_pct"] == 100,
+          "60,000 B with sizes: advice %s" % j["advice"])
+    del exact["poolmalloc"]["too_large_sizes"]
+    j, adv, _ = advise("c_old.json", [exact])
+    check(adv and adv[0]["value"] == 262144 and adv[0]["figures"]["sizes_exact"] is False,
+          "60,000 B without sizes (bound): advice %s" % j["advice"])
+
+    # MAX_POOLED set below POOL_SIZE/2: raising it is enough, pages stay
+    j, adv, text = advise("d.json", [crafted(4, "srv", classes=pooled, max_pooled=8192,
+                                             large_bytes=3000 * 12000, sizes={16384: 2900, 32768: 100})])
+    check(adv and adv[0]["variable"] == "POOLMALLOC_MAX_POOLED" and adv[0]["value"] == 16384,
+          "MAX_POOLED=8192: advice %s" % j["advice"])
+    check("pages stay 64 KiB" in " ".join(text.split()), "d.json text:\n" + text)
+
+    # 60% at 32-64 KiB and 40% above 1 MiB: below 80% anywhere, 60% is worth it
+    j, adv, _ = advise("e.json", [crafted(5, "srv", classes=pooled, large_bytes=3000 * 600000,
+                                          sizes={65536: 1800, 8 << 20: 1200})])
+    check(adv and adv[0]["value"] == 131072 and adv[0]["figures"]["pooled_pct"] == 60,
+          "60%% then 8 MiB: advice %s" % j["advice"])
+
+    # nearly all above what any page can pool: a note, no advice
+    j, adv, _ = advise("f.json", [crafted(6, "srv", classes=pooled, large_bytes=3000 * (2 << 20),
+                                          sizes={65536: 100, 4 << 20: 2900})])
+    check(not adv and any(n["rule"] == "too-large" for n in j["notes"]),
+          "above 1 MiB: advice %s notes %s" % (j["advice"], j["notes"]))
+
+    # a real run: 3,000 requests of 50,000 B
+    dd = tempfile.mkdtemp(dir=TMP)
+    run_prog(["large", "3000", "50000"], {"POOLMALLOC_STATS": "json", "POOLMALLOC_STATS_FILE": dd + "/r-%p.json"})
+    j = json.loads(reader(["--json", "--advise", dd]).stdout)
+    adv = [x for x in j["advice"] if x["rule"] == "too-large"]
+    check(adv and adv[0]["value"] == 131072 and adv[0]["figures"]["sizes_exact"] is True
+          and adv[0]["figures"]["pooled_requests"] >= 3000,
+          "report_prog large 3000 50000: advice %s" % j["advice"])
+
+
+def t_reader_fork():
+    """a child forked without exec is counted without what it inherited:
+    less what its parent's report already holds, or once for a group of
+    siblings whose parent left no report of that program"""
+    d = tempfile.mkdtemp(dir=TMP)
+
+    def rep(pid, ppid, program, allocs, forked, run=500, tl=0):
+        return crafted(pid, program, run_ms=run, classes=[(0, allocs, allocs // 2, allocs * 8)],
+                       ppid=ppid, forked=forked, trigger="exit", sizes={65536: tl} if tl else {},
+                       large_bytes=tl * 40000, rss_peak=(4 << 20))
+    reps = [rep(100, 1, "srv", 10000, False, tl=100),
+            rep(101, 100, "srv", 13000, True, tl=100),          # +3,000 of its own
+            rep(102, 100, "srv", 10500, True, tl=130),          # +500, +30 too large
+            rep(103, 101, "srv", 13050, True, tl=100),          # grandchild: +50
+            rep(104, 100, "/bin/true", 20, False),              # exec'd: all its own
+            # the parent (pid 200) exec'd something else after forking these two
+            rep(200, 1, "python3 app.py", 700, False),
+            rep(201, 200, "sh wrapper", 5100, True, run=30),     # 5,000 inherited
+            rep(202, 200, "sh wrapper", 5700, True, run=60)]
+    write(d + "/f.json", reps)
+    j = json.loads(reader(["--json", d + "/f.json"]).stdout)
+    want = 10000 + 3000 + 500 + 50 + 20 + 700 + 5100 + 600
+    check(j["pooled"] == want, "pooled %d, expected %d (inherited counters subtracted)" % (j["pooled"], want))
+    check(j["jemalloc_by_reason"]["fallback_too_large"]["count"] == 130,
+          "too large %d, expected 130" % j["jemalloc_by_reason"]["fallback_too_large"]["count"])
+    check({b["max_bytes"]: b["count"] for b in j["too_large_sizes"]} == {65536: 130}, "sizes %s" % j["too_large_sizes"])
+    check(j["forks"]["forked_children"] == 5 and j["forks"]["with_parent_report"] == 3
+          and j["forks"]["without_parent_report"] == 2, "forks %s" % j["forks"])
+    check(j["processes"] == 8, "processes %d" % j["processes"])
+    # the state at exit is each process's own: not subtracted
+    check(j["pages_at_exit"]["live_block_bytes"] == sum(r["poolmalloc"]["counters"]["live_block_bytes"] for r in reps),
+          "live_block_bytes changed by the fork subtraction")
+    check(j["rss_peak"]["sum"] == 8 * (4 << 20), "rss_peak %s" % j["rss_peak"])
+    r = reader([d + "/f.json"])
+    check("5 forked without exec" in r.stdout.splitlines()[0], "text header: %r" % r.stdout.splitlines()[0])
+    # the same reports marked as not forked: plain sums
+    for x in reps:
+        x["poolmalloc"]["forked_without_exec"] = False
+    write(d + "/plain.json", reps)
+    j = json.loads(reader(["--json", d + "/plain.json"]).stdout)
+    check(j["pooled"] == sum(x["poolmalloc"]["classes"][0]["allocs"] for x in reps), "not forked: pooled %d" % j["pooled"])
+
+    # a real fork: the parent makes 10,000 blocks, the child 5,000 more
+    dd = tempfile.mkdtemp(dir=TMP)
+    run_prog(["fork", "10000"], {"POOLMALLOC_STATS": "json", "POOLMALLOC_STATS_FILE": dd + "/r-%p.json"})
+    got = {}
+    for f in os.listdir(dd):
+        with open(os.path.join(dd, f)) as fh:
+            x = validate(json.loads(fh.read()), f)
+        got[x["forked_without_exec"]] = x
+    check(set(got) == {True, False}, "fork run: expected a parent and a forked child report, got %s" % os.listdir(dd))
+    parent, child = got[False], got[True]
+    check(child["ppid"] == parent["pid"], "child ppid %d != parent pid %d" % (child["ppid"], parent["pid"]))
+    pa = sum(k["allocs"] for k in parent["classes"])
+    ch = sum(k["allocs"] for k in child["classes"])
+    check(ch >= 15000, "the child's report holds %d allocations, expected >= 15,000 (inherited)" % ch)
+    j = json.loads(reader(["--json", dd]).stdout)
+    check(abs(j["pooled"] - (pa + 5000)) <= 5, "fork run: pooled %d, expected the parent's %d + the child's "
+          "own 5,000 (raw sum %d)" % (j["pooled"], pa, pa + ch))
 
 
 TESTS = {name[2:]: fn for name, fn in sorted(globals().items()) if name.startswith("t_")}
