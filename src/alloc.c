@@ -70,8 +70,8 @@ pm_inline void *pop_block(pm_heap *h, pm_page *pg, pm_block *b, unsigned cls, si
   pg->free = pm_block_next(b);
   b->tag = 0;
   pg->used++;
-  PM_COUNT(h->cstats[cls].allocs++);
-  PM_COUNT(h->cstats[cls].req_bytes += size);
+  /* allocations are not counted here: a page's count is used + frees */
+  PM_COUNT(h->req_bytes[cls] += size);
   (void)size;
   return b;
 }
@@ -153,6 +153,7 @@ static pm_noinline void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
     pm_heap_error("free()", "invalid pointer: not the start of a block", b);
   if (unlikely(b->tag == pm_g.tag)) pm_heap_error("free()", "double free detected", b);
   b->tag = pm_g.tag;
+  unsigned cls = pg->cls; /* read before the push publishes the block */
   pm_block *old = atomic_load_explicit(&pg->remote, memory_order_relaxed);
   do {
     pm_block_set_next(b, old);
@@ -164,15 +165,15 @@ static pm_noinline void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
     else pm_page_claim_orphan(pg);
   }
   PM_STAT_ADD(h, remote_frees, 1);
-  if (h->kind == PM_HEAP_REAL) PM_COUNT(h->cstats[pg->cls].frees++);
-  else PM_COUNT(atomic_fetch_add_explicit(&pm_shared.class_frees[pg->cls], 1, memory_order_relaxed));
+  if (h->kind == PM_HEAP_REAL) PM_COUNT(h->remote_frees[cls]++);
+  else PM_COUNT(atomic_fetch_add_explicit(&pm_shared.class_frees[cls], 1, memory_order_relaxed));
 }
 
 pm_inline void free_local(pm_heap *h, pm_page *pg, pm_block *b) {
   pm_block_set_next(b, pg->free);
   b->tag = pm_g.tag;
   pg->free = b;
-  PM_COUNT(h->cstats[pg->cls].frees++);
+  PM_COUNT(pg->local_frees++); /* folded into the class at retire / report */
   uint32_t used = --pg->used;
   uint8_t where = pg->where;
   /* an emptied current page stays (malloc/free of one block in a loop) */

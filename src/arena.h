@@ -33,11 +33,15 @@ typedef struct pm_page {
   uint8_t where;                   /* PM_IN_* (owner's lists) */
   uint8_t dirty;                   /* touched since the last purge */
   _Atomic uint32_t stack_next;     /* link in a global stack (index + 1) */
-  struct pm_page *next, *prev;     /* owner's list links */
+  uint64_t local_frees;            /* same-thread frees since init (statistics): the
+                                    * page's allocations are used + local_frees +
+                                    * remote_collected, so malloc counts nothing */
   _Alignas(PM_CACHELINE) _Atomic(struct pm_block *) remote; /* remote frees */
   _Atomic uint8_t full;            /* on the owner's full list (read by remote frees) */
   uint64_t freed_ms;               /* when it went on the global free stack */
-  char pad1[PM_CACHELINE - 3 * sizeof(uint64_t)];
+  struct pm_page *next, *prev;     /* owner's list links (slow paths only) */
+  uint64_t remote_collected;       /* remote frees collected since init (statistics) */
+  char pad1[PM_CACHELINE - 6 * sizeof(uint64_t)];
 } pm_page;
 _Static_assert(sizeof(pm_page) == 2 * PM_CACHELINE, "page descriptor is two cache lines");
 

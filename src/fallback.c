@@ -11,9 +11,28 @@ int pm_je_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, siz
 
 #define PM_JE_ZERO 0x40
 
+extern const char *pm_je_malloc_conf;
+
 static _Atomic int started;
 
 bool pm_fallback_started(void) { return relaxed_load(&started) != 0; }
+
+/* jemalloc initialises itself on its first call, holding its init lock
+ * until done; a fork() by another thread in that window leaves the child a
+ * lock nobody will release (the integration fork test hung this way). Its
+ * own answer is a load-time constructor, which poolmalloc strips (it made
+ * every process pay, even /bin/true). So poolmalloc starts jemalloc in its
+ * own process start-up, at the first allocation, when the process has one
+ * thread: glibc's pthread_create allocates before the new thread exists. */
+void pm_fallback_init(bool pools_on) {
+  if (relaxed_load(&started)) return;
+  /* with pools on, jemalloc sees only blocks above POOLMALLOC_MAX_POOLED:
+   * its thread cache (blocks up to 32 KiB) would be set up for nothing.
+   * MALLOC_CONF, read after this, still overrides it. */
+  if (pools_on) pm_je_malloc_conf = "tcache:false";
+  relaxed_store(&started, 1);
+  pm_je_dallocx(pm_je_mallocx(PM_MIN_ALIGN, 0), 0);
+}
 
 void *pm_fallback_alloc(size_t size, size_t align, bool zero) {
   if (unlikely(size > PTRDIFF_MAX)) {

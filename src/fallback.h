@@ -5,12 +5,15 @@
  * wrappers fix the parts of its contract that differ from malloc's: size 0
  * is undefined for mallocx (ask for 16), blocks of 8 bytes or less are only
  * 8-aligned (ask for 16), and it sets no errno (we set ENOMEM). jemalloc
- * initialises itself on the first call, never before. */
+ * is started at poolmalloc's process start-up (the first allocation), never
+ * at load time. */
 #ifndef PM_FALLBACK_H
 #define PM_FALLBACK_H
 
 #include "common.h"
 
+/* Starts jemalloc (process start-up, single-threaded; see fallback.c). */
+void pm_fallback_init(bool pools_on);
 /* NULL with errno ENOMEM on failure. align <= 16 means the default. */
 void *pm_fallback_alloc(size_t size, size_t align, bool zero);
 void *pm_fallback_realloc(void *p, size_t size);

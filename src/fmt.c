@@ -11,7 +11,7 @@ void pm_buf_mem(pm_buf *b, const char *s, size_t n) {
     n = room;
     b->truncated = true;
   }
-  memcpy(b->data + b->len, s, n);
+  if (n) memcpy(b->data + b->len, s, n);
   b->len += n;
 }
 

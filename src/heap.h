@@ -18,7 +18,8 @@ enum { PM_HEAP_EMPTY = 0, PM_HEAP_REAL = 1, PM_HEAP_JEMALLOC = 2 };
 
 typedef struct pm_heap {
   pm_page *pages[PM_NCLASSES]; /* current page per class, &pm_page_empty if none */
-  pm_class_stats cstats[PM_NCLASSES];
+  uint64_t req_bytes[PM_NCLASSES];    /* bytes requested per class (fast path) */
+  uint64_t remote_frees[PM_NCLASSES]; /* frees this thread made into others' pages */
   pm_page *avail[PM_NCLASSES]; /* other pages of the class with free blocks */
   pm_page *full;               /* pages without a free block */
   pm_page *full_cursor;        /* where the remote-free scan of `full` resumes */

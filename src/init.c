@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "init.h"
 #include "arena.h"
+#include "fallback.h"
 #include "fmt.h"
 #include "options.h"
 #include "os.h"
@@ -61,6 +62,7 @@ static bool process_init(void) {
     pm_report_install_signal();
     bool ok = pm_opt.disable ||
               (pm_arena_init() && pm_heaps_init() && pthread_key_create(&thread_key, thread_exit) == 0);
+    pm_fallback_init(ok && !pm_opt.disable);
     if (!ok && pm_opt.verbose)
       pm_message("could not reserve address space; every request goes to jemalloc");
     in_init = 0;

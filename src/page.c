@@ -6,6 +6,8 @@
 /* pages in use per class and in all, with their peaks (slow path only) */
 _Atomic uint64_t pm_class_pages[PM_NCLASSES], pm_class_pages_peak[PM_NCLASSES];
 _Atomic uint64_t pm_pages_in_use, pm_pages_peak;
+/* same-thread frees and allocations of pages that were retired, per class */
+_Atomic uint64_t pm_class_local_frees[PM_NCLASSES], pm_class_allocs_retired[PM_NCLASSES];
 
 static void raise_peak(_Atomic uint64_t *peak, uint64_t v) {
   uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
@@ -15,6 +17,14 @@ static void raise_peak(_Atomic uint64_t *peak, uint64_t v) {
 }
 
 void pm_page_retire(pm_page *pg) {
+  /* full must read 0 before the owner goes: a remote free that raced with
+   * the last collection and still sees full == 1 would otherwise claim the
+   * free page as an orphan and put it on the abandoned stack too */
+  atomic_store_explicit(&pg->full, 0, memory_order_seq_cst);
+  atomic_fetch_add_explicit(&pm_class_local_frees[pg->cls], pg->local_frees, memory_order_relaxed);
+  atomic_fetch_add_explicit(&pm_class_allocs_retired[pg->cls],
+                            pg->used + pg->local_frees + pg->remote_collected, memory_order_relaxed);
+  pg->local_frees = pg->remote_collected = 0;
   pg->state = PM_PAGE_FREE;
   atomic_store_explicit(&pg->owner, NULL, memory_order_release);
   atomic_fetch_sub_explicit(&pm_class_pages[pg->cls], 1, memory_order_relaxed);
@@ -25,6 +35,7 @@ void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
   size_t bsize = pm_class_size(cls);
   pg->free = NULL;
   pg->used = 0;
+  pg->local_frees = pg->remote_collected = 0;
   pg->bsize = (uint32_t)bsize;
   pg->magic = (((uint64_t)1 << 40) + bsize - 1) / bsize;
   pg->capacity = (uint32_t)(pm_page_size() / bsize);
@@ -67,6 +78,7 @@ uint32_t pm_page_collect(pm_page *pg) {
   pm_block_set_next(tail, pg->free);
   pg->free = head;
   pg->used -= n;
+  pg->remote_collected += n;
   return n;
 }
 

@@ -18,9 +18,8 @@ static void add_heap(pm_snapshot *s, const pm_heap *h) {
   PM_HEAP_COUNTERS(PM_ADD)
 #undef PM_ADD
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
-#define PM_ADDC(f, ...) s->cls[c].f += h->cstats[c].f;
-    PM_CLASS_COUNTERS(PM_ADDC)
-#undef PM_ADDC
+    s->cls[c].req_bytes += h->req_bytes[c];
+    s->cls[c].frees += h->remote_frees[c];
   }
   s->pages_free_cached += h->ncache;
   for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++) s->too_large_log2[i] += h->too_large_log2[i];
@@ -33,8 +32,11 @@ void pm_stats_snapshot(pm_snapshot *s) {
 #define PM_ADDS(f, ...) s->heap.f += atomic_load_explicit(&pm_shared.f, memory_order_relaxed);
   PM_HEAP_COUNTERS(PM_ADDS)
 #undef PM_ADDS
-  for (unsigned c = 0; c < PM_NCLASSES; c++)
+  for (unsigned c = 0; c < PM_NCLASSES; c++) {
     s->cls[c].frees += atomic_load_explicit(&pm_shared.class_frees[c], memory_order_relaxed);
+    s->cls[c].frees += atomic_load_explicit(&pm_class_local_frees[c], memory_order_relaxed);
+    s->cls[c].allocs += atomic_load_explicit(&pm_class_allocs_retired[c], memory_order_relaxed);
+  }
   for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++)
     s->too_large_log2[i] += atomic_load_explicit(&pm_shared.too_large_log2[i], memory_order_relaxed);
   if (pm_g.size != 0) {
@@ -44,6 +46,8 @@ void pm_stats_snapshot(pm_snapshot *s) {
       const pm_page *pg = &pm_g.pages[i];
       if (pg->state != PM_PAGE_IN_USE) continue;
       s->pages_in_use++;
+      s->cls[pg->cls].frees += pg->local_frees;
+      s->cls[pg->cls].allocs += pg->used + pg->local_frees + pg->remote_collected;
       s->tail_bytes += pm_page_size() - (uint64_t)pg->carved * pg->bsize;
     }
     s->region_committed = committed;

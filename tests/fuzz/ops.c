@@ -32,6 +32,7 @@
 #include "alloc.h"
 #include "arena.h"
 #include "sizeclass.h"
+#include "stats.h"
 
 #define SLOTS 1024
 #define FULL_CHECK_MAX (64 * 1024) /* larger blocks: head and tail only */
@@ -367,6 +368,21 @@ int main(int argc, char **argv) {
     free(w[i].slots);
   }
   uint64_t allocs = tot.mallocs + tot.callocs + tot.aligned;
+  /* everything is freed: the counters and the page table must agree */
+  pm_snapshot snap;
+  pm_stats_snapshot(&snap);
+  uint64_t class_pages = 0;
+  for (unsigned c = 0; c < PM_NCLASSES; c++) class_pages += snap.class_pages[c];
+  if (class_pages != snap.pages_in_use) {
+    fprintf(stderr, "fuzz_ops: per-class page counts say %llu pages, the page table %llu\n",
+            (unsigned long long)class_pages, (unsigned long long)snap.pages_in_use);
+    return 1;
+  }
+  if (PM_COUNTING && snap.block_bytes_live != 0) {
+    fprintf(stderr, "fuzz_ops: %llu live pool bytes after freeing everything\n",
+            (unsigned long long)snap.block_bytes_live);
+    return 1;
+  }
   printf("fuzz_ops: seed %llu, %d thread(s) x %d generation(s): %llu ops, %llu mallocs, "
          "%llu callocs, %llu aligned, %llu reallocs, %llu frees, %llu swaps: OK\n",
          (unsigned long long)seed, threads, generations, (unsigned long long)tot.ops,

@@ -16,6 +16,8 @@
 #include "page.h"
 #include "stats.h"
 
+#include "poolmalloc.h"
+
 #define KiB ((size_t)1024)
 #define MiB (KiB * 1024)
 
@@ -444,6 +446,28 @@ Test(alloc, calloc_large_and_zero) {
   pm_free(z);
 }
 
+Test(alloc, calloc_of_reused_large_memory_is_zero) {
+  /* large blocks come back from jemalloc dirty; calloc must zero them
+   * whether it memsets or asks jemalloc for zeroed memory */
+  for (size_t size = 64 * KiB; size <= 8 * MiB; size *= 2) {
+    for (int round = 0; round < 3; round++) {
+      unsigned char *p = pm_malloc(size);
+      memset(p, 0xa5, size);
+      pm_free(p);
+      unsigned char *q = pm_calloc(1, size - (size_t)round);
+      cr_assert_not(pm_is_pool_ptr(q));
+      for (size_t i = 0; i < size - (size_t)round; i += 61)
+        if (q[i] != 0) cr_assert_fail("size %zu round %d: byte %zu is %#x", size, round, i, q[i]);
+      cr_assert_eq(q[size - (size_t)round - 1], 0);
+      pm_free(q);
+    }
+  }
+  /* bigger than anything freed so far */
+  unsigned char *big = pm_calloc(3, 10 * MiB);
+  for (size_t i = 0; i < 30 * MiB; i += 4096) cr_assert_eq(big[i], 0);
+  pm_free(big);
+}
+
 /* ---- realloc ---- */
 
 Test(alloc, realloc_in_place_and_moved) {
@@ -597,4 +621,71 @@ Test(alloc, class_counters_are_exact) {
   cr_assert_eq(s.heap.fb_too_large + s.heap.fb_alignment + s.heap.fb_no_heap, 0);
   for (int i = 5; i < 10; i++) pm_free(v[i]);
   pm_free(w);
+}
+
+/* ---- page counts per class ---- */
+
+static void expect_page_counts_agree(void) {
+  pm_snapshot s = snap();
+  uint64_t sum = 0;
+  for (unsigned c = 0; c < PM_NCLASSES; c++) {
+    sum += s.class_pages[c];
+    cr_assert_leq(s.class_pages[c], s.class_pages_peak[c], "class %u", c);
+  }
+  cr_assert_eq(sum, s.pages_in_use, "per-class page counts (%llu) vs pages in use (%llu)",
+               (unsigned long long)sum, (unsigned long long)s.pages_in_use);
+  cr_assert_leq(s.pages_in_use, s.pages_peak);
+}
+
+Test(alloc, page_counts_per_class_and_peaks) {
+  unsigned k1 = pm_class_of(1024), k2 = pm_class_of(2000);
+  size_t n = 8 * 64;
+  void **v = malloc(n * sizeof *v);
+  for (size_t i = 0; i < n; i++) v[i] = pm_malloc(1024);
+  pm_snapshot s = snap();
+  cr_assert_eq(s.class_pages[k1], 8);
+  cr_assert_eq(s.class_pages_peak[k1], 8);
+  cr_assert_eq(s.pages_peak, 8);
+  expect_page_counts_agree();
+  for (size_t i = 0; i < n; i++) pm_free(v[i]);
+  s = snap();
+  cr_assert_eq(s.class_pages[k1], 1, "the empty current page stays");
+  cr_assert_eq(s.class_pages_peak[k1], 8);
+  expect_page_counts_agree();
+  for (size_t i = 0; i < 3 * 32; i++) v[i] = pm_malloc(2000);
+  s = snap();
+  cr_assert_eq(s.class_pages[k2], 3);
+  cr_assert_eq(s.pages_peak, 8, "reused pages do not raise the peak");
+  expect_page_counts_agree();
+  for (size_t i = 0; i < 3 * 32; i++) pm_free(v[i]);
+  expect_page_counts_agree();
+  free(v);
+}
+
+Test(alloc, get_totals) {
+  void *a = pm_malloc(100), *b = pm_malloc(MiB);
+  poolmalloc_totals t;
+  memset(&t, 0xff, sizeof t);
+  cr_assert_eq(pm_get_totals(&t, sizeof t), 0);
+  cr_assert_eq(t.version, POOLMALLOC_TOTALS_VERSION);
+  cr_assert_eq(t.size, sizeof t);
+  if (PM_COUNTING) {
+    cr_assert_eq(t.pooled_allocations, 1);
+    cr_assert_eq(t.jemalloc_allocations, 1);
+    cr_assert_eq(t.allocations, 2);
+    cr_assert_eq(t.live_pool_bytes, 112);
+  }
+  cr_assert_eq(t.pool_pages, 1);
+  cr_assert_eq(t.page_size, 64 * KiB);
+  cr_assert_geq(t.jemalloc_bytes, MiB);
+  /* an older, shorter struct: only its fields are written */
+  unsigned char small[2 * sizeof(unsigned) + 8];
+  memset(small, 0xab, sizeof small);
+  cr_assert_eq(pm_get_totals((poolmalloc_totals *)(void *)small, 2 * sizeof(unsigned)), 0);
+  for (size_t i = 2 * sizeof(unsigned); i < sizeof small; i++) cr_assert_eq(small[i], 0xab);
+  cr_assert_eq(((unsigned *)(void *)small)[1], 2 * sizeof(unsigned));
+  cr_assert_eq(pm_get_totals(&t, 4), -1, "too small for version and size");
+  cr_assert_eq(pm_get_totals(NULL, sizeof t), -1);
+  pm_free(a);
+  pm_free(b);
 }

@@ -194,7 +194,9 @@ Test(env, decay_zero_purges_released_pages_at_once) {
 }
 
 Test(env, decay_purges_old_free_pages_later, .timeout = 30) {
-  setenv("POOLMALLOC_DECAY_MS", "20", 1);
+  /* 200 ms: long enough that a loaded machine does not purge during the
+   * first wave, short enough for a unit test */
+  setenv("POOLMALLOC_DECAY_MS", "200", 1);
   enum { HOLD = 2 * 128 };
   static void *hold[HOLD]; /* two pages of 512-byte blocks, released later */
   for (int i = 0; i < HOLD; i++) hold[i] = pm_malloc(512);
@@ -205,7 +207,7 @@ Test(env, decay_purges_old_free_pages_later, .timeout = 30) {
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.pages_released, 9);
   cr_assert_eq(s.pages_purged_total, 0, "nothing is purged before the delay");
-  sleep_ms(100);
+  sleep_ms(300);
   /* releasing one more page runs the decay clock: the five pages on the
    * global stack are old enough now, the new one is not */
   for (int i = 0; i < 128; i++) pm_free(hold[i]);

@@ -127,6 +127,7 @@ static char *report(int format, size_t *len) {
 static void *keep[10]; /* live blocks the reports must count */
 
 static void some_work(void) {
+  if (!PM_COUNTING) cr_skip_test("built without POOLMALLOC_COUNTING: the report has no counters");
   for (int i = 0; i < 100; i++) pm_free(pm_malloc(100));
   for (int i = 0; i < 10; i++) keep[i] = pm_malloc(3000);
   pm_free(pm_malloc(MiB));
@@ -197,10 +198,10 @@ Test(report, truncated_report_returns_the_full_length) {
   cr_assert_eq(strlen(small), sizeof small - 1, "NUL-terminated within the buffer");
   cr_assert_eq(strncmp(small, r, sizeof small - 1), 0);
   /* poolmalloc.h: "Returns the report's full length; a return value >= size
-   * means it was cut." (the run time may differ by a digit between calls) */
+   * means it was cut." (run time and RSS may differ by a few digits between calls) */
   cr_assert_geq(n, sizeof small, "a cut report must say so: returned %zu for a %zu-byte buffer",
                 n, sizeof small);
-  cr_assert(n + 2 >= full && n <= full + 2, "returned %zu, full length %zu", n, full);
+  cr_assert(n + 16 >= full && n <= full + 16, "returned %zu, full length %zu", n, full);
   cr_assert_geq(pm_report_format(NULL, 0, PM_REPORT_TEXT), 100, "size 0 asks for the length");
   free(r);
 }
@@ -313,6 +314,7 @@ Test(report, unwritable_stats_file_falls_back_to_stderr, .init = redirect) {
 /* ---- glibc extensions ---- */
 
 Test(report, mallinfo2_counts_live_bytes) {
+  if (!PM_COUNTING) cr_skip_test("built without POOLMALLOC_COUNTING: no live-byte counts");
   void *v[10];
   for (int i = 0; i < 10; i++) v[i] = pm_malloc(1000);
   void *big = pm_malloc(MiB);

@@ -24,6 +24,16 @@ static pm_snapshot snap(void) {
   return s;
 }
 
+/* the per-class page counts (kept on the slow paths) agree with a walk of
+ * the page table */
+static void expect_page_counts_agree(void) {
+  pm_snapshot s = snap();
+  uint64_t sum = 0;
+  for (unsigned c = 0; c < PM_NCLASSES; c++) sum += s.class_pages[c];
+  cr_assert_eq(sum, s.pages_in_use, "per-class page counts (%llu) vs pages in use (%llu)",
+               (unsigned long long)sum, (unsigned long long)s.pages_in_use);
+}
+
 static void run(void *(*fn)(void *), void *arg) {
   pthread_t t;
   cr_assert_eq(pthread_create(&t, NULL, fn, arg), 0);
@@ -112,6 +122,7 @@ Test(threads, remote_frees_into_a_full_page_release_it) {
   pm_free(extra);
   pm_free(other);
   free(v);
+  expect_page_counts_agree();
 }
 
 Test(threads, remote_frees_into_a_partly_used_page) {
@@ -204,6 +215,7 @@ Test(threads, abandoned_pages_are_adopted) {
   cr_assert_eq(s.heap.pages_fresh, 1);
   cr_assert_eq(pm_page_of(p), pg, "the released page is reused");
   cr_assert_eq(s.block_bytes_live, 64);
+  expect_page_counts_agree();
 }
 
 struct pages4 {
@@ -238,6 +250,7 @@ Test(threads, thread_exit_releases_or_abandons_every_page) {
   cr_assert_eq(s.heap.pages_fresh, 4);
   cr_assert_eq(s.pages_in_use, 1);
   pm_free(p);
+  expect_page_counts_agree();
 }
 
 static void *alloc_and_free(void *arg) {
@@ -260,6 +273,7 @@ Test(threads, sequential_threads_recycle_one_heap_and_its_pages) {
   cr_assert_eq(s.pages_in_use, 0);
   cr_assert_eq(s.cls[pm_class_of(256)].allocs, 50 * 300);
   cr_assert_eq(s.cls[pm_class_of(256)].frees, 50 * 300);
+  expect_page_counts_agree();
 }
 
 /* ---- concurrent threads ---- */
@@ -330,6 +344,7 @@ Test(threads, concurrent_threads_get_disjoint_blocks, .timeout = 60) {
   for (unsigned c = 0; c < PM_NCLASSES; c++) allocs += s.cls[c].allocs, frees += s.cls[c].frees;
   cr_assert_eq(allocs, 2 * NT * PER);
   cr_assert_eq(frees, 2 * NT * PER);
+  expect_page_counts_agree();
 }
 
 /* producer/consumer through a small ring: every block is freed by a thread
@@ -399,6 +414,7 @@ Test(threads, producer_consumer_contents_survive, .timeout = 60) {
   uint64_t fresh = s.heap.pages_fresh;
   run(alloc_and_free, NULL);
   cr_assert_eq(snap().heap.pages_fresh, fresh);
+  expect_page_counts_agree();
 }
 
 /* ---- pages that are full when their thread exits ---- */
@@ -442,6 +458,7 @@ Test(threads, full_pages_of_exited_threads_wait_for_a_remote_free) {
   cr_assert_eq(b.p, v[20]);
   cr_assert_eq(snap().heap.pages_adopted, 1);
   cr_assert_eq(snap().heap.pages_fresh, 2);
+  expect_page_counts_agree();
 }
 
 struct two_classes {
@@ -473,6 +490,7 @@ Test(threads, adoption_takes_pages_of_other_classes_too) {
   cr_assert_eq(s.heap.pages_fresh, 2, "no fresh page for either class");
   cr_assert_eq(pm_page_of(out[0]), pm_page_of(t.a[0]));
   cr_assert_eq(pm_page_of(out[1]), pm_page_of(t.b[0]));
+  expect_page_counts_agree();
 }
 
 Test(threads, many_full_pages_are_scanned_a_step_at_a_time) {
@@ -496,6 +514,7 @@ Test(threads, many_full_pages_are_scanned_a_step_at_a_time) {
   }
   pm_free(last);
   cr_assert_eq(snap().block_bytes_live, 0);
+  expect_page_counts_agree();
 }
 
 /* ---- fork ---- */
