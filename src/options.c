@@ -94,10 +94,14 @@ static const struct {
                     {"TSTP", 20}, {"TTIN", 21}, {"TTOU", 22}, {"URG", 23}, {"XCPU", 24},
                     {"XFSZ", 25}, {"VTALRM", 26}, {"PROF", 27}, {"WINCH", 28}, {"PWR", 30}};
 
+/* a signal a handler can be installed for: not KILL/STOP, not the two
+ * glibc keeps for itself (32, 33) */
+static bool catchable(uint64_t sig) { return sig != 9 && sig != 19 && sig != 32 && sig != 33; }
+
 /* "USR2", "SIGUSR2", "12" or "0"/"off" */
 static bool parse_signal(const char *s, uint64_t *out) {
   const char *p = s;
-  if (parse_u64(&p, out) && *p == 0) return true;
+  if (parse_u64(&p, out) && *p == 0) return catchable(*out);
   if (parse_bool(s, out) && *out == 0) return true;
   if ((s[0] == 'S' || s[0] == 's') && (s[1] == 'I' || s[1] == 'i') && (s[2] == 'G' || s[2] == 'g'))
     s += 3;
@@ -153,7 +157,10 @@ static uint64_t parse_one(const pm_option_info *o, const char *value, pm_warn_fn
   }
   case PM_OPT_BOOL: ok = parse_bool(value, &v); what = "is not one of 0, 1, on, off"; break;
   case PM_OPT_STATS: ok = parse_stats(value, &v); what = "is not one of 0, 1, text, json"; break;
-  case PM_OPT_SIGNAL: ok = parse_signal(value, &v); what = "is not a signal name or number"; break;
+  case PM_OPT_SIGNAL:
+    ok = parse_signal(value, &v);
+    what = "is not a catchable signal name or number";
+    break;
   default: return 0;
   }
   if (!ok) {

@@ -268,15 +268,19 @@ Test(options, stats_signal) {
   }
   static const struct bad bad[] = {
       {"POOLMALLOC_STATS_SIGNAL", "FOO", offsetof(pm_options, stats_signal),
-       "POOLMALLOC_STATS_SIGNAL='FOO' is not a signal name or number; using 0"},
+       "POOLMALLOC_STATS_SIGNAL='FOO' is not a catchable signal name or number; using 0"},
       {"POOLMALLOC_STATS_SIGNAL", "SIG", offsetof(pm_options, stats_signal),
-       "POOLMALLOC_STATS_SIGNAL='SIG' is not a signal name or number; using 0"},
+       "POOLMALLOC_STATS_SIGNAL='SIG' is not a catchable signal name or number; using 0"},
       {"POOLMALLOC_STATS_SIGNAL", "USR22", offsetof(pm_options, stats_signal),
-       "POOLMALLOC_STATS_SIGNAL='USR22' is not a signal name or number; using 0"},
+       "POOLMALLOC_STATS_SIGNAL='USR22' is not a catchable signal name or number; using 0"},
       {"POOLMALLOC_STATS_SIGNAL", "on", offsetof(pm_options, stats_signal),
-       "POOLMALLOC_STATS_SIGNAL='on' is not a signal name or number; using 0"},
+       "POOLMALLOC_STATS_SIGNAL='on' is not a catchable signal name or number; using 0"},
       {"POOLMALLOC_STATS_SIGNAL", "65", offsetof(pm_options, stats_signal),
        "POOLMALLOC_STATS_SIGNAL='65' is out of range [0, 64]; using 0"},
+      {"POOLMALLOC_STATS_SIGNAL", "9", offsetof(pm_options, stats_signal),
+       "POOLMALLOC_STATS_SIGNAL='9' is not a catchable signal name or number; using 0"},
+      {"POOLMALLOC_STATS_SIGNAL", "19", offsetof(pm_options, stats_signal),
+       "POOLMALLOC_STATS_SIGNAL='19' is not a catchable signal name or number; using 0"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) check_bad(&bad[i]);
 }
