@@ -231,6 +231,8 @@ void pm_options_check_unknown(char **env, pm_warn_fn warn) {
     for (size_t i = 0; i < pm_option_count && !known; i++)
       known = strlen(pm_option_table[i].name) == len &&
               strncmp(pm_option_table[i].name, name, len) == 0;
+    /* POOLMALLOC_LIB is the wrapper's (scripts/poolmalloc), not ours */
+    if (len == 3 && strncmp(name, "LIB", 3) == 0) known = true;
     if (known) continue;
     char line[200];
     pm_buf b = pm_buf_make(line, sizeof line);

@@ -1,0 +1,349 @@
+#!/usr/bin/env bash
+# wrapper_tests.sh - tests of scripts/poolmalloc, the command-line wrapper.
+#
+#   wrapper_tests.sh TEST WRAPPER LIB PM_OPTIONS FAKE_LIB WORKDIR
+#   wrapper_tests.sh list
+#
+# LIB is the real libpoolmalloc.so; PM_OPTIONS the pm-options tool; FAKE_LIB
+# a library that only exports poolmalloc_version() returning "9.8.7"
+# (tests/wrapper/fakever.c). WORKDIR is emptied first, removed on success
+# and kept on failure. Exit 0 pass, 1 fail, 77 skipped.
+
+# shellcheck disable=SC2016,SC2086,SC2015,SC2012  # single-quoted $VARS are for the commands' shells
+set -u
+tests="exit_status preload output_pipeline options version unknown_option missing_library help"
+if [ "${1-}" = list ]; then printf '%s\n' ${tests}; exit 0; fi
+[ $# -eq 6 ] || { echo "usage: $0 TEST WRAPPER LIB PM_OPTIONS FAKE_LIB WORKDIR" >&2; exit 2; }
+test=$1 W=$2 LIB=$3 PMOPT=$4 FAKE=$5 WORK=$6
+absp() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+W=$(absp "$W") LIB=$(absp "$LIB") PMOPT=$(absp "$PMOPT") FAKE=$(absp "$FAKE") WORK=$(absp "$WORK")
+
+# nothing from the caller's environment may change what the wrapper does;
+# the wrapper gets LIB through POOLMALLOC_LIB (the build directory need not
+# be the checkout's build/, where the wrapper would look by itself)
+unset LD_PRELOAD POOLMALLOC_LIB "${!POOLMALLOC_@}"
+
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+ok() { echo "ok: $*"; }
+skip() { echo "SKIP: $*"; exit 77; }
+need() { command -v "$1" >/dev/null 2>&1 || skip "'$1' is not installed"; }
+# check WHAT EXPECTED ACTUAL
+check() {
+  if [ "$2" = "$3" ]; then ok "$1: $3"; else fail "$1: expected [$2], got [$3]"; fi
+}
+
+[ -x "$W" ] || { echo "FAIL: wrapper $W is not executable" >&2; exit 1; }
+[ -f "$LIB" ] || { echo "FAIL: library $LIB not found" >&2; exit 1; }
+LIBREAL=$(readlink -f "$LIB")
+export POOLMALLOC_LIB=$LIB
+rm -rf "$WORK" && mkdir -p "$WORK" || exit 1
+cd "$WORK" || exit 1
+
+# json FILE PYTHON-EXPRESSION: evaluates the expression on the report `r`
+# (the object under "poolmalloc") of the JSON report in FILE
+json() {
+  python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("{"):
+        r = json.loads(line)["poolmalloc"]
+        print(eval(sys.argv[2]))
+        break
+else:
+    print("<no report>")' "$1" "$2" 2>&1
+}
+
+# run_status WRAPPER-ARGS...: the wrapper's exit status as a shell sees it
+run_status() { "$W" "$@" >/dev/null 2>&1; echo $?; }
+
+t_exit_status() {
+  check "exit 0" 0 "$(run_status sh -c 'exit 0')"
+  check "exit 3" 3 "$(run_status sh -c 'exit 3')"
+  check "exit 77" 77 "$(run_status -- sh -c 'exit 77')"
+  check "exit 255" 255 "$(run_status sh -c 'exit 255')"
+  check "killed by SIGTERM" 143 "$(run_status sh -c 'kill -TERM $$')"
+  check "killed by SIGKILL" 137 "$(run_status sh -c 'kill -KILL $$')"
+  check "command not found" 127 "$(run_status ./no-such-program)"
+  # the status reaches a parent that is not a shell the same way
+  local py
+  if command -v python3 >/dev/null 2>&1; then
+    py=$(python3 -c 'import subprocess,sys; print(subprocess.call(sys.argv[1:]))' "$W" sh -c 'kill -TERM $$')
+    check "killed by SIGTERM, seen by python" 143 "$py"
+  fi
+  # with --output the wrapper waits for the command: same statuses
+  check "exit 3 with --output" 3 "$(run_status --output "$WORK/o" sh -c 'exit 3')"
+  check "SIGTERM with --output" 143 "$(run_status --output "$WORK/o" sh -c 'kill -TERM $$')"
+  # SIGTERM sent to the wrapper reaches the command; the command's status comes back
+  "$W" sh -c 'echo $$ > pid; trap "exit 42" TERM; while :; do sleep 0.05; done' &
+  local wpid=$!
+  for _ in $(seq 100); do [ -s pid ] && break; sleep 0.05; done
+  kill -TERM "$wpid"
+  wait "$wpid"
+  check "SIGTERM to the wrapper forwarded (command's trap exits 42)" 42 "$?"
+  if [ -s pid ] && kill -0 "$(cat pid)" 2>/dev/null; then
+    fail "the command survived the wrapper"; kill -KILL "$(cat pid)"
+  fi
+}
+
+t_preload() {
+  local out
+  out=$("$W" sh -c 'echo "$LD_PRELOAD"')
+  check "LD_PRELOAD alone" "$LIBREAL" "$out"
+  # an entry already there stays, after the library (libm resolves by name)
+  out=$(LD_PRELOAD=libm.so.6 "$W" sh -c 'echo "$LD_PRELOAD"' 2>&1)
+  check "LD_PRELOAD with an existing entry" "$LIBREAL:libm.so.6" "$out"
+  out=$(LD_PRELOAD="libm.so.6 libdl.so.2" "$W" sh -c 'echo "$LD_PRELOAD"' 2>&1)
+  check "LD_PRELOAD with two entries (space-separated)" "$LIBREAL:libm.so.6:libdl.so.2" "$out"
+  # the library is not listed twice when it is already there
+  # (--library, not POOLMALLOC_LIB: with the library preloaded into the
+  # wrapper's own shell, it would warn about POOLMALLOC_LIB)
+  out=$(env -u POOLMALLOC_LIB LD_PRELOAD="$LIBREAL:libm.so.6" "$W" --library "$LIB" sh -c 'echo "$LD_PRELOAD"' 2>&1)
+  check "LD_PRELOAD already holding the library" "$LIBREAL:libm.so.6" "$out"
+  # it is really loaded in the command, with the other entry
+  out=$(LD_PRELOAD=libm.so.6 "$W" cat /proc/self/maps | awk '{print $6}' | grep -E 'libpoolmalloc|libm\.so' | sort -u | xargs -n1 basename 2>/dev/null | tr '\n' ' ')
+  case $out in
+    *libm.so.6*libpoolmalloc*|*libpoolmalloc*libm.so.6*) ok "both mapped in the command: $out" ;;
+    *) fail "libpoolmalloc and libm.so.6 not both mapped in the command: [$out]" ;;
+  esac
+  # a relative --library becomes absolute
+  local dir base
+  dir=$(dirname "$LIB") base=$(basename "$LIB")
+  out=$(cd "$dir" && "$W" --library "$base" sh -c 'echo "$LD_PRELOAD"')
+  check "relative --library made absolute" "$LIBREAL" "$out"
+  out=$(POOLMALLOC_LIB="$FAKE" "$W" sh -c 'echo "$LD_PRELOAD"')
+  check "POOLMALLOC_LIB" "$(readlink -f "$FAKE")" "$out"
+  # the library warns about POOLMALLOC_ names it does not know: the wrapper
+  # does not pass its own POOLMALLOC_LIB on
+  out=$("$W" sh -c 'echo "${POOLMALLOC_LIB-unset}"; exec ls / >/dev/null' 2>&1)
+  check "POOLMALLOC_LIB not passed to the command" unset "$out"
+  out=$(POOLMALLOC_LIB="$FAKE" "$W" --lib "$LIB" sh -c 'echo "$LD_PRELOAD"')
+  check "--lib wins over POOLMALLOC_LIB" "$LIBREAL" "$out"
+  # stdin reaches the command
+  out=$(echo through | "$W" cat)
+  check "stdin" through "$out"
+}
+
+t_output_pipeline() {
+  need python3
+  local dir=$WORK/reports/sub out last n f prog pid
+  printf 'twelve bytes' > input
+  # the directory does not exist yet: the wrapper creates it
+  out=$("$W" --output "$dir" sh -c "cat '$WORK/input' | wc -c" 2> err)
+  check "pipeline output" 12 "$out"
+  last=$(tail -n 1 err)
+  check "final line" "poolmalloc: reports in $dir (2 files)" "$last"
+  # dash ends with _exit and writes no report: one file for cat, one for wc
+  n=$(find "$dir" -type f | wc -l)
+  check "files in DIR" 2 "$n"
+  for prog in cat wc; do
+    f=$(find "$dir" -name "$prog-*.json")
+    if [ -z "$f" ] || [ "$(echo "$f" | wc -l)" != 1 ]; then fail "$prog: want one $prog-PID.json, got [$f]"; continue; fi
+    pid=$(basename "$f" .json); pid=${pid#"$prog"-}
+    check "$prog report: pid" "$pid" "$(json "$f" 'r["pid"]')"
+    check "$prog report: program" "$prog" "$(json "$f" 'r["program"].split()[0].split("/")[-1]')"
+    check "$prog report: STATS" json "$(json "$f" 'r["options"]["STATS"]')"
+    check "$prog report: STATS_FILE" "$dir/%e-%p.json" "$(json "$f" 'r["options"]["STATS_FILE"]')"
+  done
+  # a second run into the same directory counts only its own files
+  "$W" --output "$dir" sh -c 'seq 3 | cat >/dev/null' 2> err
+  check "second run's final line" "poolmalloc: reports in $dir (2 files)" "$(tail -n 1 err)"
+  check "files after the second run" 4 "$(find "$dir" -type f | wc -l)"
+  # --stats=text with --output: .txt files with text reports
+  "$W" --output "$WORK/text" --stats=text /bin/true 2> err
+  f=$(find "$WORK/text" -name 'true-*.txt')
+  if [ -n "$f" ] && grep -q '^==== poolmalloc .* report begin' "$f"; then ok "text report in $f"; else fail "no text report true-PID.txt in $WORK/text"; fi
+  # a relative --stats-file pattern lands where the wrapper was started, even
+  # when the command changes directory
+  mkdir -p sf
+  (cd sf && "$W" --stats-file 'r-%e.json' sh -c 'cd / && exec ls >/dev/null' 2> ../err)
+  if [ -f sf/r-ls.json ]; then ok "relative --stats-file: sf/r-ls.json"; else fail "relative --stats-file: no sf/r-ls.json ($(ls sf))"; fi
+  check "--stats-file .json turns json reports on" json "$(json sf/r-ls.json 'r["options"]["STATS"]')"
+  check "--stats-file final line" "poolmalloc: reports in $WORK/sf (1 file)" "$(tail -n 1 err)"
+  # without --output/--stats-file nothing is printed after the command
+  "$W" sh -c 'exit 0' 2> err
+  check "no final line without --output" "" "$(cat err)"
+}
+
+t_options() {
+  need python3
+  local d=$WORK/o f
+  "$W" --output "$d/a" --pool-size 128K /bin/true 2>/dev/null
+  f=$(find "$d/a" -name 'true-*.json')
+  check "--pool-size 128K: options.POOL_SIZE" 131072 "$(json "$f" 'r["options"]["POOL_SIZE"]')"
+  check "--pool-size 128K: options.MAX_POOLED" 65536 "$(json "$f" 'r["options"]["MAX_POOLED"]')"
+  "$W" --output="$d/b" --pool-size=256K --max-pooled=64K --decay-ms 250 --region-size 1G --disable /bin/true 2>/dev/null
+  f=$(find "$d/b" -name 'true-*.json')
+  check "--pool-size=256K" 262144 "$(json "$f" 'r["options"]["POOL_SIZE"]')"
+  check "--max-pooled=64K" 65536 "$(json "$f" 'r["options"]["MAX_POOLED"]')"
+  check "--decay-ms 250" 250 "$(json "$f" 'r["options"]["DECAY_MS"]')"
+  check "--region-size 1G" 1073741824 "$(json "$f" 'r["options"]["REGION_SIZE"]')"
+  check "--disable" 1 "$(json "$f" 'r["options"]["DISABLE"]')"
+  # the option wins over the variable in the environment
+  POOLMALLOC_POOL_SIZE=16K "$W" --output "$d/c" --pool-size 32K /bin/true 2>/dev/null
+  check "--pool-size over POOLMALLOC_POOL_SIZE" 32768 "$(json "$(find "$d/c" -name 'true-*.json')" 'r["options"]["POOL_SIZE"]')"
+  # a variable without an option passes through
+  POOLMALLOC_DECAY_MS=77 "$W" --output "$d/e" /bin/true 2>/dev/null
+  check "POOLMALLOC_DECAY_MS passes through" 77 "$(json "$(find "$d/e" -name 'true-*.json')" 'r["options"]["DECAY_MS"]')"
+  # --stats json (separate word): a JSON report on stderr
+  "$W" --stats json --pool-size 128K /bin/true 2> err.json
+  check "--stats json on stderr" 131072 "$(json err.json 'r["options"]["POOL_SIZE"]')"
+  "$W" --stats /bin/true 2> err.txt
+  if grep -q '^==== poolmalloc .* report begin' err.txt; then ok "--stats: text report"; else fail "--stats: no text report on stderr"; fi
+  # --verbose and --signal
+  "$W" --verbose --signal USR2 ls / 2> err.v >/dev/null
+  if grep -q 'POOLMALLOC_VERBOSE=1' err.v; then ok "--verbose"; else fail "--verbose: no option line: $(cat err.v)"; fi
+  if grep -qE 'POOLMALLOC_STATS_SIGNAL=(12|USR2|SIGUSR2)' err.v; then ok "--signal USR2"; else fail "--signal USR2 not in: $(cat err.v)"; fi
+  # a bad value goes to the library, which warns and runs on
+  local st
+  "$W" --pool-size 12x ls / 2> err.bad >/dev/null; st=$?
+  check "bad value: command still runs" 0 "$st"
+  if grep -q "POOLMALLOC_POOL_SIZE='12x'" err.bad; then ok "bad value: the library's warning"; else fail "bad value: no warning from the library: $(cat err.bad)"; fi
+  # a signal to the wrapper is passed on: --signal USR2 writes a report
+  "$W" --stats-file "$WORK/sig-%p.txt" --signal USR2 sleep 30 2>/dev/null &
+  local wpid=$! cpid='' cgt
+  # wait until the command (the wrapper's child) catches USR2 (bit 11 of SigCgt)
+  for _ in $(seq 200); do
+    cpid=$(pgrep -P "$wpid" | head -n 1)
+    if [ -n "$cpid" ]; then
+      cgt=$(awk '/^SigCgt/ {print $2}' "/proc/$cpid/status" 2>/dev/null)
+      [ -n "$cgt" ] && (( 0x$cgt & 0x800 )) && break
+    fi
+    sleep 0.05
+  done
+  kill -USR2 "$wpid"
+  for _ in $(seq 100); do grep -q 'report end' "$WORK"/sig-*.txt 2>/dev/null && break; sleep 0.05; done
+  # the report came from the signal: sleep is still running
+  if grep -q 'program: *sleep 30' "$WORK"/sig-*.txt 2>/dev/null && kill -0 "$cpid" 2>/dev/null; then
+    ok "USR2 to the wrapper gave a report while the command runs"
+  else
+    fail "USR2 sent to the wrapper: no report from the running command"
+  fi
+  kill -TERM "$wpid"
+  wait "$wpid"
+  check "status after SIGTERM to the wrapper" 143 "$?"
+  sleep 0.1
+  if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null; then fail "the command outlived the wrapper"; kill -KILL "$cpid"; fi
+}
+
+t_version() {
+  local out want v
+  out=$("$W" --version 2>&1)
+  # the version as the library reports it: its JSON report, and the verbose line
+  v=$(LD_PRELOAD=$LIB POOLMALLOC_STATS=json /bin/true 2>&1 | sed -n 's/.*"version":"\([^"]*\)".*/\1/p')
+  [ -n "$v" ] || fail "no version in the library's JSON report"
+  check "--version against the JSON report" "poolmalloc $v" "$out"
+  want=$(LD_PRELOAD=$LIB POOLMALLOC_VERBOSE=1 ls / 2>&1 >/dev/null | sed -n 's/^poolmalloc: version \([^,]*\),.*/\1/p')
+  check "--version against the verbose line" "poolmalloc $want" "$out"
+  if command -v python3 >/dev/null; then
+    want=$(LD_PRELOAD=$LIB python3 -c 'import ctypes; f=ctypes.CDLL(None).poolmalloc_version; f.restype=ctypes.c_char_p; print(f().decode())')
+    check "--version against poolmalloc_version()" "poolmalloc $want" "$out"
+  fi
+  # a library with another version: the wrapper must read it, not know it
+  check "--version of the 9.8.7 stand-in" "poolmalloc 9.8.7" "$("$W" --library "$FAKE" --version 2>&1)"
+  check "--version with POOLMALLOC_LIB" "poolmalloc 9.8.7" "$(POOLMALLOC_LIB=$FAKE "$W" --version 2>&1)"
+  # without python3: the JSON report (real library) or the file name (stand-in)
+  mkdir -p nopy
+  printf '#!/bin/sh\nexit 1\n' > nopy/python3 && chmod +x nopy/python3
+  check "--version without python3" "poolmalloc $v" "$(PATH=$WORK/nopy:$PATH "$W" --version 2>&1)"
+  check "--version of the stand-in without python3" "poolmalloc 9.8.7" "$(PATH=$WORK/nopy:$PATH "$W" --library "$FAKE" --version 2>&1)"
+  # POOLMALLOC_* in the environment do not leak into the probe
+  out=$(POOLMALLOC_STATS=1 POOLMALLOC_VERBOSE=1 "$W" --version 2>&1)
+  check "--version with POOLMALLOC_STATS=1 set" "poolmalloc $v" "$out"
+}
+
+t_unknown_option() {
+  local st
+  "$W" --no-such-option touch ran 2> err; st=$?
+  check "unknown option: status" 2 "$st"
+  grep -q -- "--no-such-option" err && ok "message names the option" || fail "message does not name the option: $(cat err)"
+  grep -qi usage err && ok "usage printed" || fail "no usage: $(cat err)"
+  [ ! -e ran ] && ok "command not run" || fail "the command ran"
+  "$W" -x touch ran 2>/dev/null; check "unknown short option -x" 2 "$?"
+  "$W" 2>/dev/null; check "no command" 2 "$?"
+  "$W" --pool-size 2>/dev/null; check "--pool-size without a value" 2 "$?"
+  "$W" --output --stats touch ran 2>/dev/null; check "--output followed by an option" 2 "$?"
+  [ ! -e ran ] && ok "command never run" || fail "the command ran"
+  # after --, words that look like options are the command
+  "$W" -- --not-an-option 2> err; st=$?
+  check "-- then a command named like an option: not found" 127 "$st"
+}
+
+t_missing_library() {
+  local st
+  "$W" --library "$WORK/nonexistent.so" touch ran 2> err; st=$?
+  check "--library missing: status" 2 "$st"
+  grep -q "nonexistent.so" err && ok "message names the path" || fail "message does not name the path: $(cat err)"
+  POOLMALLOC_LIB=$WORK/nonexistent2.so "$W" touch ran 2> err; st=$?
+  check "POOLMALLOC_LIB missing: status" 2 "$st"
+  grep -q "nonexistent2.so" err && ok "message names POOLMALLOC_LIB's path" || fail "message: $(cat err)"
+  "$W" --library "$WORK" touch ran 2> err; check "--library a directory" 2 "$?"
+  # without POOLMALLOC_LIB from here on: the wrapper searches
+  unset POOLMALLOC_LIB
+  # a copy of the wrapper installed where no library is beside it
+  mkdir -p inst/bin inst/lib
+  cp "$W" inst/bin/poolmalloc
+  inst/bin/poolmalloc touch ran 2> err; st=$?
+  check "installed without a library: status" 2 "$st"
+  grep -q "not found" err && ok "message: $(cat err)" || fail "no 'not found' message: $(cat err)"
+  [ ! -e ran ] && ok "command not run" || fail "the command ran"
+  # ...and finds one in lib/<multiarch>/
+  mkdir -p inst/lib/x86_64-linux-gnu
+  cp "$LIBREAL" inst/lib/x86_64-linux-gnu/libpoolmalloc.so
+  check "installed, library in lib/<multiarch>" "$WORK/inst/lib/x86_64-linux-gnu/libpoolmalloc.so" \
+    "$(inst/bin/poolmalloc sh -c 'echo "$LD_PRELOAD"' 2>&1)"
+  # through a symlink to the wrapper, it still looks beside the real file
+  ln -s "$WORK/inst/bin/poolmalloc" link
+  check "through a symlink" "$WORK/inst/lib/x86_64-linux-gnu/libpoolmalloc.so" \
+    "$(./link sh -c 'echo "$LD_PRELOAD"' 2>&1)"
+  # a checkout: scripts/poolmalloc beside CMakeLists.txt finds build/libpoolmalloc.so
+  mkdir -p co/scripts co/build
+  touch co/CMakeLists.txt
+  cp "$W" co/scripts/poolmalloc
+  co/scripts/poolmalloc true 2> err; st=$?
+  check "checkout without build/: status" 2 "$st"
+  grep -q "cmake --build" err && ok "says how to build" || fail "no build hint: $(cat err)"
+  ln -s "$LIBREAL" co/build/libpoolmalloc.so
+  check "checkout: build/libpoolmalloc.so" "$LIBREAL" "$(co/scripts/poolmalloc sh -c 'echo "$LD_PRELOAD"' 2>&1)"
+}
+
+t_help() {
+  local out st o v
+  out=$("$W" --help 2>&1); st=$?
+  check "--help: status" 0 "$st"
+  check "-h same as --help" "$out" "$("$W" -h 2>&1)"
+  for o in --stats --output --stats-file --pool-size --max-pooled --decay-ms --region-size \
+           --disable --verbose --signal --library --lib --version --help; do
+    grep -q -- "$o\b" <<< "$out" || fail "--help does not list $o"
+  done
+  # every variable of the library's option table
+  [ -x "$PMOPT" ] || { fail "pm-options $PMOPT not found"; return; }
+  local n=0
+  for v in $("$PMOPT" | awk '{print $1}'); do
+    n=$((n + 1))
+    grep -q "$v" <<< "$out" || fail "--help does not list $v"
+  done
+  [ "$n" -ge 5 ] && ok "$n variables listed" || fail "pm-options listed only $n variables"
+  # the built-in list (no pm-options beside the library) has them too
+  mkdir -p lonely
+  cp "$LIBREAL" lonely/libpoolmalloc.so
+  out=$("$W" --library lonely/libpoolmalloc.so --help 2>&1)
+  for v in $("$PMOPT" | awk '{print $1}'); do
+    grep -q "$v" <<< "$out" || fail "the built-in list lacks $v (update builtin_variables in scripts/poolmalloc)"
+  done
+  # --help works without a library
+  out=$("$W" --library "$WORK/nonexistent.so" --help 2>&1); st=$?
+  check "--help without a library: status" 0 "$st"
+}
+
+case " $tests " in
+  *" $test "*) "t_$test" ;;
+  *) echo "unknown test '$test'; tests: $tests" >&2; exit 2 ;;
+esac
+if [ "$fails" -ne 0 ]; then
+  echo "FAIL: $test: $fails check(s) failed; work directory kept: $WORK" >&2
+  exit 1
+fi
+cd / && rm -rf "$WORK"
+echo "PASS: $test"
