@@ -61,6 +61,9 @@ static totals sum(const pm_snapshot *s) {
   return t;
 }
 
+/* the largest size counted in too_large_log2[i] */
+static uint64_t bucket_max(unsigned i) { return i >= 63 ? UINT64_MAX : (uint64_t)1 << i; }
+
 static void text_bytes(pm_buf *b, uint64_t v) {
   pm_buf_bytes(b, v);
   if (v >= 1024) {
@@ -119,7 +122,7 @@ static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
     for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++) {
       if (s->too_large_log2[i] == 0) continue;
       pm_buf_str(b, " <=");
-      pm_buf_bytes(b, i >= 63 ? UINT64_MAX : (uint64_t)1 << i);
+      pm_buf_bytes(b, bucket_max(i));
       pm_buf_str(b, ": ");
       pm_buf_u64(b, s->too_large_log2[i]);
     }
@@ -236,7 +239,7 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
     if (any) pm_buf_char(b, ',');
     any = true;
     pm_buf_str(b, "{\"max_bytes\":");
-    pm_buf_u64(b, i >= 63 ? UINT64_MAX : (uint64_t)1 << i);
+    pm_buf_u64(b, bucket_max(i));
     pm_buf_str(b, ",\"count\":");
     pm_buf_u64(b, s->too_large_log2[i]);
     pm_buf_char(b, '}');
