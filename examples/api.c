@@ -18,8 +18,8 @@ static void show(const char *when) {
   if (poolmalloc_get_totals(&t, sizeof t) != 0) return;
   printf("%-7s allocations %llu (%llu pooled, %llu to jemalloc), live pool bytes %llu, "
          "pool pages %llu (peak %llu)\n",
-         when, t.allocations, t.pooled_allocations, t.jemalloc_allocations, t.live_pool_bytes,
-         t.pool_pages, t.pool_pages_peak);
+         when, t.allocations, t.pooled_allocations, t.jemalloc_allocations,
+         t.live_pool_bytes, t.pool_pages, t.pool_pages_peak);
 }
 
 static void collect(void *arg, const char *text, size_t length) {
@@ -33,12 +33,14 @@ int main(void) {
   show("before");
   enum { N = 100000 };
   static char *blocks[N];
-  for (int i = 0; i < N; i++) blocks[i] = malloc(16 + (size_t)(i % 64) * 8);
+  for (int i = 0; i < N; i++)
+    blocks[i] = malloc(16 + (size_t)(i % 64) * 8);
   blocks[0] = realloc(blocks[0], 100000); /* one large block */
   show("after");
   size_t length = 0;
   poolmalloc_report_cb(collect, &length, POOLMALLOC_FORMAT_JSON);
   printf("(%zu bytes of JSON)\n", length);
-  for (int i = 0; i < N; i++) free(blocks[i]);
+  for (int i = 0; i < N; i++)
+    free(blocks[i]);
   return 0;
 }

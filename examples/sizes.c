@@ -44,7 +44,8 @@ int main(int argc, char **argv) {
     checksum += p[0] + p[size - 1];
     live[slot] = p;
   }
-  for (int s = 0; s < LIVE; s++) free(live[s]);
+  for (int s = 0; s < LIVE; s++)
+    free(live[s]);
   printf("%ld blocks of 20-60 KiB, %.1f%% of them <= 32 KiB; checksum %zu\n", rounds,
          100.0 * (double)small / (double)(rounds ? rounds : 1), checksum);
   return 0;

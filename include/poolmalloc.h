@@ -39,20 +39,20 @@ int poolmalloc_report_cb(poolmalloc_write_fn write, void *arg, int format);
  * and `version` says which fields are valid. */
 #define POOLMALLOC_TOTALS_VERSION 1
 typedef struct poolmalloc_totals {
-  unsigned version;                      /* POOLMALLOC_TOTALS_VERSION of the library */
-  unsigned size;                         /* bytes of this struct the library filled */
-  unsigned long long allocations;        /* every allocation, pooled or not */
-  unsigned long long pooled_allocations; /* served from the pools */
+  unsigned version;                        /* POOLMALLOC_TOTALS_VERSION of the library */
+  unsigned size;                           /* bytes of this struct the library filled */
+  unsigned long long allocations;          /* every allocation, pooled or not */
+  unsigned long long pooled_allocations;   /* served from the pools */
   unsigned long long jemalloc_allocations; /* served by the embedded jemalloc */
-  unsigned long long frees;              /* frees of pool blocks */
-  unsigned long long live_pool_bytes;    /* bytes of pool blocks now allocated */
-  unsigned long long pool_pages;         /* pool pages in use */
-  unsigned long long pool_pages_peak;    /* most pool pages in use at once */
-  unsigned long long page_size;          /* POOLMALLOC_POOL_SIZE */
-  unsigned long long remote_frees;       /* frees from a thread not owning the page */
-  unsigned long long jemalloc_bytes;     /* bytes jemalloc has allocated now */
+  unsigned long long frees;                /* frees of pool blocks */
+  unsigned long long live_pool_bytes;      /* bytes of pool blocks now allocated */
+  unsigned long long pool_pages;           /* pool pages in use */
+  unsigned long long pool_pages_peak;      /* most pool pages in use at once */
+  unsigned long long page_size;            /* POOLMALLOC_POOL_SIZE */
+  unsigned long long remote_frees;         /* frees from a thread not owning the page */
+  unsigned long long jemalloc_bytes;       /* bytes jemalloc has allocated now */
   unsigned long long threads_live, threads_peak;
-  unsigned long long rss, rss_peak;      /* bytes, from /proc/self/status */
+  unsigned long long rss, rss_peak; /* bytes, from /proc/self/status */
 } poolmalloc_totals;
 
 /* Fills *out (size = sizeof *out). Returns 0, or -1 if size is too small

@@ -27,11 +27,13 @@ void *pm_memalign(size_t align, size_t size) {
   }
   pm_heap *h = pm_heap_get();
   if (h->kind != PM_HEAP_REAL)
-    return pm_malloc_fallback(h, size, align, false, pm_opt.disable ? PM_FB_DISABLED : PM_FB_NO_HEAP);
+    return pm_malloc_fallback(h, size, align, false,
+                              pm_opt.disable ? PM_FB_DISABLED : PM_FB_NO_HEAP);
   size_t want = size > align ? size : align;
   if (want <= pm_g.max_pooled) {
     unsigned cls = pm_class_of(want);
-    while (cls < PM_NCLASSES && pm_class_size(cls) % align != 0) cls++;
+    while (cls < PM_NCLASSES && pm_class_size(cls) % align != 0)
+      cls++;
     if (cls < PM_NCLASSES && pm_class_size(cls) <= pm_g.max_pooled)
       return pm_malloc_class(h, size, cls);
     return pm_malloc_fallback(h, size, align, false, PM_FB_ALIGNMENT);
@@ -53,9 +55,13 @@ int pm_posix_memalign(void **out, size_t align, size_t size) {
   return 0;
 }
 
-void *pm_aligned_alloc(size_t align, size_t size) { return pm_memalign(align, size); }
+void *pm_aligned_alloc(size_t align, size_t size) {
+  return pm_memalign(align, size);
+}
 
-void *pm_valloc(size_t size) { return pm_memalign(pm_os_page_size(), size); }
+void *pm_valloc(size_t size) {
+  return pm_memalign(pm_os_page_size(), size);
+}
 
 void *pm_pvalloc(size_t size) {
   size_t page = pm_os_page_size(), rounded;

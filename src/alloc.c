@@ -21,7 +21,11 @@
 
 /* pm_small_class[(size + 15) >> 4] for size <= 1024 (checked against
  * pm_class_of_calc by the unit tests) */
-const uint8_t pm_small_class[PM_SMALL_LOOKUP_MAX / 16 + 1] = {0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17, 17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19};
+const uint8_t pm_small_class[PM_SMALL_LOOKUP_MAX / 16 + 1] = {
+    0,  0,  1,  2,  3,  4,  5,  6,  7,  8,  8,  9,  9,  10, 10, 11, 11,
+    12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15, 16,
+    16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17, 17, 18, 18,
+    18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19};
 
 _Noreturn void pm_heap_error(const char *call, const char *what, const void *p) {
   char line[256];
@@ -45,14 +49,25 @@ void *pm_malloc_fallback(pm_heap *h, size_t size, size_t align, bool zero, int r
   case PM_FB_TOO_LARGE: {
     PM_STAT_ADD(h, fb_too_large, 1);
     unsigned bucket = size <= 1 ? 0 : 64u - (unsigned)__builtin_clzl(size - 1);
-    if (h->kind == PM_HEAP_REAL) PM_COUNT(h->too_large_log2[bucket]++);
-    else PM_COUNT(atomic_fetch_add_explicit(&pm_shared.too_large_log2[bucket], 1, memory_order_relaxed));
+    if (h->kind == PM_HEAP_REAL)
+      PM_COUNT(h->too_large_log2[bucket]++);
+    else
+      PM_COUNT(atomic_fetch_add_explicit(&pm_shared.too_large_log2[bucket], 1,
+                                         memory_order_relaxed));
     break;
   }
-  case PM_FB_ALIGNMENT: PM_STAT_ADD(h, fb_alignment, 1); break;
-  case PM_FB_DISABLED: PM_STAT_ADD(h, fb_disabled, 1); break;
-  case PM_FB_REGION_FULL: PM_STAT_ADD(h, fb_region_full, 1); break;
-  default: PM_STAT_ADD(h, fb_no_heap, 1); break;
+  case PM_FB_ALIGNMENT:
+    PM_STAT_ADD(h, fb_alignment, 1);
+    break;
+  case PM_FB_DISABLED:
+    PM_STAT_ADD(h, fb_disabled, 1);
+    break;
+  case PM_FB_REGION_FULL:
+    PM_STAT_ADD(h, fb_region_full, 1);
+    break;
+  default:
+    PM_STAT_ADD(h, fb_no_heap, 1);
+    break;
   }
   PM_STAT_ADD(h, large_bytes, size);
   return p;
@@ -66,7 +81,8 @@ static int no_pool_reason(const pm_heap *h) {
 
 /* ---- malloc ---- */
 
-pm_inline void *pop_block(pm_heap *h, pm_page *pg, pm_block *b, unsigned cls, size_t size) {
+pm_inline void *pop_block(pm_heap *h, pm_page *pg, pm_block *b, unsigned cls,
+                          size_t size) {
   pg->free = pm_block_next(b);
   b->tag = 0;
   pg->used++;
@@ -78,12 +94,14 @@ pm_inline void *pop_block(pm_heap *h, pm_page *pg, pm_block *b, unsigned cls, si
 
 static pm_noinline void *malloc_slow(size_t size, unsigned cls) {
   pm_heap *h = pm_heap_get();
-  if (unlikely(h->kind != PM_HEAP_REAL)) return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
+  if (unlikely(h->kind != PM_HEAP_REAL))
+    return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
   size_t bsize = pm_class_size(cls);
   if (unlikely(size > pm_g.max_pooled || bsize > pm_page_size()))
     return pm_malloc_fallback(h, size, 0, false, PM_FB_TOO_LARGE);
   pm_page *pg = pm_heap_page_for(h, cls);
-  if (unlikely(pg == NULL)) return pm_malloc_fallback(h, size, 0, false, PM_FB_REGION_FULL);
+  if (unlikely(pg == NULL))
+    return pm_malloc_fallback(h, size, 0, false, PM_FB_REGION_FULL);
   return pop_block(h, pg, pg->free, cls, size);
 }
 
@@ -91,7 +109,8 @@ static pm_noinline void *malloc_large(size_t size) {
   pm_heap *h = pm_tls_heap;
   if (h == &pm_heap_empty) { /* first call of the thread: max_pooled may change */
     h = pm_thread_start();
-    if (h->kind == PM_HEAP_REAL && size <= pm_g.max_pooled) return malloc_slow(size, pm_class_of(size));
+    if (h->kind == PM_HEAP_REAL && size <= pm_g.max_pooled)
+      return malloc_slow(size, pm_class_of(size));
   }
   return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
 }
@@ -157,16 +176,21 @@ static pm_noinline void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
   pm_block *old = atomic_load_explicit(&pg->remote, memory_order_relaxed);
   do {
     pm_block_set_next(b, old);
-  } while (!atomic_compare_exchange_weak_explicit(&pg->remote, &old, b, memory_order_seq_cst,
-                                                  memory_order_relaxed));
+  } while (!atomic_compare_exchange_weak_explicit(
+      &pg->remote, &old, b, memory_order_seq_cst, memory_order_relaxed));
   if (old == NULL && atomic_load_explicit(&pg->full, memory_order_seq_cst)) {
     pm_heap *owner = atomic_load_explicit(&pg->owner, memory_order_acquire);
-    if (owner != NULL) atomic_store_explicit(&owner->remote_full_hint, 1, memory_order_release);
-    else pm_page_claim_orphan(pg);
+    if (owner != NULL)
+      atomic_store_explicit(&owner->remote_full_hint, 1, memory_order_release);
+    else
+      pm_page_claim_orphan(pg);
   }
   PM_STAT_ADD(h, remote_frees, 1);
-  if (h->kind == PM_HEAP_REAL) PM_COUNT(h->remote_frees[cls]++);
-  else PM_COUNT(atomic_fetch_add_explicit(&pm_shared.class_frees[cls], 1, memory_order_relaxed));
+  if (h->kind == PM_HEAP_REAL)
+    PM_COUNT(h->remote_frees[cls]++);
+  else
+    PM_COUNT(
+        atomic_fetch_add_explicit(&pm_shared.class_frees[cls], 1, memory_order_relaxed));
 }
 
 pm_inline void free_local(pm_heap *h, pm_page *pg, pm_block *b) {
@@ -235,7 +259,8 @@ static pm_page *checked_page(const char *call, const void *p) {
   if (unlikely(pg->state != PM_PAGE_IN_USE ||
                !pm_page_is_block_start(pg, (uintptr_t)p & pm_g.page_mask)))
     pm_heap_error(call, "invalid pointer", p);
-  if (unlikely(((const pm_block *)p)->tag == pm_g.tag)) pm_heap_error(call, "pointer already freed", p);
+  if (unlikely(((const pm_block *)p)->tag == pm_g.tag))
+    pm_heap_error(call, "pointer already freed", p);
   return pg;
 }
 
@@ -247,7 +272,8 @@ void *pm_realloc(void *p, size_t size) {
   }
   pm_heap *h = pm_heap_get();
   if (!pm_is_pool_ptr(p)) {
-    if (size <= pm_g.max_pooled && h->kind == PM_HEAP_REAL && pm_fallback_usable(p) > pm_g.max_pooled) {
+    if (size <= pm_g.max_pooled && h->kind == PM_HEAP_REAL &&
+        pm_fallback_usable(p) > pm_g.max_pooled) {
       /* a large block shrunk to pool size moves into the pools */
       void *q = pm_malloc(size);
       if (q == NULL) return NULL;

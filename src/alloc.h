@@ -25,8 +25,15 @@ void *pm_pvalloc(size_t size);
 struct pm_heap;
 void *pm_malloc_class(struct pm_heap *h, size_t size, unsigned cls);
 /* The jemalloc tier with statistics; reason is a PM_FB_* value. */
-enum { PM_FB_TOO_LARGE, PM_FB_ALIGNMENT, PM_FB_DISABLED, PM_FB_REGION_FULL, PM_FB_NO_HEAP };
-void *pm_malloc_fallback(struct pm_heap *h, size_t size, size_t align, bool zero, int reason);
+enum {
+  PM_FB_TOO_LARGE,
+  PM_FB_ALIGNMENT,
+  PM_FB_DISABLED,
+  PM_FB_REGION_FULL,
+  PM_FB_NO_HEAP
+};
+void *pm_malloc_fallback(struct pm_heap *h, size_t size, size_t align, bool zero,
+                         int reason);
 
 /* Heap corruption seen by the call `call`: one line, then abort(). */
 _Noreturn void pm_heap_error(const char *call, const char *what, const void *p);

@@ -16,7 +16,9 @@ static _Atomic uint64_t purged_total;
 static _Atomic uint64_t last_purge_ms;
 static _Atomic int purging;
 
-size_t pm_arena_size(void) { return arena_size; }
+size_t pm_arena_size(void) {
+  return arena_size;
+}
 
 bool pm_arena_init(void) {
   size_t page = (size_t)pm_opt.pool_size;
@@ -45,7 +47,8 @@ bool pm_arena_init(void) {
 }
 
 bool pm_arena_take(char **start, char **end) {
-  uint64_t off = atomic_fetch_add_explicit(&region_cursor, arena_size, memory_order_relaxed);
+  uint64_t off =
+      atomic_fetch_add_explicit(&region_cursor, arena_size, memory_order_relaxed);
   if (off + arena_size > pm_g.size) return false;
   char *p = (char *)(pm_g.base + off);
   if (!pm_os_commit(p, arena_size)) return false;
@@ -59,7 +62,9 @@ uint64_t pm_arena_committed(void) {
   return c < pm_g.size ? c : pm_g.size;
 }
 
-uint64_t pm_pages_purged_total(void) { return atomic_load(&purged_total); }
+uint64_t pm_pages_purged_total(void) {
+  return atomic_load(&purged_total);
+}
 
 /* ---- lock-free stacks of page indexes, tagged against ABA ---- */
 
@@ -112,9 +117,15 @@ void pm_pages_push_free(pm_page *pg) {
   stack_push_chain(&free_head, pg, pg);
 }
 
-pm_page *pm_pages_pop_free(void) { return stack_pop(&free_head); }
-void pm_pages_push_abandoned(pm_page *pg) { stack_push_chain(&abandoned_head, pg, pg); }
-pm_page *pm_pages_pop_abandoned(void) { return stack_pop(&abandoned_head); }
+pm_page *pm_pages_pop_free(void) {
+  return stack_pop(&free_head);
+}
+void pm_pages_push_abandoned(pm_page *pg) {
+  stack_push_chain(&abandoned_head, pg, pg);
+}
+pm_page *pm_pages_pop_abandoned(void) {
+  return stack_pop(&abandoned_head);
+}
 
 /* madvise runs of adjacent pages with one call each */
 typedef struct purge_run {
@@ -137,7 +148,8 @@ size_t pm_pages_purge(bool all) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&purging, &expected, 1)) return 0;
   uint64_t now = pm_os_now_ms();
-  pm_page *clean_first = NULL, *clean_last = NULL, *dirty_first = NULL, *dirty_last = NULL;
+  pm_page *clean_first = NULL, *clean_last = NULL, *dirty_first = NULL,
+          *dirty_last = NULL;
   purge_run run = {0};
   pm_page *pg = stack_take_all(&free_head);
   while (pg != NULL) {
@@ -151,8 +163,10 @@ size_t pm_pages_purge(bool all) {
     pm_page **first = pg->dirty ? &dirty_first : &clean_first;
     pm_page **last = pg->dirty ? &dirty_last : &clean_last;
     relaxed_store(&pg->stack_next, 0);
-    if (*last) relaxed_store(&(*last)->stack_next, pm_page_index(pg) + 1);
-    else *first = pg;
+    if (*last)
+      relaxed_store(&(*last)->stack_next, pm_page_index(pg) + 1);
+    else
+      *first = pg;
     *last = pg;
     pg = next;
   }

@@ -7,7 +7,8 @@ void *pm_je_mallocx(size_t size, int flags);
 void *pm_je_rallocx(void *ptr, size_t size, int flags);
 size_t pm_je_sallocx(const void *ptr, int flags);
 void pm_je_dallocx(void *ptr, int flags);
-int pm_je_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
+int pm_je_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp,
+                  size_t newlen);
 
 #define PM_JE_ZERO 0x40
 
@@ -15,7 +16,9 @@ extern const char *pm_je_malloc_conf;
 
 static _Atomic int started;
 
-bool pm_fallback_started(void) { return relaxed_load(&started) != 0; }
+bool pm_fallback_started(void) {
+  return relaxed_load(&started) != 0;
+}
 
 /* jemalloc initialises itself on its first call, holding its init lock
  * until done; a fork() by another thread in that window leaves the child a
@@ -65,7 +68,9 @@ void pm_fallback_free(void *p) {
   errno = saved;
 }
 
-size_t pm_fallback_usable(const void *p) { return pm_je_sallocx(p, 0); }
+size_t pm_fallback_usable(const void *p) {
+  return pm_je_sallocx(p, 0);
+}
 
 void pm_fallback_figures(uint64_t *allocated, uint64_t *resident, uint64_t *mapped) {
   *allocated = *resident = *mapped = 0;

@@ -15,9 +15,13 @@ void pm_buf_mem(pm_buf *b, const char *s, size_t n) {
   b->len += n;
 }
 
-void pm_buf_str(pm_buf *b, const char *s) { pm_buf_mem(b, s, strlen(s)); }
+void pm_buf_str(pm_buf *b, const char *s) {
+  pm_buf_mem(b, s, strlen(s));
+}
 
-void pm_buf_char(pm_buf *b, char c) { pm_buf_mem(b, &c, 1); }
+void pm_buf_char(pm_buf *b, char c) {
+  pm_buf_mem(b, &c, 1);
+}
 
 static int u64_digits(char *tmp, uint64_t v) {
   int n = 0;
@@ -31,11 +35,15 @@ static int u64_digits(char *tmp, uint64_t v) {
 void pm_buf_u64w(pm_buf *b, uint64_t v, int width) {
   char tmp[24];
   int n = u64_digits(tmp, v);
-  for (int i = n; i < width; i++) pm_buf_char(b, ' ');
-  while (n) pm_buf_char(b, tmp[--n]);
+  for (int i = n; i < width; i++)
+    pm_buf_char(b, ' ');
+  while (n)
+    pm_buf_char(b, tmp[--n]);
 }
 
-void pm_buf_u64(pm_buf *b, uint64_t v) { pm_buf_u64w(b, v, 0); }
+void pm_buf_u64(pm_buf *b, uint64_t v) {
+  pm_buf_u64w(b, v, 0);
+}
 
 void pm_buf_i64(pm_buf *b, int64_t v) {
   if (v < 0) {
@@ -54,13 +62,15 @@ void pm_buf_hex(pm_buf *b, uint64_t v) {
     v >>= 4;
   } while (v);
   pm_buf_str(b, "0x");
-  while (n) pm_buf_char(b, tmp[--n]);
+  while (n)
+    pm_buf_char(b, tmp[--n]);
 }
 
 void pm_buf_pad(pm_buf *b, const char *s, int width) {
   int n = (int)strlen(s);
   pm_buf_str(b, s);
-  for (int i = n; i < width; i++) pm_buf_char(b, ' ');
+  for (int i = n; i < width; i++)
+    pm_buf_char(b, ' ');
 }
 
 /* one decimal: num/den rounded to tenths, exact for any 64-bit inputs */
@@ -84,8 +94,10 @@ void pm_buf_bytes(pm_buf *b, uint64_t v) {
     unit *= 1024;
     u++;
   }
-  if (v / unit >= 1000000) pm_buf_u64(b, v / unit); /* no decimals for huge values */
-  else buf_fixed1(b, v, unit);
+  if (v / unit >= 1000000)
+    pm_buf_u64(b, v / unit); /* no decimals for huge values */
+  else
+    buf_fixed1(b, v, unit);
   pm_buf_char(b, ' ');
   pm_buf_str(b, units[u]);
 }

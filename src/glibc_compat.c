@@ -28,7 +28,8 @@ void pm_mallinfo2(struct mallinfo2 *mi) {
   m.arena = pool_bytes;
   m.ordblks = s.pages_in_use;
   m.hblks = s.heap.fb_too_large + s.heap.fb_alignment + s.heap.fb_disabled +
-            s.heap.fb_region_full + s.heap.fb_no_heap > s.heap.large_frees
+                        s.heap.fb_region_full + s.heap.fb_no_heap >
+                    s.heap.large_frees
                 ? s.heap.fb_too_large + s.heap.fb_alignment + s.heap.fb_disabled +
                       s.heap.fb_region_full + s.heap.fb_no_heap - s.heap.large_frees
                 : 0;
@@ -40,7 +41,9 @@ void pm_mallinfo2(struct mallinfo2 *mi) {
   *mi = m;
 }
 
-static int clamp_int(size_t v) { return v > 0x7fffffff ? 0x7fffffff : (int)v; }
+static int clamp_int(size_t v) {
+  return v > 0x7fffffff ? 0x7fffffff : (int)v;
+}
 
 void pm_mallinfo(struct mallinfo *out) {
   struct mallinfo2 m;
@@ -97,7 +100,8 @@ int pm_malloc_info(int options, FILE *fp) {
   pm_mallinfo2(&m);
   char text[512];
   pm_buf b = pm_buf_make(text, sizeof text);
-  pm_buf_str(&b, "<malloc version=\"1\">\n<heap nr=\"0\">\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+  pm_buf_str(&b, "<malloc version=\"1\">\n<heap nr=\"0\">\n<total type=\"fast\" "
+                 "count=\"0\" size=\"0\"/>\n"
                  "<system type=\"current\" size=\"");
   pm_buf_u64(&b, m.arena + m.hblkhd);
   pm_buf_str(&b, "\"/>\n</heap>\n<total type=\"mmap\" count=\"0\" size=\"");

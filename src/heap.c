@@ -14,7 +14,8 @@
 #define PM_SCAN_STEP 64
 
 pm_page pm_page_empty;
-#define PM_EMPTY_PAGES {[0 ... PM_NCLASSES - 1] = &pm_page_empty}
+#define PM_EMPTY_PAGES                                                                   \
+  { [0 ... PM_NCLASSES - 1] = &pm_page_empty }
 pm_heap pm_heap_empty = {.pages = PM_EMPTY_PAGES, .kind = PM_HEAP_EMPTY};
 pm_heap pm_heap_jemalloc = {.pages = PM_EMPTY_PAGES, .kind = PM_HEAP_JEMALLOC};
 PM_TLS pm_heap *pm_tls_heap = &pm_heap_empty;
@@ -37,8 +38,12 @@ bool pm_heaps_init(void) {
   return false;
 }
 
-uint32_t pm_heap_count(void) { return atomic_load(&nheaps); }
-pm_heap *pm_heap_at(uint32_t i) { return &heaps[i]; }
+uint32_t pm_heap_count(void) {
+  return atomic_load(&nheaps);
+}
+pm_heap *pm_heap_at(uint32_t i) {
+  return &heaps[i];
+}
 
 pm_heap *pm_heap_acquire(void) {
   pm_heap *h = NULL;
@@ -47,8 +52,8 @@ pm_heap *pm_heap_acquire(void) {
     if ((uint32_t)old == 0) break;
     h = &heaps[(uint32_t)old - 1];
     next = ((old >> 32) + 1) << 32 | relaxed_load(&h->stack_next);
-  } while (!atomic_compare_exchange_weak_explicit(&free_heaps, &old, next, memory_order_acquire,
-                                                  memory_order_acquire));
+  } while (!atomic_compare_exchange_weak_explicit(
+      &free_heaps, &old, next, memory_order_acquire, memory_order_acquire));
   if ((uint32_t)old == 0) {
     uint32_t i = atomic_fetch_add(&nheaps, 1);
     if (i >= max_heaps) {
@@ -56,7 +61,8 @@ pm_heap *pm_heap_acquire(void) {
       return NULL;
     }
     h = &heaps[i];
-    for (unsigned c = 0; c < PM_NCLASSES; c++) h->pages[c] = &pm_page_empty;
+    for (unsigned c = 0; c < PM_NCLASSES; c++)
+      h->pages[c] = &pm_page_empty;
     h->kind = PM_HEAP_REAL;
   }
   h->live = 1;
@@ -78,8 +84,10 @@ static void list_push(pm_page **head, pm_page *pg) {
 }
 
 static void list_remove(pm_page **head, pm_page *pg) {
-  if (pg->prev) pg->prev->next = pg->next;
-  else *head = pg->next;
+  if (pg->prev)
+    pg->prev->next = pg->next;
+  else
+    *head = pg->next;
   if (pg->next) pg->next->prev = pg->prev;
   pg->next = pg->prev = NULL;
 }
@@ -163,8 +171,10 @@ static void scan_full(pm_heap *h) {
     if (atomic_load_explicit(&pg->remote, memory_order_acquire) == NULL) continue;
     unfull(h, pg);
     pm_page_collect(pg);
-    if (pg->used == 0) release_page(h, pg);
-    else add_avail(h, pg);
+    if (pg->used == 0)
+      release_page(h, pg);
+    else
+      add_avail(h, pg);
   }
   if (h->full_cursor == NULL) h->scan_left = 0;
 }
@@ -248,8 +258,10 @@ pm_page *pm_heap_page_for(pm_heap *h, unsigned cls) {
 void pm_heap_free_slow(pm_heap *h, pm_page *pg) {
   if (pg->where == PM_IN_FULL) {
     unfull(h, pg);
-    if (pg->used == 0) release_page(h, pg);
-    else add_avail(h, pg);
+    if (pg->used == 0)
+      release_page(h, pg);
+    else
+      add_avail(h, pg);
     return;
   }
   if (pg->used == 0 && pg->where == PM_IN_AVAIL) {
@@ -277,7 +289,8 @@ static void abandon_page(pm_heap *h, pm_page *pg) {
      * it on the abandoned stack (pm_page_claim_orphan). */
     atomic_store_explicit(&pg->full, 1, memory_order_seq_cst);
     atomic_store_explicit(&pg->owner, NULL, memory_order_seq_cst);
-    if (atomic_load_explicit(&pg->remote, memory_order_seq_cst) != NULL) pm_page_claim_orphan(pg);
+    if (atomic_load_explicit(&pg->remote, memory_order_seq_cst) != NULL)
+      pm_page_claim_orphan(pg);
     return;
   }
   atomic_store_explicit(&pg->full, 0, memory_order_relaxed);
@@ -315,8 +328,8 @@ void pm_heap_release(pm_heap *h) {
   do {
     relaxed_store(&h->stack_next, (uint32_t)old);
     next = ((old >> 32) + 1) << 32 | (uint64_t)(idx + 1);
-  } while (!atomic_compare_exchange_weak_explicit(&free_heaps, &old, next, memory_order_release,
-                                                  memory_order_relaxed));
+  } while (!atomic_compare_exchange_weak_explicit(
+      &free_heaps, &old, next, memory_order_release, memory_order_relaxed));
 }
 
 void pm_heaps_after_fork(pm_heap *self) {

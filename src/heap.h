@@ -17,12 +17,12 @@
 enum { PM_HEAP_EMPTY = 0, PM_HEAP_REAL = 1, PM_HEAP_JEMALLOC = 2 };
 
 typedef struct pm_heap {
-  pm_page *pages[PM_NCLASSES]; /* current page per class, &pm_page_empty if none */
+  pm_page *pages[PM_NCLASSES];        /* current page per class, &pm_page_empty if none */
   uint64_t req_bytes[PM_NCLASSES];    /* bytes requested per class (fast path) */
   uint64_t remote_frees[PM_NCLASSES]; /* frees this thread made into others' pages */
-  pm_page *avail[PM_NCLASSES]; /* other pages of the class with free blocks */
-  pm_page *full;               /* pages without a free block */
-  pm_page *full_cursor;        /* where the remote-free scan of `full` resumes */
+  pm_page *avail[PM_NCLASSES];        /* other pages of the class with free blocks */
+  pm_page *full;                      /* pages without a free block */
+  pm_page *full_cursor;               /* where the remote-free scan of `full` resumes */
   uint32_t nfull, scan_left;
   pm_page *cache; /* a few emptied pages kept for reuse without atomics */
   uint32_t ncache;
@@ -30,7 +30,8 @@ typedef struct pm_heap {
   uint8_t live;
   char *arena_cur, *arena_end; /* bump range pages are carved from */
   pm_heap_stats stats;
-  uint64_t too_large_log2[PM_LARGE_BUCKETS]; /* jemalloc "too large" requests by ceil(log2(size)) */
+  uint64_t too_large_log2[PM_LARGE_BUCKETS]; /* jemalloc "too large" requests by
+                                                ceil(log2(size)) */
   _Atomic uint32_t stack_next;
   _Alignas(PM_CACHELINE) _Atomic int remote_full_hint; /* written by other threads */
 } pm_heap;
@@ -52,8 +53,10 @@ extern pm_shared_stats pm_shared;
 
 #define PM_STAT_ADD(h, field, n)                                                         \
   do {                                                                                   \
-    if (likely((h)->kind == PM_HEAP_REAL)) PM_COUNT((h)->stats.field += (n));            \
-    else PM_COUNT(atomic_fetch_add_explicit(&pm_shared.field, (n), memory_order_relaxed)); \
+    if (likely((h)->kind == PM_HEAP_REAL))                                               \
+      PM_COUNT((h)->stats.field += (n));                                                 \
+    else                                                                                 \
+      PM_COUNT(atomic_fetch_add_explicit(&pm_shared.field, (n), memory_order_relaxed));  \
   } while (0)
 
 /* Maps the heap table; false if the OS refuses. */

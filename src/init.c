@@ -24,7 +24,9 @@ static PM_TLS int in_init;
 static pthread_key_t thread_key;
 static uint64_t start_ns;
 
-uint64_t pm_uptime_ns(void) { return start_ns ? pm_os_now_ns() - start_ns : 0; }
+uint64_t pm_uptime_ns(void) {
+  return start_ns ? pm_os_now_ns() - start_ns : 0;
+}
 
 static void thread_exit(void *arg) {
   pm_heap *h = arg;
@@ -60,23 +62,26 @@ static bool process_init(void) {
     if (pm_opt.verbose) verbose_dump();
     pm_report_prepare();
     pm_report_install_signal();
-    bool ok = pm_opt.disable ||
-              (pm_arena_init() && pm_heaps_init() && pthread_key_create(&thread_key, thread_exit) == 0);
+    bool ok = pm_opt.disable || (pm_arena_init() && pm_heaps_init() &&
+                                 pthread_key_create(&thread_key, thread_exit) == 0);
     pm_fallback_init(ok && !pm_opt.disable);
     if (!ok && pm_opt.verbose)
       pm_message("could not reserve address space; every request goes to jemalloc");
     in_init = 0;
-    atomic_store_explicit(&process_state, ok ? PM_INIT_DONE : PM_INIT_FAILED, memory_order_release);
+    atomic_store_explicit(&process_state, ok ? PM_INIT_DONE : PM_INIT_FAILED,
+                          memory_order_release);
     return ok;
   }
-  while ((s = atomic_load_explicit(&process_state, memory_order_acquire)) == PM_INIT_RUNNING)
+  while ((s = atomic_load_explicit(&process_state, memory_order_acquire)) ==
+         PM_INIT_RUNNING)
     sched_yield();
   return s == PM_INIT_DONE;
 }
 
 pm_heap *pm_thread_start(void) {
   if (!process_init()) {
-    if (!in_init && atomic_load(&process_state) == PM_INIT_FAILED) pm_tls_heap = &pm_heap_jemalloc;
+    if (!in_init && atomic_load(&process_state) == PM_INIT_FAILED)
+      pm_tls_heap = &pm_heap_jemalloc;
     return &pm_heap_jemalloc;
   }
   pm_heap *h = pm_opt.disable ? NULL : pm_heap_acquire();

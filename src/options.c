@@ -48,7 +48,8 @@ static bool ieq(const char *a, const char *b) {
 
 bool pm_parse_size(const char *s, uint64_t *out) {
   uint64_t v;
-  while (*s == ' ') s++;
+  while (*s == ' ')
+    s++;
   if (!parse_u64(&s, &v)) return false;
   unsigned shift = 0;
   if (*s != 0) {
@@ -89,26 +90,31 @@ static bool parse_stats(const char *s, uint64_t *out) {
 static const struct {
   const char *name;
   int num;
-} signal_names[] = {{"HUP", 1}, {"INT", 2}, {"QUIT", 3}, {"USR1", 10}, {"USR2", 12},
-                    {"PIPE", 13}, {"ALRM", 14}, {"TERM", 15}, {"CHLD", 17}, {"CONT", 18},
-                    {"TSTP", 20}, {"TTIN", 21}, {"TTOU", 22}, {"URG", 23}, {"XCPU", 24},
-                    {"XFSZ", 25}, {"VTALRM", 26}, {"PROF", 27}, {"WINCH", 28}, {"PWR", 30}};
+} signal_names[] = {{"HUP", 1},     {"INT", 2},   {"QUIT", 3},   {"USR1", 10},
+                    {"USR2", 12},   {"PIPE", 13}, {"ALRM", 14},  {"TERM", 15},
+                    {"CHLD", 17},   {"CONT", 18}, {"TSTP", 20},  {"TTIN", 21},
+                    {"TTOU", 22},   {"URG", 23},  {"XCPU", 24},  {"XFSZ", 25},
+                    {"VTALRM", 26}, {"PROF", 27}, {"WINCH", 28}, {"PWR", 30}};
 
 /* a signal a handler can be installed for: not KILL/STOP, not the two
  * glibc keeps for itself (32, 33) */
-static bool catchable(uint64_t sig) { return sig != 9 && sig != 19 && sig != 32 && sig != 33; }
+static bool catchable(uint64_t sig) {
+  return sig != 9 && sig != 19 && sig != 32 && sig != 33;
+}
 
 /* "USR2", "SIGUSR2", "12" or "0"/"off" */
 static bool parse_signal(const char *s, uint64_t *out) {
   const char *p = s;
   if (parse_u64(&p, out) && *p == 0) return catchable(*out);
   if (parse_bool(s, out) && *out == 0) return true;
-  if ((s[0] == 'S' || s[0] == 's') && (s[1] == 'I' || s[1] == 'i') && (s[2] == 'G' || s[2] == 'g'))
+  if ((s[0] == 'S' || s[0] == 's') && (s[1] == 'I' || s[1] == 'i') &&
+      (s[2] == 'G' || s[2] == 'g'))
     s += 3;
   for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++) {
     const char *n = signal_names[i].name;
     size_t k = 0;
-    while (n[k] && s[k] && (s[k] == n[k] || s[k] == n[k] + 32)) k++;
+    while (n[k] && s[k] && (s[k] == n[k] || s[k] == n[k] + 32))
+      k++;
     if (n[k] == 0 && s[k] == 0) return (*out = (uint64_t)signal_names[i].num), true;
   }
   return false;
@@ -148,20 +154,30 @@ static uint64_t parse_one(const pm_option_info *o, const char *value, pm_warn_fn
   bool ok;
   const char *what;
   switch (o->kind) {
-  case PM_OPT_SIZE: ok = pm_parse_size(value, &v); what = "is not a size"; break;
+  case PM_OPT_SIZE:
+    ok = pm_parse_size(value, &v);
+    what = "is not a size";
+    break;
   case PM_OPT_UINT: {
     const char *s = value;
     ok = parse_u64(&s, &v) && *s == 0;
     what = "is not a number";
     break;
   }
-  case PM_OPT_BOOL: ok = parse_bool(value, &v); what = "is not one of 0, 1, on, off"; break;
-  case PM_OPT_STATS: ok = parse_stats(value, &v); what = "is not one of 0, 1, text, json"; break;
+  case PM_OPT_BOOL:
+    ok = parse_bool(value, &v);
+    what = "is not one of 0, 1, on, off";
+    break;
+  case PM_OPT_STATS:
+    ok = parse_stats(value, &v);
+    what = "is not one of 0, 1, text, json";
+    break;
   case PM_OPT_SIGNAL:
     ok = parse_signal(value, &v);
     what = "is not a catchable signal name or number";
     break;
-  default: return 0;
+  default:
+    return 0;
   }
   if (!ok) {
     warn_bad(warn, o, value, what, o->def);
@@ -174,7 +190,8 @@ static uint64_t parse_one(const pm_option_info *o, const char *value, pm_warn_fn
     warn_bad(warn, o, value, pm_buf_cstr(&b), o->def);
     return o->def;
   }
-  if (o->kind == PM_OPT_SIZE && (v & (v - 1)) != 0 && o->offset == offsetof(pm_options, pool_size)) {
+  if (o->kind == PM_OPT_SIZE && (v & (v - 1)) != 0 &&
+      o->offset == offsetof(pm_options, pool_size)) {
     warn_bad(warn, o, value, "is not a power of two", o->def);
     return o->def;
   }
@@ -247,9 +264,15 @@ void pm_option_format(pm_buf *b, const pm_options *o, size_t i) {
   const pm_option_info *info = &pm_option_table[i];
   uint64_t v = *(const uint64_t *)((const char *)o + info->offset);
   switch (info->kind) {
-  case PM_OPT_STRING: pm_buf_str(b, o->stats_file_str ? o->stats_file_str : ""); break;
-  case PM_OPT_BOOL: pm_buf_str(b, v ? "1" : "0"); break;
-  case PM_OPT_STATS: pm_buf_str(b, v == PM_STATS_JSON ? "json" : v ? "text" : "off"); break;
+  case PM_OPT_STRING:
+    pm_buf_str(b, o->stats_file_str ? o->stats_file_str : "");
+    break;
+  case PM_OPT_BOOL:
+    pm_buf_str(b, v ? "1" : "0");
+    break;
+  case PM_OPT_STATS:
+    pm_buf_str(b, v == PM_STATS_JSON ? "json" : v ? "text" : "off");
+    break;
   case PM_OPT_SIGNAL:
     if (v && pm_signal_name((int)v)) {
       pm_buf_str(b, "SIG");
@@ -258,7 +281,9 @@ void pm_option_format(pm_buf *b, const pm_options *o, size_t i) {
       pm_buf_u64(b, v);
     }
     break;
-  default: pm_buf_u64(b, v); break;
+  default:
+    pm_buf_u64(b, v);
+    break;
   }
 }
 

@@ -8,7 +8,14 @@
 
 #include "common.h"
 
-typedef enum { PM_OPT_SIZE, PM_OPT_UINT, PM_OPT_BOOL, PM_OPT_STATS, PM_OPT_STRING, PM_OPT_SIGNAL } pm_opt_kind;
+typedef enum {
+  PM_OPT_SIZE,
+  PM_OPT_UINT,
+  PM_OPT_BOOL,
+  PM_OPT_STATS,
+  PM_OPT_STRING,
+  PM_OPT_SIGNAL
+} pm_opt_kind;
 
 enum { PM_STATS_OFF = 0, PM_STATS_TEXT = 1, PM_STATS_JSON = 2 };
 
@@ -26,7 +33,7 @@ enum { PM_STATS_OFF = 0, PM_STATS_TEXT = 1, PM_STATS_JSON = 2 };
   X(DISABLE, disable, PM_OPT_BOOL, 0, 0, 1,                                              \
     "send every request to the embedded jemalloc (A/B comparisons, memory tools)")       \
   X(VERBOSE, verbose, PM_OPT_BOOL, 0, 0, 1,                                              \
-    "print the version and every effective option once, on stderr")                     \
+    "print the version and every effective option once, on stderr")                      \
   X(STATS, stats, PM_OPT_STATS, 0, 0, 2,                                                 \
     "write a statistics report at exit: 0/off, 1/text, json")                            \
   X(STATS_FILE, stats_file, PM_OPT_STRING, 0, 0, 0,                                      \

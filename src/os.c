@@ -18,7 +18,8 @@ extern char **environ;
 void *pm_os_reserve(size_t size, size_t align) {
   int saved = errno;
   size_t span = size + align;
-  char *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  char *p =
+      mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     errno = saved;
     return NULL;
@@ -34,8 +35,8 @@ void *pm_os_reserve(size_t size, size_t align) {
 
 void *pm_os_map(size_t size) {
   int saved = errno;
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   errno = saved;
   return p == MAP_FAILED ? NULL : p;
 }
@@ -112,7 +113,9 @@ uint64_t pm_os_random(void) {
   return mix64(seed + atomic_fetch_add(&counter, 0x9e3779b97f4a7c15ull));
 }
 
-bool pm_os_secure(void) { return getauxval(AT_SECURE) != 0; }
+bool pm_os_secure(void) {
+  return getauxval(AT_SECURE) != 0;
+}
 
 size_t pm_os_page_size(void) {
   static size_t page;
@@ -124,9 +127,11 @@ static size_t parse_kb_line(const char *buf, const char *key) {
   const char *p = strstr(buf, key);
   if (p == NULL) return 0;
   p += strlen(key);
-  while (*p == ' ' || *p == '\t') p++;
+  while (*p == ' ' || *p == '\t')
+    p++;
   size_t v = 0;
-  while (*p >= '0' && *p <= '9') v = v * 10 + (size_t)(*p++ - '0');
+  while (*p >= '0' && *p <= '9')
+    v = v * 10 + (size_t)(*p++ - '0');
   return v * 1024;
 }
 

@@ -20,20 +20,39 @@
 
 #include "poolmalloc.h"
 
-
-PM_EXPORT void *malloc(size_t size) { return pm_malloc(size); }
-PM_EXPORT void free(void *p) { pm_free(p); }
-PM_EXPORT void *calloc(size_t n, size_t size) { return pm_calloc(n, size); }
-PM_EXPORT void *realloc(void *p, size_t size) { return pm_realloc(p, size); }
-PM_EXPORT void *reallocarray(void *p, size_t n, size_t size) { return pm_reallocarray(p, n, size); }
+PM_EXPORT void *malloc(size_t size) {
+  return pm_malloc(size);
+}
+PM_EXPORT void free(void *p) {
+  pm_free(p);
+}
+PM_EXPORT void *calloc(size_t n, size_t size) {
+  return pm_calloc(n, size);
+}
+PM_EXPORT void *realloc(void *p, size_t size) {
+  return pm_realloc(p, size);
+}
+PM_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
+  return pm_reallocarray(p, n, size);
+}
 PM_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
   return pm_posix_memalign(out, align, size);
 }
-PM_EXPORT void *aligned_alloc(size_t align, size_t size) { return pm_aligned_alloc(align, size); }
-PM_EXPORT void *memalign(size_t align, size_t size) { return pm_memalign(align, size); }
-PM_EXPORT void *valloc(size_t size) { return pm_valloc(size); }
-PM_EXPORT void *pvalloc(size_t size) { return pm_pvalloc(size); }
-PM_EXPORT size_t malloc_usable_size(void *p) { return pm_usable_size(p); }
+PM_EXPORT void *aligned_alloc(size_t align, size_t size) {
+  return pm_aligned_alloc(align, size);
+}
+PM_EXPORT void *memalign(size_t align, size_t size) {
+  return pm_memalign(align, size);
+}
+PM_EXPORT void *valloc(size_t size) {
+  return pm_valloc(size);
+}
+PM_EXPORT void *pvalloc(size_t size) {
+  return pm_pvalloc(size);
+}
+PM_EXPORT size_t malloc_usable_size(void *p) {
+  return pm_usable_size(p);
+}
 PM_EXPORT void free_sized(void *p, size_t size) {
   (void)size;
   pm_free(p);
@@ -43,17 +62,35 @@ PM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size) {
   (void)size;
   pm_free(p);
 }
-PM_EXPORT void cfree(void *p) { pm_free(p); }
+PM_EXPORT void cfree(void *p) {
+  pm_free(p);
+}
 
-PM_EXPORT void *__libc_malloc(size_t size) { return pm_malloc(size); }
-PM_EXPORT void __libc_free(void *p) { pm_free(p); }
-PM_EXPORT void *__libc_calloc(size_t n, size_t size) { return pm_calloc(n, size); }
-PM_EXPORT void *__libc_realloc(void *p, size_t size) { return pm_realloc(p, size); }
-PM_EXPORT void *__libc_memalign(size_t align, size_t size) { return pm_memalign(align, size); }
-PM_EXPORT void *__libc_valloc(size_t size) { return pm_valloc(size); }
-PM_EXPORT void *__libc_pvalloc(size_t size) { return pm_pvalloc(size); }
+PM_EXPORT void *__libc_malloc(size_t size) {
+  return pm_malloc(size);
+}
+PM_EXPORT void __libc_free(void *p) {
+  pm_free(p);
+}
+PM_EXPORT void *__libc_calloc(size_t n, size_t size) {
+  return pm_calloc(n, size);
+}
+PM_EXPORT void *__libc_realloc(void *p, size_t size) {
+  return pm_realloc(p, size);
+}
+PM_EXPORT void *__libc_memalign(size_t align, size_t size) {
+  return pm_memalign(align, size);
+}
+PM_EXPORT void *__libc_valloc(size_t size) {
+  return pm_valloc(size);
+}
+PM_EXPORT void *__libc_pvalloc(size_t size) {
+  return pm_pvalloc(size);
+}
 
-PM_EXPORT int malloc_trim(size_t pad) { return pm_malloc_trim(pad); }
+PM_EXPORT int malloc_trim(size_t pad) {
+  return pm_malloc_trim(pad);
+}
 PM_EXPORT struct mallinfo mallinfo(void) {
   struct mallinfo m;
   pm_mallinfo(&m);
@@ -64,25 +101,35 @@ PM_EXPORT struct mallinfo2 mallinfo2(void) {
   pm_mallinfo2(&m);
   return m;
 }
-PM_EXPORT void malloc_stats(void) { pm_malloc_stats(); }
-PM_EXPORT int malloc_info(int options, FILE *fp) { return pm_malloc_info(options, fp); }
-PM_EXPORT int mallopt(int param, int value) { return pm_mallopt(param, value); }
+PM_EXPORT void malloc_stats(void) {
+  pm_malloc_stats();
+}
+PM_EXPORT int malloc_info(int options, FILE *fp) {
+  return pm_malloc_info(options, fp);
+}
+PM_EXPORT int mallopt(int param, int value) {
+  return pm_mallopt(param, value);
+}
 
 /* ---- the public API ---- */
 
-PM_EXPORT const char *poolmalloc_version(void) { return PM_VERSION; }
+PM_EXPORT const char *poolmalloc_version(void) {
+  return PM_VERSION;
+}
 PM_EXPORT int poolmalloc_report_fd(int fd, int format) {
-  return pm_report_write_fd(fd, format == POOLMALLOC_FORMAT_JSON ? PM_REPORT_JSON : PM_REPORT_TEXT)
+  return pm_report_write_fd(fd, format == POOLMALLOC_FORMAT_JSON ? PM_REPORT_JSON
+                                                                 : PM_REPORT_TEXT)
              ? 0
              : -1;
 }
 PM_EXPORT size_t poolmalloc_report_buf(char *buf, size_t size, int format) {
-  return pm_report_format(buf, size, format == POOLMALLOC_FORMAT_JSON ? PM_REPORT_JSON : PM_REPORT_TEXT);
+  return pm_report_format(
+      buf, size, format == POOLMALLOC_FORMAT_JSON ? PM_REPORT_JSON : PM_REPORT_TEXT);
 }
 
 PM_EXPORT int poolmalloc_report_cb(poolmalloc_write_fn write, void *arg, int format) {
-  return pm_report_callback(write, arg,
-                            format == POOLMALLOC_FORMAT_JSON ? PM_REPORT_JSON : PM_REPORT_TEXT);
+  return pm_report_callback(
+      write, arg, format == POOLMALLOC_FORMAT_JSON ? PM_REPORT_JSON : PM_REPORT_TEXT);
 }
 PM_EXPORT int poolmalloc_get_totals(poolmalloc_totals *out, size_t size) {
   return pm_get_totals(out, size);
@@ -110,7 +157,8 @@ static pm_noinline void *new_failed(size_t size, size_t align, const char *nothr
     if (handler == NULL) {
       if (nothrow_name) return NULL;
       if (_ZSt17__throw_bad_allocv) _ZSt17__throw_bad_allocv();
-      pm_message("operator new: out of memory and no C++ runtime to throw std::bad_alloc; aborting");
+      pm_message("operator new: out of memory and no C++ runtime to throw "
+                 "std::bad_alloc; aborting");
       abort();
     }
     if (nothrow_name) {
@@ -134,8 +182,12 @@ static inline void *cxx_new(size_t size, size_t align, const char *nothrow_name)
 }
 
 typedef struct nothrow_t nothrow_t;
-PM_EXPORT void *_Znwm(size_t n) { return cxx_new(n, 0, NULL); }
-PM_EXPORT void *_Znam(size_t n) { return cxx_new(n, 0, NULL); }
+PM_EXPORT void *_Znwm(size_t n) {
+  return cxx_new(n, 0, NULL);
+}
+PM_EXPORT void *_Znam(size_t n) {
+  return cxx_new(n, 0, NULL);
+}
 PM_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const nothrow_t *t) {
   (void)t;
   return cxx_new(n, 0, "_ZnwmRKSt9nothrow_t");
@@ -144,26 +196,72 @@ PM_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const nothrow_t *t) {
   (void)t;
   return cxx_new(n, 0, "_ZnamRKSt9nothrow_t");
 }
-PM_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t al) { return cxx_new(n, al, NULL); }
-PM_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t al) { return cxx_new(n, al, NULL); }
-PM_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const nothrow_t *t) {
+PM_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t al) {
+  return cxx_new(n, al, NULL);
+}
+PM_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t al) {
+  return cxx_new(n, al, NULL);
+}
+PM_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t al,
+                                                   const nothrow_t *t) {
   (void)t;
   return cxx_new(n, al, "_ZnwmSt11align_val_tRKSt9nothrow_t");
 }
-PM_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const nothrow_t *t) {
+PM_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t al,
+                                                   const nothrow_t *t) {
   (void)t;
   return cxx_new(n, al, "_ZnamSt11align_val_tRKSt9nothrow_t");
 }
 
-PM_EXPORT void _ZdlPv(void *p) { pm_free(p); }
-PM_EXPORT void _ZdaPv(void *p) { pm_free(p); }
-PM_EXPORT void _ZdlPvm(void *p, size_t n) { pm_free(p); (void)n; }
-PM_EXPORT void _ZdaPvm(void *p, size_t n) { pm_free(p); (void)n; }
-PM_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const nothrow_t *t) { pm_free(p); (void)t; }
-PM_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const nothrow_t *t) { pm_free(p); (void)t; }
-PM_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t al) { pm_free(p); (void)al; }
-PM_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t al) { pm_free(p); (void)al; }
-PM_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t al) { pm_free(p); (void)n; (void)al; }
-PM_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t al) { pm_free(p); (void)n; (void)al; }
-PM_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const nothrow_t *t) { pm_free(p); (void)al; (void)t; }
-PM_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const nothrow_t *t) { pm_free(p); (void)al; (void)t; }
+PM_EXPORT void _ZdlPv(void *p) {
+  pm_free(p);
+}
+PM_EXPORT void _ZdaPv(void *p) {
+  pm_free(p);
+}
+PM_EXPORT void _ZdlPvm(void *p, size_t n) {
+  pm_free(p);
+  (void)n;
+}
+PM_EXPORT void _ZdaPvm(void *p, size_t n) {
+  pm_free(p);
+  (void)n;
+}
+PM_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const nothrow_t *t) {
+  pm_free(p);
+  (void)t;
+}
+PM_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const nothrow_t *t) {
+  pm_free(p);
+  (void)t;
+}
+PM_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t al) {
+  pm_free(p);
+  (void)al;
+}
+PM_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t al) {
+  pm_free(p);
+  (void)al;
+}
+PM_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t al) {
+  pm_free(p);
+  (void)n;
+  (void)al;
+}
+PM_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t al) {
+  pm_free(p);
+  (void)n;
+  (void)al;
+}
+PM_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al,
+                                                   const nothrow_t *t) {
+  pm_free(p);
+  (void)al;
+  (void)t;
+}
+PM_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al,
+                                                   const nothrow_t *t) {
+  pm_free(p);
+  (void)al;
+  (void)t;
+}

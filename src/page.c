@@ -11,8 +11,8 @@ _Atomic uint64_t pm_class_local_frees[PM_NCLASSES], pm_class_allocs_retired[PM_N
 
 static void raise_peak(_Atomic uint64_t *peak, uint64_t v) {
   uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
-  while (v > old && !atomic_compare_exchange_weak_explicit(peak, &old, v, memory_order_relaxed,
-                                                           memory_order_relaxed)) {
+  while (v > old && !atomic_compare_exchange_weak_explicit(
+                        peak, &old, v, memory_order_relaxed, memory_order_relaxed)) {
   }
 }
 
@@ -21,9 +21,11 @@ void pm_page_retire(pm_page *pg) {
    * the last collection and still sees full == 1 would otherwise claim the
    * free page as an orphan and put it on the abandoned stack too */
   atomic_store_explicit(&pg->full, 0, memory_order_seq_cst);
-  atomic_fetch_add_explicit(&pm_class_local_frees[pg->cls], pg->local_frees, memory_order_relaxed);
+  atomic_fetch_add_explicit(&pm_class_local_frees[pg->cls], pg->local_frees,
+                            memory_order_relaxed);
   atomic_fetch_add_explicit(&pm_class_allocs_retired[pg->cls],
-                            pg->used + pg->local_frees + pg->remote_collected, memory_order_relaxed);
+                            pg->used + pg->local_frees + pg->remote_collected,
+                            memory_order_relaxed);
   pg->local_frees = pg->remote_collected = 0;
   pg->state = PM_PAGE_FREE;
   atomic_store_explicit(&pg->owner, NULL, memory_order_release);
@@ -49,8 +51,10 @@ void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
   atomic_store_explicit(&pg->full, 0, memory_order_relaxed);
   atomic_store_explicit(&pg->owner, heap, memory_order_release);
   raise_peak(&pm_class_pages_peak[cls],
-             atomic_fetch_add_explicit(&pm_class_pages[cls], 1, memory_order_relaxed) + 1);
-  raise_peak(&pm_pages_peak, atomic_fetch_add_explicit(&pm_pages_in_use, 1, memory_order_relaxed) + 1);
+             atomic_fetch_add_explicit(&pm_class_pages[cls], 1, memory_order_relaxed) +
+                 1);
+  raise_peak(&pm_pages_peak,
+             atomic_fetch_add_explicit(&pm_pages_in_use, 1, memory_order_relaxed) + 1);
 }
 
 bool pm_page_carve(pm_page *pg) {
@@ -61,7 +65,8 @@ bool pm_page_carve(pm_page *pg) {
   if (n > left) n = left;
   char *first = pm_page_start(pg) + (size_t)pg->carved * pg->bsize;
   char *b = first;
-  for (uint32_t i = 1; i < n; i++, b += pg->bsize) pm_block_set_next((pm_block *)b, (pm_block *)(b + pg->bsize));
+  for (uint32_t i = 1; i < n; i++, b += pg->bsize)
+    pm_block_set_next((pm_block *)b, (pm_block *)(b + pg->bsize));
   pm_block_set_next((pm_block *)b, pg->free);
   pg->free = (pm_block *)first;
   pg->carved += n;
@@ -74,7 +79,8 @@ uint32_t pm_page_collect(pm_page *pg) {
   if (head == NULL) return 0;
   uint32_t n = 1;
   pm_block *tail = head;
-  for (pm_block *nx; (nx = pm_block_next(tail)) != NULL; tail = nx) n++;
+  for (pm_block *nx; (nx = pm_block_next(tail)) != NULL; tail = nx)
+    n++;
   pm_block_set_next(tail, pg->free);
   pg->free = head;
   pg->used -= n;

@@ -38,7 +38,8 @@ static void cmdline(char *out, size_t cap) {
     if (n > 0) {
       for (ssize_t i = 0; i < n; i++)
         if (out[i] == 0) out[i] = ' ';
-      while (n > 0 && out[n - 1] == ' ') n--;
+      while (n > 0 && out[n - 1] == ' ')
+        n--;
       out[n] = 0;
     }
   }
@@ -62,7 +63,9 @@ static totals sum(const pm_snapshot *s) {
 }
 
 /* the largest size counted in too_large_log2[i] */
-static uint64_t bucket_max(unsigned i) { return i >= 63 ? UINT64_MAX : (uint64_t)1 << i; }
+static uint64_t bucket_max(unsigned i) {
+  return i >= 63 ? UINT64_MAX : (uint64_t)1 << i;
+}
 
 static void text_bytes(pm_buf *b, uint64_t v) {
   pm_buf_bytes(b, v);
@@ -111,8 +114,10 @@ static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
   if (s->heap.f) {                                                                       \
     pm_buf_str(b, "  ");                                                                 \
     pm_buf_pad(b, label, 52);                                                            \
-    if (strcmp(key, "large_bytes") == 0) text_bytes(b, s->heap.f);                       \
-    else pm_buf_u64(b, s->heap.f);                                                       \
+    if (strcmp(key, "large_bytes") == 0)                                                 \
+      text_bytes(b, s->heap.f);                                                          \
+    else                                                                                 \
+      pm_buf_u64(b, s->heap.f);                                                          \
     pm_buf_char(b, '\n');                                                                \
   }
   PM_HEAP_COUNTERS(PM_TEXT_LINE)
@@ -147,8 +152,9 @@ static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
   pm_buf_str(b, " peak\n");
   if (t.allocs) {
     pm_buf_str(b, color ? "\033[1m" : "");
-    pm_buf_str(b, "  class   block       allocs        frees         live    requested   waste"
-                  "   pages    peak\n");
+    pm_buf_str(
+        b, "  class   block       allocs        frees         live    requested   waste"
+           "   pages    peak\n");
     pm_buf_str(b, color ? "\033[0m" : "");
     for (unsigned c = 0; c < PM_NCLASSES; c++) {
       const pm_class_stats *k = &s->cls[c];
@@ -164,7 +170,8 @@ static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
       char pct[16];
       pm_buf pb = pm_buf_make(pct, sizeof pct);
       pm_buf_pct(&pb, given > k->req_bytes ? given - k->req_bytes : 0, given);
-      for (size_t i = pb.len; i < 8; i++) pm_buf_char(b, ' ');
+      for (size_t i = pb.len; i < 8; i++)
+        pm_buf_char(b, ' ');
       pm_buf_mem(b, pct, pb.len);
       pm_buf_u64w(b, s->class_pages[c], 8);
       pm_buf_u64w(b, s->class_pages_peak[c], 8);
@@ -172,7 +179,7 @@ static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
     }
   }
   pm_buf_str(b, color ? "\033[1m==== poolmalloc report end ====\033[0m\n"
-                     : "==== poolmalloc report end ====\n");
+                      : "==== poolmalloc report end ====\n");
 }
 
 static void json_kv(pm_buf *b, const char *key, uint64_t v, bool comma) {
@@ -187,7 +194,7 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
   cmdline(cmd, sizeof cmd);
   uint64_t je_alloc, je_res, je_mapped;
   pm_fallback_figures(&je_alloc, &je_res, &je_mapped);
-  pm_buf_str(b, "{\"poolmalloc\":{\"schema\":" );
+  pm_buf_str(b, "{\"poolmalloc\":{\"schema\":");
   pm_buf_u64(b, PM_REPORT_SCHEMA);
   pm_buf_str(b, ",\"version\":\"" PM_VERSION "\",");
   json_kv(b, "pid", (uint64_t)getpid(), true);
@@ -211,7 +218,8 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
     pm_opt_kind kind = pm_option_table[i].kind;
     if (kind == PM_OPT_STRING || kind == PM_OPT_STATS || kind == PM_OPT_SIGNAL)
       pm_buf_json_str(b, pm_buf_cstr(&vb));
-    else pm_buf_str(b, pm_buf_cstr(&vb));
+    else
+      pm_buf_str(b, pm_buf_cstr(&vb));
   }
   pm_buf_str(b, "},\"threads\":{");
   json_kv(b, "total", s->threads_total, true);
@@ -269,8 +277,10 @@ static size_t format_report(char *buf, size_t cap, int format, bool color) {
   pm_snapshot s;
   pm_stats_snapshot(&s);
   pm_buf b = pm_buf_make(buf, cap ? cap - 1 : 0);
-  if (format == PM_REPORT_JSON) format_json(&b, &s);
-  else format_text(&b, &s, color);
+  if (format == PM_REPORT_JSON)
+    format_json(&b, &s);
+  else
+    format_text(&b, &s, color);
   if (cap) buf[b.len] = 0;
   return b.want;
 }
@@ -283,7 +293,8 @@ bool pm_report_write_fd(int fd, int format) {
   char *buf = pm_os_map(PM_REPORT_CAP);
   if (buf == NULL) return false;
   /* colour only for a text report going to a terminal */
-  size_t n = format_report(buf, PM_REPORT_CAP, format, format == PM_REPORT_TEXT && isatty(fd));
+  size_t n =
+      format_report(buf, PM_REPORT_CAP, format, format == PM_REPORT_TEXT && isatty(fd));
   if (n >= PM_REPORT_CAP) n = PM_REPORT_CAP - 1;
   bool ok = pm_os_write(fd, buf, n);
   int saved = errno;
@@ -312,7 +323,8 @@ static void expand_path(pm_buf *b, const char *pattern) {
       pm_buf_u64(b, (uint64_t)getpid());
       p++;
     } else if (p[0] == '%' && p[1] == 'e') {
-      pm_buf_str(b, program_invocation_short_name ? program_invocation_short_name : "unknown");
+      pm_buf_str(b, program_invocation_short_name ? program_invocation_short_name
+                                                  : "unknown");
       p++;
     } else if (p[0] == '%' && p[1] == '%') {
       pm_buf_char(b, '%');
@@ -385,7 +397,9 @@ static void write_report(const char *trigger) {
   report_trigger = "api";
 }
 
-void pm_report_at_exit(void) { write_report("exit"); }
+void pm_report_at_exit(void) {
+  write_report("exit");
+}
 
 static void on_signal(int sig) {
   (void)sig;

@@ -22,23 +22,30 @@ static void add_heap(pm_snapshot *s, const pm_heap *h) {
     s->cls[c].frees += h->remote_frees[c];
   }
   s->pages_free_cached += h->ncache;
-  for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++) s->too_large_log2[i] += h->too_large_log2[i];
+  for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++)
+    s->too_large_log2[i] += h->too_large_log2[i];
 }
 
 void pm_stats_snapshot(pm_snapshot *s) {
   memset(s, 0, sizeof *s);
   uint32_t n = pm_heap_count();
-  for (uint32_t i = 0; i < n; i++) add_heap(s, pm_heap_at(i));
-#define PM_ADDS(f, ...) s->heap.f += atomic_load_explicit(&pm_shared.f, memory_order_relaxed);
+  for (uint32_t i = 0; i < n; i++)
+    add_heap(s, pm_heap_at(i));
+#define PM_ADDS(f, ...)                                                                  \
+  s->heap.f += atomic_load_explicit(&pm_shared.f, memory_order_relaxed);
   PM_HEAP_COUNTERS(PM_ADDS)
 #undef PM_ADDS
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
-    s->cls[c].frees += atomic_load_explicit(&pm_shared.class_frees[c], memory_order_relaxed);
-    s->cls[c].frees += atomic_load_explicit(&pm_class_local_frees[c], memory_order_relaxed);
-    s->cls[c].allocs += atomic_load_explicit(&pm_class_allocs_retired[c], memory_order_relaxed);
+    s->cls[c].frees +=
+        atomic_load_explicit(&pm_shared.class_frees[c], memory_order_relaxed);
+    s->cls[c].frees +=
+        atomic_load_explicit(&pm_class_local_frees[c], memory_order_relaxed);
+    s->cls[c].allocs +=
+        atomic_load_explicit(&pm_class_allocs_retired[c], memory_order_relaxed);
   }
   for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++)
-    s->too_large_log2[i] += atomic_load_explicit(&pm_shared.too_large_log2[i], memory_order_relaxed);
+    s->too_large_log2[i] +=
+        atomic_load_explicit(&pm_shared.too_large_log2[i], memory_order_relaxed);
   if (pm_g.size != 0) {
     uint64_t committed = pm_arena_committed();
     uint64_t npages = committed >> pm_g.page_shift;
@@ -57,7 +64,8 @@ void pm_stats_snapshot(pm_snapshot *s) {
       s->block_bytes_live += (s->cls[c].allocs - s->cls[c].frees) * pm_class_size(c);
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
     s->class_pages[c] = atomic_load_explicit(&pm_class_pages[c], memory_order_relaxed);
-    s->class_pages_peak[c] = atomic_load_explicit(&pm_class_pages_peak[c], memory_order_relaxed);
+    s->class_pages_peak[c] =
+        atomic_load_explicit(&pm_class_pages_peak[c], memory_order_relaxed);
   }
   s->pages_peak = atomic_load_explicit(&pm_pages_peak, memory_order_relaxed);
   s->pages_purged_total = pm_pages_purged_total();
@@ -84,8 +92,8 @@ int pm_get_totals(poolmalloc_totals *out, size_t size) {
     t.pooled_allocations += s.cls[c].allocs;
     t.frees += s.cls[c].frees;
   }
-  t.jemalloc_allocations = s.heap.fb_too_large + s.heap.fb_alignment + s.heap.fb_disabled +
-                           s.heap.fb_region_full + s.heap.fb_no_heap;
+  t.jemalloc_allocations = s.heap.fb_too_large + s.heap.fb_alignment +
+                           s.heap.fb_disabled + s.heap.fb_region_full + s.heap.fb_no_heap;
   t.allocations = t.pooled_allocations + t.jemalloc_allocations;
   t.live_pool_bytes = s.block_bytes_live;
   t.pool_pages = s.pages_in_use;

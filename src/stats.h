@@ -56,9 +56,9 @@ typedef struct pm_snapshot {
   uint64_t class_pages[PM_NCLASSES], class_pages_peak[PM_NCLASSES];
   uint64_t pages_peak;
   uint64_t pages_in_use, pages_free_cached, pages_purged_total;
-  uint64_t block_bytes_live;   /* bytes of pool blocks handed out and not freed */
-  uint64_t tail_bytes;         /* bytes of in-use pages never carved */
-  uint64_t region_committed;   /* bytes of arenas taken from the reservation */
+  uint64_t block_bytes_live; /* bytes of pool blocks handed out and not freed */
+  uint64_t tail_bytes;       /* bytes of in-use pages never carved */
+  uint64_t region_committed; /* bytes of arenas taken from the reservation */
   uint64_t threads_live, threads_peak, threads_total;
   uint64_t heaps;
   uint64_t rss, rss_peak;

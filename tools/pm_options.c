@@ -18,14 +18,19 @@ static void print_size(uint64_t v) {
 }
 
 static void print_value(const pm_option_info *o, uint64_t v) {
-  if (o->kind == PM_OPT_SIZE && v) print_size(v);
-  else printf("%llu", (unsigned long long)v);
+  if (o->kind == PM_OPT_SIZE && v)
+    print_size(v);
+  else
+    printf("%llu", (unsigned long long)v);
 }
 
 static void print_default(const pm_option_info *o) {
-  if (o->kind == PM_OPT_STRING) printf("(unset)");
-  else if (o->kind == PM_OPT_STATS) printf("%s", o->def ? "text" : "off");
-  else print_value(o, o->def);
+  if (o->kind == PM_OPT_STRING)
+    printf("(unset)");
+  else if (o->kind == PM_OPT_STATS)
+    printf("%s", o->def ? "text" : "off");
+  else
+    print_value(o, o->def);
 }
 
 int main(int argc, char **argv) {
