@@ -20,25 +20,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #define BATCH 10000     /* blocks live at once in the batch modes */
 #define NPERM 8         /* precomputed free orders for the random mode */
 #define SIZE_TABLE 4096 /* precomputed request sizes, used cyclically */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-static uint64_t xorshift64(void) {
-  uint64_t x = rng_state;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return rng_state = x;
-}
-
-static double now_sec(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+static uint64_t xorshift64(void) { return xorshift64_step(&rng_state); }
 
 /* Keeps the compiler from proving the block unused and deleting malloc/free. */
 static inline void escape(void *p) { __asm__ volatile("" : : "g"(p) : "memory"); }

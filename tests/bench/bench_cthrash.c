@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #define OBJ_SIZE 8
 #define WRITES 100 /* passes over each object's bytes */
 
@@ -31,12 +33,6 @@ struct task {
   size_t iters;
   unsigned char *first; /* scratch: object allocated by the main thread */
 };
-
-static double now_sec(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Writes every byte WRITES times through a volatile pointer, then checks the
  * bytes hold the last pass's values. Returns 0 when the check fails. */

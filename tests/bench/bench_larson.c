@@ -24,6 +24,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #define SLOTS 1000
 #define GENERATIONS 4
 #define HANDOFF_EVERY 16
@@ -52,12 +54,6 @@ static uint64_t xorshift64(uint64_t *s) {
   x ^= x >> 7;
   x ^= x << 17;
   return *s = x;
-}
-
-static double now_sec(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static void corrupt(const char *where) {

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #define LONG_PER_PHASE 50
 #define MAX_SHORT 300000
 #define STRIDE 7919 /* prime: i * STRIDE % n visits every index when n % STRIDE != 0 */
@@ -31,19 +33,7 @@ struct block {
 
 static uint64_t rng_state = 0xda942042e4dd58b5ull;
 
-static uint64_t xorshift64(void) {
-  uint64_t x = rng_state;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return rng_state = x;
-}
-
-static double now_sec(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+static uint64_t xorshift64(void) { return xorshift64_step(&rng_state); }
 
 static struct block alloc_block(size_t size, uint64_t tag) {
   unsigned char *p = malloc(size);

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #define LIVE_CHAINS 8
 #define MIN_STEP 16
 #define MAX_STEP 128
@@ -35,19 +37,7 @@ struct chain {
 
 static uint64_t rng_state = 0x853c49e6748fea9bull;
 
-static uint64_t xorshift64(void) {
-  uint64_t x = rng_state;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return rng_state = x;
-}
-
-static double now_sec(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+static uint64_t xorshift64(void) { return xorshift64_step(&rng_state); }
 
 static void corrupt(const char *what, size_t at) {
   fprintf(stderr, "bench_realloc: CORRUPTION (%s) at offset %zu\n", what, at);
