@@ -5,7 +5,11 @@
 # program's malloc, and removes jemalloc's library constructor (it
 # initialises jemalloc in every process at load time; poolmalloc wants it
 # initialised on the first request that reaches it, and most processes never
-# send one). Invoked with -DIN= -DOUT= -DWORK= -DOBJCOPY= -DAR=.
+# send one). It also points the few libm/libgcc_s/libc functions only its
+# heap profiler and its fork registration use at poolmalloc's own versions
+# (src/je_support.c), so the library needs no libm or libgcc_s at load time
+# and poolmalloc decides when jemalloc's fork handlers run.
+# Invoked with -DIN= -DOUT= -DWORK= -DOBJCOPY= -DAR=.
 set(public_names
   malloc calloc realloc free posix_memalign aligned_alloc memalign valloc
   malloc_usable_size mallocx rallocx xallocx sallocx dallocx sdallocx nallocx
@@ -16,6 +20,10 @@ file(MAKE_DIRECTORY "${WORK}")
 set(map "")
 foreach(n IN LISTS public_names)
   string(APPEND map "${n} pm_je_${n}\n")
+endforeach()
+# used only by the profiler (prof:true) and by jemalloc's own init
+foreach(n exp log round pthread_atfork _Unwind_Backtrace _Unwind_GetIP)
+  string(APPEND map "${n} pm_je_support_${n}\n")
 endforeach()
 file(WRITE "${WORK}/rename.map" "${map}")
 execute_process(COMMAND "${AR}" x "${IN}" WORKING_DIRECTORY "${WORK}"

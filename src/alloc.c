@@ -147,8 +147,16 @@ void *pm_malloc(size_t size) {
 #define PM_CALLOC_MEMSET_MAX ((size_t)32 << 20)
 static _Atomic size_t calloc_memset_limit;
 
+/* a pointer that is neither a pool block nor, since jemalloc never started,
+ * a jemalloc block */
+static void check_foreign(const char *call, const void *p) {
+  if (unlikely(!pm_fallback_started()))
+    pm_heap_error(call, "invalid pointer: not allocated by poolmalloc", p);
+}
+
 static pm_noinline void free_large(void *p) {
   if (p == NULL) return;
+  check_foreign("free()", p);
   pm_heap *h = pm_tls_heap;
   PM_STAT_ADD(h, large_frees, 1);
   size_t usable = pm_fallback_usable(p);
@@ -272,6 +280,7 @@ void *pm_realloc(void *p, size_t size) {
   }
   pm_heap *h = pm_heap_get();
   if (!pm_is_pool_ptr(p)) {
+    check_foreign("realloc()", p);
     if (size <= pm_g.max_pooled && h->kind == PM_HEAP_REAL &&
         pm_fallback_usable(p) > pm_g.max_pooled) {
       /* a large block shrunk to pool size moves into the pools */
@@ -313,5 +322,6 @@ void *pm_reallocarray(void *p, size_t n, size_t size) {
 size_t pm_usable_size(const void *p) {
   if (p == NULL) return 0;
   if (pm_is_pool_ptr(p)) return checked_page("malloc_usable_size()", p)->bsize;
+  check_foreign("malloc_usable_size()", p);
   return pm_fallback_usable(p);
 }

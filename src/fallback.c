@@ -2,6 +2,7 @@
 #include "fallback.h"
 
 #include <errno.h>
+#include <pthread.h>
 
 void *pm_je_mallocx(size_t size, int flags);
 void *pm_je_rallocx(void *ptr, size_t size, int flags);
@@ -15,26 +16,67 @@ int pm_je_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp,
 extern const char *pm_je_malloc_conf;
 
 static _Atomic int started;
+static PM_TLS int starting; /* this thread is inside jemalloc's initialisation */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void je_jemalloc_prefork(void);
+void je_jemalloc_postfork_parent(void);
+void je_jemalloc_postfork_child(void);
 
 bool pm_fallback_started(void) {
-  return relaxed_load(&started) != 0;
+  return atomic_load_explicit(&started, memory_order_acquire) != 0;
 }
 
-/* jemalloc initialises itself on its first call, holding its init lock
- * until done; a fork() by another thread in that window leaves the child a
- * lock nobody will release (the integration fork test hung this way). Its
- * own answer is a load-time constructor, which poolmalloc strips (it made
- * every process pay, even /bin/true). So poolmalloc starts jemalloc in its
- * own process start-up, at the first allocation, when the process has one
- * thread: glibc's pthread_create allocates before the new thread exists. */
-void pm_fallback_init(bool pools_on) {
-  if (relaxed_load(&started)) return;
+void pm_fallback_configure(bool pools_on) {
   /* with pools on, jemalloc sees only blocks above POOLMALLOC_MAX_POOLED:
    * its thread cache (blocks up to 32 KiB) would be set up for nothing.
-   * MALLOC_CONF, read after this, still overrides it. */
-  if (pools_on) pm_je_malloc_conf = "tcache:false";
-  relaxed_store(&started, 1);
-  pm_je_dallocx(pm_je_mallocx(PM_MIN_ALIGN, 0), 0);
+   * MALLOC_CONF, read when jemalloc starts, still overrides it. */
+  if (pools_on && !pm_fallback_started()) pm_je_malloc_conf = "tcache:false";
+}
+
+/* jemalloc starts on the first request that reaches it; most short-lived
+ * processes never send one (its start costs about 20 system calls and 40
+ * page faults). It initialises itself holding its own init lock; a fork()
+ * by another thread in that window would leave the child a lock nobody
+ * releases. So the start runs under start_lock, which the fork handlers
+ * below hold across fork(): a fork waits for a start in progress, and a
+ * start waits for a fork in progress. jemalloc's own fork handlers, which
+ * it would register from inside its initialisation (possibly while another
+ * thread holds glibc's atfork lock in fork()), are registered by poolmalloc
+ * at load time instead and do nothing until jemalloc has started. */
+static pm_noinline void start(void) {
+  if (starting) return; /* jemalloc's init called malloc: let jemalloc cope */
+  pthread_mutex_lock(&start_lock);
+  if (!pm_fallback_started()) {
+    starting = 1;
+    pm_je_dallocx(pm_je_mallocx(PM_MIN_ALIGN, 0), 0);
+    starting = 0;
+    atomic_store_explicit(&started, 1, memory_order_release);
+  }
+  pthread_mutex_unlock(&start_lock);
+}
+
+#define ENSURE_STARTED()                                                                 \
+  do {                                                                                   \
+    if (unlikely(!relaxed_load(&started))) start();                                      \
+  } while (0)
+
+void pm_fallback_prefork(void) {
+  if (starting) return;
+  pthread_mutex_lock(&start_lock);
+  if (relaxed_load(&started)) je_jemalloc_prefork();
+}
+
+void pm_fallback_postfork_parent(void) {
+  if (starting) return;
+  if (relaxed_load(&started)) je_jemalloc_postfork_parent();
+  pthread_mutex_unlock(&start_lock);
+}
+
+void pm_fallback_postfork_child(void) {
+  if (starting) return;
+  if (relaxed_load(&started)) je_jemalloc_postfork_child();
+  pthread_mutex_init(&start_lock, NULL);
 }
 
 void *pm_fallback_alloc(size_t size, size_t align, bool zero) {
@@ -42,7 +84,7 @@ void *pm_fallback_alloc(size_t size, size_t align, bool zero) {
     errno = ENOMEM;
     return NULL;
   }
-  if (!relaxed_load(&started)) relaxed_store(&started, 1);
+  ENSURE_STARTED();
   int flags = zero ? PM_JE_ZERO : 0;
   if (size < PM_MIN_ALIGN) size = PM_MIN_ALIGN;
   if (align > PM_MIN_ALIGN) flags |= __builtin_ctzl(align);
@@ -56,6 +98,7 @@ void *pm_fallback_realloc(void *p, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
+  ENSURE_STARTED();
   if (size < PM_MIN_ALIGN) size = PM_MIN_ALIGN;
   void *q = pm_je_rallocx(p, size, 0);
   if (unlikely(q == NULL)) errno = ENOMEM;

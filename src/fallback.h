@@ -5,21 +5,25 @@
  * wrappers fix the parts of its contract that differ from malloc's: size 0
  * is undefined for mallocx (ask for 16), blocks of 8 bytes or less are only
  * 8-aligned (ask for 16), and it sets no errno (we set ENOMEM). jemalloc
- * is started at poolmalloc's process start-up (the first allocation), never
- * at load time. */
+ * starts on the first request that reaches it, never at load time. */
 #ifndef PM_FALLBACK_H
 #define PM_FALLBACK_H
 
 #include "common.h"
 
-/* Starts jemalloc (process start-up, single-threaded; see fallback.c). */
-void pm_fallback_init(bool pools_on);
+/* Sets jemalloc's defaults before it starts (process start-up). */
+void pm_fallback_configure(bool pools_on);
+/* fork handlers, registered at load time (init.c) */
+void pm_fallback_prefork(void);
+void pm_fallback_postfork_parent(void);
+void pm_fallback_postfork_child(void);
 /* NULL with errno ENOMEM on failure. align <= 16 means the default. */
 void *pm_fallback_alloc(size_t size, size_t align, bool zero);
 void *pm_fallback_realloc(void *p, size_t size);
 void pm_fallback_free(void *p); /* keeps errno */
 size_t pm_fallback_usable(const void *p);
-/* true once jemalloc has been called (reports must not initialise it) */
+/* true once jemalloc has started: until then no valid pointer is jemalloc's,
+ * and reports must not start it */
 bool pm_fallback_started(void);
 /* jemalloc's own figures (0 if it never started) */
 void pm_fallback_figures(uint64_t *allocated, uint64_t *resident, uint64_t *mapped);

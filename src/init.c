@@ -64,7 +64,7 @@ static bool process_init(void) {
     pm_report_install_signal();
     bool ok = pm_opt.disable || (pm_arena_init() && pm_heaps_init() &&
                                  pthread_key_create(&thread_key, thread_exit) == 0);
-    pm_fallback_init(ok && !pm_opt.disable);
+    pm_fallback_configure(ok && !pm_opt.disable);
     if (!ok && pm_opt.verbose)
       pm_message("could not reserve address space; every request goes to jemalloc");
     in_init = 0;
@@ -97,13 +97,15 @@ pm_heap *pm_thread_start(void) {
 
 static void fork_child(void) {
   pm_heap *self = pm_tls_heap;
+  pm_fallback_postfork_child();
   pm_forked_child = true;
   if (atomic_load(&process_state) == PM_INIT_DONE) pm_heaps_after_fork(self);
 }
 
 __attribute__((constructor)) static void pm_library_init(void) {
   if (start_ns == 0) start_ns = pm_os_now_ns();
-  pthread_atfork(NULL, NULL, fork_child);
+  /* glibc keeps the first 48 handlers without allocating */
+  pthread_atfork(pm_fallback_prefork, pm_fallback_postfork_parent, fork_child);
 }
 
 __attribute__((destructor)) static void pm_library_fini(void) {

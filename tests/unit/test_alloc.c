@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "fallback.h"
 #include "heap.h"
 #include "init.h"
 #include "options.h"
@@ -22,7 +23,8 @@
 #define MiB (KiB * 1024)
 
 static pm_snapshot snap(void) {
-  if (!PM_COUNTING) cr_skip_test("built without POOLMALLOC_COUNTING: no counters to check");
+  if (!PM_COUNTING)
+    cr_skip_test("built without POOLMALLOC_COUNTING: no counters to check");
   pm_snapshot s;
   pm_stats_snapshot(&s);
   return s;
@@ -30,7 +32,8 @@ static pm_snapshot snap(void) {
 
 static void fill(void *p, size_t n, unsigned seed) {
   unsigned char *c = p;
-  for (size_t i = 0; i < n; i++) c[i] = (unsigned char)(seed * 31u + i * 7u);
+  for (size_t i = 0; i < n; i++)
+    c[i] = (unsigned char)(seed * 31u + i * 7u);
 }
 
 static bool check(const void *p, size_t n, unsigned seed) {
@@ -69,6 +72,23 @@ Test(alloc, initialises_lazily_on_first_call) {
   cr_assert_eq(snap().cls[pm_class_of(24)].frees, 1);
 }
 
+/* jemalloc starts on the first request that reaches it, not before */
+Test(alloc, jemalloc_starts_on_its_first_request) {
+  void *small[100];
+  for (int i = 0; i < 100; i++)
+    small[i] = pm_malloc((size_t)i * 97 % 4000);
+  for (int i = 0; i < 100; i++)
+    pm_free(small[i]);
+  cr_assert(!pm_fallback_started(), "small blocks only: jemalloc untouched");
+  char *big = pm_malloc(1 << 20);
+  cr_assert_not_null(big);
+  cr_assert(pm_fallback_started());
+  cr_assert(!pm_is_pool_ptr(big));
+  cr_assert_geq(pm_usable_size(big), (size_t)1 << 20);
+  big[(1 << 20) - 1] = 1;
+  pm_free(big);
+}
+
 Test(alloc, every_entry_point_initialises) {
   void *p = NULL;
   cr_assert_eq(pm_posix_memalign(&p, 64, 10), 0);
@@ -80,7 +100,8 @@ Test(alloc, every_entry_point_initialises) {
 Test(alloc, first_call_calloc_and_realloc) {
   char *p = pm_calloc(3, 5);
   cr_assert(pm_is_pool_ptr(p));
-  for (int i = 0; i < 15; i++) cr_assert_eq(p[i], 0);
+  for (int i = 0; i < 15; i++)
+    cr_assert_eq(p[i], 0);
   char *q = pm_realloc(NULL, 40);
   cr_assert(pm_is_pool_ptr(q));
   pm_free(p);
@@ -112,28 +133,36 @@ static void carve_class(size_t request) {
     cr_assert_eq((uintptr_t)v[i] % 16, 0);
     cr_assert_eq(pm_usable_size(v[i]), bsize);
     cr_assert_eq(pm_page_of(v[i])->cls, cls);
-    cr_assert_eq(((uintptr_t)v[i] & pm_g.page_mask) % bsize, 0, "block start in its page");
+    cr_assert_eq(((uintptr_t)v[i] & pm_g.page_mask) % bsize, 0,
+                 "block start in its page");
     fill(v[i], request, (unsigned)i);
   }
   for (size_t i = 0; i < n; i++)
-    cr_assert(check(v[i], request, (unsigned)i), "size %zu: block %zu overwritten", request, i);
+    cr_assert(check(v[i], request, (unsigned)i), "size %zu: block %zu overwritten",
+              request, i);
   void **sorted = malloc(n * sizeof *v);
   memcpy(sorted, v, n * sizeof *v);
   qsort(sorted, n, sizeof *sorted, cmp_ptr);
   size_t npages = 1;
-  for (size_t i = 1; i < n; i++) npages += pm_page_of(sorted[i]) != pm_page_of(sorted[i - 1]);
-  cr_assert_eq(npages, 4, "size %zu: %zu blocks fill 4 pages, not %zu", request, n, npages);
+  for (size_t i = 1; i < n; i++)
+    npages += pm_page_of(sorted[i]) != pm_page_of(sorted[i - 1]);
+  cr_assert_eq(npages, 4, "size %zu: %zu blocks fill 4 pages, not %zu", request, n,
+               npages);
   for (size_t i = 1; i < n; i++)
     cr_assert_geq((uintptr_t)sorted[i] - (uintptr_t)sorted[i - 1], bsize,
-                  "size %zu: blocks %p and %p overlap", request, sorted[i - 1], sorted[i]);
-  for (size_t i = 0; i < n; i++) pm_free(v[i]);
+                  "size %zu: blocks %p and %p overlap", request, sorted[i - 1],
+                  sorted[i]);
+  for (size_t i = 0; i < n; i++)
+    pm_free(v[i]);
   free(sorted);
   free(v);
 }
 
 Test(alloc, carving_gives_distinct_aligned_blocks) {
-  static const size_t sizes[] = {0, 1, 16, 17, 100, 128, 129, 1000, 1024, 1025, 4000, 20000, 32768};
-  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) carve_class(sizes[i]);
+  static const size_t sizes[] = {0,    1,    16,   17,   100,   128,  129,
+                                 1000, 1024, 1025, 4000, 20000, 32768};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    carve_class(sizes[i]);
 }
 
 Test(alloc, carving_is_lazy_and_in_address_order) {
@@ -142,7 +171,8 @@ Test(alloc, carving_is_lazy_and_in_address_order) {
   size_t bsize = pg->bsize;
   cr_assert_eq(bsize, 112);
   cr_assert_eq(pg->capacity, pm_page_size() / bsize);
-  cr_assert_eq((uintptr_t)a & pm_g.page_mask, 0, "a fresh page starts with its first block");
+  cr_assert_eq((uintptr_t)a & pm_g.page_mask, 0,
+               "a fresh page starts with its first block");
   cr_assert_gt(pg->carved, 1);
   cr_assert_lt(pg->carved, pg->capacity, "fresh memory is carved a few KiB at a time");
   uint32_t first_carve = pg->carved;
@@ -164,7 +194,8 @@ Test(alloc, usable_size_is_the_class_size_for_every_pooled_size) {
     void *p = pm_malloc(s);
     size_t want = pm_class_size(pm_class_of(s));
     if (!pm_is_pool_ptr(p)) cr_assert_fail("size %zu not pooled", s);
-    if (pm_usable_size(p) != want) cr_assert_fail("size %zu: usable %zu, class %zu", s, pm_usable_size(p), want);
+    if (pm_usable_size(p) != want)
+      cr_assert_fail("size %zu: usable %zu, class %zu", s, pm_usable_size(p), want);
     pm_free(p);
   }
   cr_assert_eq(pm_g.max_pooled, 32 * KiB);
@@ -194,9 +225,11 @@ Test(alloc, local_free_goes_on_the_page_list) {
   pm_free(a);
   cr_assert_eq(pg->used, 1);
   cr_assert_eq((void *)pg->free, a, "the freed block heads the local list");
-  cr_assert_eq(pm_block_next(pg->free), old_head, "linked to the old head (encoded link)");
+  cr_assert_eq(pm_block_next(pg->free), old_head,
+               "linked to the old head (encoded link)");
   cr_assert_eq(((pm_block *)a)->tag, pm_g.tag, "a free block carries the tag");
-  cr_assert_neq(((pm_block *)a)->next, (uintptr_t)old_head, "links are not stored in clear");
+  cr_assert_neq(((pm_block *)a)->next, (uintptr_t)old_head,
+                "links are not stored in clear");
   cr_assert_null(atomic_load(&pg->remote), "a local free never touches the remote list");
   pm_free(b);
   cr_assert_eq(pg->used, 0);
@@ -206,7 +239,8 @@ Test(alloc, local_free_goes_on_the_page_list) {
 }
 
 Test(alloc, malloc_free_loop_keeps_one_page) {
-  for (int i = 0; i < 100000; i++) pm_free(pm_malloc(64));
+  for (int i = 0; i < 100000; i++)
+    pm_free(pm_malloc(64));
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.pages_fresh, 1);
   cr_assert_eq(s.heap.pages_released, 0);
@@ -218,13 +252,16 @@ Test(alloc, malloc_free_loop_keeps_one_page) {
 Test(alloc, empty_pages_are_released_and_reused_by_another_class) {
   size_t n = 8 * (PAGE / 1024); /* eight pages of 1 KiB blocks */
   void **v = malloc(n * sizeof *v);
-  for (size_t i = 0; i < n; i++) v[i] = pm_malloc(1024);
+  for (size_t i = 0; i < n; i++)
+    v[i] = pm_malloc(1024);
   pm_snapshot s0 = snap();
   cr_assert_eq(s0.heap.pages_fresh, 8);
   cr_assert_eq(s0.pages_in_use, 8);
-  for (size_t i = 0; i < n; i++) pm_free(v[i]);
+  for (size_t i = 0; i < n; i++)
+    pm_free(v[i]);
   pm_snapshot s1 = snap();
-  cr_assert_eq(s1.heap.pages_released, 7, "every emptied page but the current one is released");
+  cr_assert_eq(s1.heap.pages_released, 7,
+               "every emptied page but the current one is released");
   cr_assert_eq(s1.pages_in_use, 1);
   cr_assert_eq(s1.block_bytes_live, 0);
   /* another class takes the released pages instead of fresh ones */
@@ -254,14 +291,17 @@ Test(alloc, churn_does_not_grow_the_footprint) {
   uint64_t fresh_after_first = 0;
   for (int wave = 0; wave < 6; wave++) {
     size_t base = 64u << (wave % 3);
-    for (int i = 0; i < N; i++) v[i] = pm_malloc(base + (size_t)(i % 7) * 16);
-    for (int i = 0; i < N; i++) pm_free(v[i]);
+    for (int i = 0; i < N; i++)
+      v[i] = pm_malloc(base + (size_t)(i % 7) * 16);
+    for (int i = 0; i < N; i++)
+      pm_free(v[i]);
     if (wave == 2) fresh_after_first = snap().heap.pages_fresh;
   }
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.pages_fresh, fresh_after_first,
                "later waves of the same sizes need no fresh page (%llu > %llu)",
-               (unsigned long long)s.heap.pages_fresh, (unsigned long long)fresh_after_first);
+               (unsigned long long)s.heap.pages_fresh,
+               (unsigned long long)fresh_after_first);
   cr_assert_eq(s.block_bytes_live, 0);
 }
 
@@ -294,7 +334,8 @@ Test(alloc, first_call_large) {
   void *p = pm_malloc(MiB);
   cr_assert_not_null(p);
   cr_assert_not(pm_is_pool_ptr(p));
-  cr_assert_eq(pm_tls_heap->kind, PM_HEAP_REAL, "a large first request still gives a heap");
+  cr_assert_eq(pm_tls_heap->kind, PM_HEAP_REAL,
+               "a large first request still gives a heap");
   void *q = pm_malloc(10);
   cr_assert(pm_is_pool_ptr(q));
   pm_free(p);
@@ -304,7 +345,8 @@ Test(alloc, first_call_large) {
 /* ---- aligned requests ---- */
 
 Test(alloc, aligned_requests_up_to_4096_land_in_pools) {
-  static const size_t sizes[] = {0, 1, 15, 16, 31, 33, 100, 1000, 4095, 4096, 4097, 10000};
+  static const size_t sizes[] = {0,   1,    15,   16,   31,   33,
+                                 100, 1000, 4095, 4096, 4097, 10000};
   for (size_t align = 32; align <= 4096; align <<= 1) {
     for (size_t j = 0; j < sizeof sizes / sizeof sizes[0]; j++) {
       size_t size = sizes[j];
@@ -312,7 +354,8 @@ Test(alloc, aligned_requests_up_to_4096_land_in_pools) {
       for (int k = 0; k < 5; k++) {
         ps[k] = pm_memalign(align, size);
         cr_assert_not_null(ps[k]);
-        cr_assert_eq((uintptr_t)ps[k] % align, 0, "memalign(%zu, %zu) = %p", align, size, ps[k]);
+        cr_assert_eq((uintptr_t)ps[k] % align, 0, "memalign(%zu, %zu) = %p", align, size,
+                     ps[k]);
         cr_assert(pm_is_pool_ptr(ps[k]), "memalign(%zu, %zu) not pooled", align, size);
         cr_assert_geq(pm_usable_size(ps[k]), size);
         fill(ps[k], size, (unsigned)k);
@@ -429,14 +472,16 @@ Test(alloc, calloc_zeroes_a_reused_block) {
   pm_free(p);
   unsigned char *q = pm_calloc(25, 8);
   cr_assert_eq(q, p);
-  for (size_t i = 0; i < 200; i++) cr_assert_eq(q[i], 0);
+  for (size_t i = 0; i < 200; i++)
+    cr_assert_eq(q[i], 0);
   pm_free(q);
 }
 
 Test(alloc, calloc_large_and_zero) {
   unsigned char *p = pm_calloc(1000, 1000);
   cr_assert_not(pm_is_pool_ptr(p));
-  for (size_t i = 0; i < 1000000; i += 4093) cr_assert_eq(p[i], 0);
+  for (size_t i = 0; i < 1000000; i += 4093)
+    cr_assert_eq(p[i], 0);
   pm_free(p);
   void *z = pm_calloc(0, 100);
   cr_assert_not_null(z);
@@ -457,14 +502,16 @@ Test(alloc, calloc_of_reused_large_memory_is_zero) {
       unsigned char *q = pm_calloc(1, size - (size_t)round);
       cr_assert_not(pm_is_pool_ptr(q));
       for (size_t i = 0; i < size - (size_t)round; i += 61)
-        if (q[i] != 0) cr_assert_fail("size %zu round %d: byte %zu is %#x", size, round, i, q[i]);
+        if (q[i] != 0)
+          cr_assert_fail("size %zu round %d: byte %zu is %#x", size, round, i, q[i]);
       cr_assert_eq(q[size - (size_t)round - 1], 0);
       pm_free(q);
     }
   }
   /* bigger than anything freed so far */
   unsigned char *big = pm_calloc(3, 10 * MiB);
-  for (size_t i = 0; i < 30 * MiB; i += 4096) cr_assert_eq(big[i], 0);
+  for (size_t i = 0; i < 30 * MiB; i += 4096)
+    cr_assert_eq(big[i], 0);
   pm_free(big);
 }
 
@@ -493,7 +540,8 @@ Test(alloc, realloc_in_place_and_moved) {
   cr_assert_not(pm_is_pool_ptr(big2));
   cr_assert(check(big2, 200 * KiB, 3));
   char *back = pm_realloc(big2, 100);
-  cr_assert(pm_is_pool_ptr(back), "a large block shrunk to pool size moves into the pools");
+  cr_assert(pm_is_pool_ptr(back),
+            "a large block shrunk to pool size moves into the pools");
   cr_assert(check(back, 100, 3));
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.realloc_in_place, 2 + (big2 == big));
@@ -504,7 +552,8 @@ Test(alloc, realloc_in_place_and_moved) {
 
 Test(alloc, small_blocks_never_move_on_shrink) {
   char *p = pm_malloc(128);
-  for (size_t s = 128; s >= 1; s--) cr_assert_eq(pm_realloc(p, s), p, "realloc to %zu", s);
+  for (size_t s = 128; s >= 1; s--)
+    cr_assert_eq(pm_realloc(p, s), p, "realloc to %zu", s);
   pm_free(p);
 }
 
@@ -522,9 +571,11 @@ Test(alloc, realloc_null_and_zero) {
 
 Test(alloc, reallocarray) {
   int *p = pm_reallocarray(NULL, 10, sizeof(int));
-  for (int i = 0; i < 10; i++) p[i] = i;
+  for (int i = 0; i < 10; i++)
+    p[i] = i;
   p = pm_reallocarray(p, 1000, sizeof(int));
-  for (int i = 0; i < 10; i++) cr_assert_eq(p[i], i);
+  for (int i = 0; i < 10; i++)
+    cr_assert_eq(p[i], i);
   errno = 0;
   cr_assert_null(pm_reallocarray(p, SIZE_MAX / 2, 4));
   cr_assert_eq(errno, ENOMEM);
@@ -585,7 +636,8 @@ Test(alloc, overflow_returns_null_with_enomem) {
 
 Test(alloc, errno_untouched_on_success) {
   errno = 4321;
-  void *a = pm_malloc(10), *b = pm_malloc(MiB), *c = pm_calloc(10, 10), *d = pm_memalign(256, 10);
+  void *a = pm_malloc(10), *b = pm_malloc(MiB), *c = pm_calloc(10, 10),
+       *d = pm_memalign(256, 10);
   void *e = NULL;
   cr_assert_eq(pm_posix_memalign(&e, MiB, 10), 0);
   a = pm_realloc(a, 3000);
@@ -603,7 +655,8 @@ Test(alloc, errno_untouched_on_success) {
 
 Test(alloc, class_counters_are_exact) {
   void *v[10];
-  for (int i = 0; i < 10; i++) v[i] = pm_malloc(100 + (size_t)i);
+  for (int i = 0; i < 10; i++)
+    v[i] = pm_malloc(100 + (size_t)i);
   void *w = pm_malloc(3000);
   pm_snapshot s = snap();
   unsigned c = pm_class_of(100);
@@ -614,12 +667,14 @@ Test(alloc, class_counters_are_exact) {
   cr_assert_eq(s.block_bytes_live, 10 * 112 + pm_class_size(pm_class_of(3000)));
   cr_assert_eq(s.pages_in_use, 2);
   cr_assert_eq(s.region_committed, pm_arena_size());
-  for (int i = 0; i < 5; i++) pm_free(v[i]);
+  for (int i = 0; i < 5; i++)
+    pm_free(v[i]);
   s = snap();
   cr_assert_eq(s.cls[c].frees, 5);
   cr_assert_eq(s.block_bytes_live, 5 * 112 + pm_class_size(pm_class_of(3000)));
   cr_assert_eq(s.heap.fb_too_large + s.heap.fb_alignment + s.heap.fb_no_heap, 0);
-  for (int i = 5; i < 10; i++) pm_free(v[i]);
+  for (int i = 5; i < 10; i++)
+    pm_free(v[i]);
   pm_free(w);
 }
 
@@ -641,23 +696,27 @@ Test(alloc, page_counts_per_class_and_peaks) {
   unsigned k1 = pm_class_of(1024), k2 = pm_class_of(2000);
   size_t n = 8 * 64;
   void **v = malloc(n * sizeof *v);
-  for (size_t i = 0; i < n; i++) v[i] = pm_malloc(1024);
+  for (size_t i = 0; i < n; i++)
+    v[i] = pm_malloc(1024);
   pm_snapshot s = snap();
   cr_assert_eq(s.class_pages[k1], 8);
   cr_assert_eq(s.class_pages_peak[k1], 8);
   cr_assert_eq(s.pages_peak, 8);
   expect_page_counts_agree();
-  for (size_t i = 0; i < n; i++) pm_free(v[i]);
+  for (size_t i = 0; i < n; i++)
+    pm_free(v[i]);
   s = snap();
   cr_assert_eq(s.class_pages[k1], 1, "the empty current page stays");
   cr_assert_eq(s.class_pages_peak[k1], 8);
   expect_page_counts_agree();
-  for (size_t i = 0; i < 3 * 32; i++) v[i] = pm_malloc(2000);
+  for (size_t i = 0; i < 3 * 32; i++)
+    v[i] = pm_malloc(2000);
   s = snap();
   cr_assert_eq(s.class_pages[k2], 3);
   cr_assert_eq(s.pages_peak, 8, "reused pages do not raise the peak");
   expect_page_counts_agree();
-  for (size_t i = 0; i < 3 * 32; i++) pm_free(v[i]);
+  for (size_t i = 0; i < 3 * 32; i++)
+    pm_free(v[i]);
   expect_page_counts_agree();
   free(v);
 }
@@ -681,8 +740,10 @@ Test(alloc, get_totals) {
   /* an older, shorter struct: only its fields are written */
   unsigned char small[2 * sizeof(unsigned) + 8];
   memset(small, 0xab, sizeof small);
-  cr_assert_eq(pm_get_totals((poolmalloc_totals *)(void *)small, 2 * sizeof(unsigned)), 0);
-  for (size_t i = 2 * sizeof(unsigned); i < sizeof small; i++) cr_assert_eq(small[i], 0xab);
+  cr_assert_eq(pm_get_totals((poolmalloc_totals *)(void *)small, 2 * sizeof(unsigned)),
+               0);
+  for (size_t i = 2 * sizeof(unsigned); i < sizeof small; i++)
+    cr_assert_eq(small[i], 0xab);
   cr_assert_eq(((unsigned *)(void *)small)[1], 2 * sizeof(unsigned));
   cr_assert_eq(pm_get_totals(&t, 4), -1, "too small for version and size");
   cr_assert_eq(pm_get_totals(NULL, sizeof t), -1);

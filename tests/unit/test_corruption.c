@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "fallback.h"
 #include "heap.h"
 #include "page.h"
 #include "stats.h"
@@ -78,7 +79,8 @@ static int in_child(child_fn fn) {
   close(fds[1]);
   size_t len = 0;
   ssize_t n;
-  while ((n = read(fds[0], child_err + len, sizeof child_err - 1 - len)) > 0) len += (size_t)n;
+  while ((n = read(fds[0], child_err + len, sizeof child_err - 1 - len)) > 0)
+    len += (size_t)n;
   child_err[len] = 0;
   close(fds[0]);
   int status;
@@ -93,8 +95,8 @@ static void expect_abort(child_fn fn, const char *call, const char *what) {
   cr_assert_eq(strncmp(child_err, "poolmalloc: ", 12), 0, "stderr: %s", child_err);
   char want[256];
   snprintf(want, sizeof want, "poolmalloc: %s: %s (address ", call, what);
-  cr_assert_eq(strncmp(child_err, want, strlen(want)), 0, "want prefix '%s', got '%s'", want,
-               child_err);
+  cr_assert_eq(strncmp(child_err, want, strlen(want)), 0, "want prefix '%s', got '%s'",
+               want, child_err);
   cr_assert(strstr(child_err, "); aborting\n") != NULL, "%s", child_err);
   cr_assert_eq(strchr(child_err, '\n'), child_err + strlen(child_err) - 1, "one line: %s",
                child_err);
@@ -103,7 +105,8 @@ static void expect_abort(child_fn fn, const char *call, const char *what) {
 static void expect_address(void *addr) {
   char hex[40];
   snprintf(hex, sizeof hex, "(address %#lx)", (unsigned long)(uintptr_t)addr);
-  cr_assert(strstr(child_err, hex) != NULL, "message does not name %s: %s", hex, child_err);
+  cr_assert(strstr(child_err, hex) != NULL, "message does not name %s: %s", hex,
+            child_err);
 }
 
 static void double_free_in_a_fresh_child(void) {
@@ -118,15 +121,22 @@ Test(corruption, double_free_message) {
   cr_assert_not_null(at, "%s", child_err);
   unsigned long a = strtoul(at + 9, NULL, 16);
   cr_assert_neq(a, 0);
-  cr_assert_eq(a % 65536, 0, "names the first block of the child's first page: %s", child_err);
+  cr_assert_eq(a % 65536, 0, "names the first block of the child's first page: %s",
+               child_err);
 }
 
 /* For the remaining cases the parent allocates first, then forks: the
  * child inherits the heap, so the addresses are the parent's. */
 static void *bad_ptr;
-static void free_bad(void) { pm_free(bad_ptr); }
-static void realloc_bad(void) { pm_realloc(bad_ptr, 10); }
-static void usable_bad(void) { (void)pm_usable_size(bad_ptr); }
+static void free_bad(void) {
+  pm_free(bad_ptr);
+}
+static void realloc_bad(void) {
+  pm_realloc(bad_ptr, 10);
+}
+static void usable_bad(void) {
+  (void)pm_usable_size(bad_ptr);
+}
 
 Test(corruption, double_free_of_an_inherited_block_names_it) {
   void *p = pm_malloc(32);
@@ -138,8 +148,10 @@ Test(corruption, double_free_of_an_inherited_block_names_it) {
 
 Test(corruption, double_free_deep_in_the_free_list) {
   void *v[50];
-  for (int i = 0; i < 50; i++) v[i] = pm_malloc(48);
-  for (int i = 0; i < 50; i++) pm_free(v[i]);
+  for (int i = 0; i < 50; i++)
+    v[i] = pm_malloc(48);
+  for (int i = 0; i < 50; i++)
+    pm_free(v[i]);
   bad_ptr = v[3]; /* not the list head: found by walking the list */
   expect_abort(free_bad, "free()", "double free detected");
   expect_address(v[3]);
@@ -202,9 +214,11 @@ Test(corruption, owner_frees_a_block_already_freed_remotely) {
 Test(corruption, free_into_a_released_page) {
   enum { N = 3 * 64 };
   void *v[N];
-  for (int i = 0; i < N; i++) v[i] = pm_malloc(1024);
+  for (int i = 0; i < N; i++)
+    v[i] = pm_malloc(1024);
   pm_page *first = pm_page_of(v[0]);
-  for (int i = 0; i < N; i++) pm_free(v[i]);
+  for (int i = 0; i < N; i++)
+    pm_free(v[i]);
   cr_assert_eq(first->state, PM_PAGE_FREE);
   bad_ptr = v[0];
   expect_abort(free_bad, "free()", "invalid pointer: its pool page is not in use");
@@ -253,4 +267,20 @@ Test(corruption, free_then_reuse_then_free_is_fine) {
   pm_snapshot s;
   pm_stats_snapshot(&s);
   cr_assert_eq(s.block_bytes_live, 0);
+}
+
+/* Until the embedded jemalloc has started, no pointer outside the pool
+ * region can be a valid block: free, realloc and malloc_usable_size of one
+ * name it instead of handing it to an uninitialised jemalloc. */
+static char foreign_block[64];
+
+Test(corruption, foreign_pointer_before_jemalloc_starts) {
+  pm_free(pm_malloc(32)); /* pools only: jemalloc not started */
+  cr_assert(!pm_fallback_started());
+  bad_ptr = foreign_block + 16;
+  expect_abort(free_bad, "free()", "invalid pointer: not allocated by poolmalloc");
+  expect_address(bad_ptr);
+  expect_abort(realloc_bad, "realloc()", "invalid pointer: not allocated by poolmalloc");
+  expect_abort(usable_bad, "malloc_usable_size()",
+               "invalid pointer: not allocated by poolmalloc");
 }
