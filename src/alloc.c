@@ -163,6 +163,7 @@ static pm_noinline void free_large(void *p) {
   if (usable > relaxed_load(&calloc_memset_limit) && usable <= PM_CALLOC_MEMSET_MAX)
     relaxed_store(&calloc_memset_limit, usable);
   pm_fallback_free(p);
+  pm_fallback_maybe_purge();
 }
 
 static void *calloc_large(pm_heap *h, size_t total, int reason) {

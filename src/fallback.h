@@ -27,6 +27,11 @@ size_t pm_fallback_usable(const void *p);
 bool pm_fallback_started(void);
 /* jemalloc's own figures (0 if it never started) */
 void pm_fallback_figures(uint64_t *allocated, uint64_t *resident, uint64_t *mapped);
+/* At most once per POOLMALLOC_DECAY_MS: gives jemalloc's free pages back
+ * if large-block activity no longer needs them (see fallback.c). */
+void pm_fallback_maybe_purge(void);
+/* bytes returned that way so far */
+uint64_t pm_fallback_purged(void);
 /* purge jemalloc's unused dirty pages */
 void pm_fallback_trim(void);
 

@@ -5,6 +5,7 @@
  * only through its atomic remote list and full flag, and a heap only through
  * remote_full_hint. Nothing here takes a lock. */
 #include "heap.h"
+#include "fallback.h"
 #include "options.h"
 #include "os.h"
 
@@ -142,6 +143,7 @@ static void release_page(pm_heap *h, pm_page *pg) {
   }
   pm_pages_push_free(pg);
   pm_pages_maybe_purge();
+  pm_fallback_maybe_purge();
 }
 
 void pm_heap_flush_cache(pm_heap *h) {

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "fallback.h"
@@ -87,6 +88,31 @@ Test(alloc, jemalloc_starts_on_its_first_request) {
   cr_assert_geq(pm_usable_size(big), (size_t)1 << 20);
   big[(1 << 20) - 1] = 1;
   pm_free(big);
+}
+
+/* jemalloc's own decay is off; poolmalloc keeps freed large pages while
+ * large blocks churn and gives them back once the churn is over */
+Test(alloc, large_pages_kept_while_churning_returned_after) {
+  setenv("POOLMALLOC_DECAY_MS", "100", 1);
+  enum { N = 16, SZ = 4 << 20 };
+  char *b[N];
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < N; i++) {
+      b[i] = pm_malloc(SZ);
+      cr_assert_not_null(b[i]);
+      memset(b[i], round + 1, SZ);
+    }
+    for (int i = 0; i < N; i++)
+      pm_free(b[i]);
+  }
+  cr_assert_eq(pm_fallback_purged(), 0, "a churn within one period keeps its pages");
+  /* the churn is over: within two periods of little activity they go */
+  for (int i = 0; i < 2; i++) {
+    usleep(120 * 1000);
+    pm_free(pm_malloc(SZ));
+  }
+  cr_assert_geq(pm_fallback_purged(), (uint64_t)N * SZ / 2, "purged %lu",
+                (unsigned long)pm_fallback_purged());
 }
 
 Test(alloc, every_entry_point_initialises) {
