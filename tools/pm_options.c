@@ -1,5 +1,7 @@
 /* pm_options.c - prints the option table: `--markdown` for the README
- * table, otherwise one "POOLMALLOC_NAME default meaning" line each. */
+ * table, `--man` for the ENVIRONMENT section of poolmalloc(1) (roff; the
+ * build puts it into man/poolmalloc.1.in), otherwise one
+ * "POOLMALLOC_NAME default meaning" line each. */
 #include "options.h"
 
 #include <stdio.h>
@@ -33,7 +35,43 @@ static void print_default(const pm_option_info *o) {
     print_value(o, o->def);
 }
 
+/* text for a roff line: backslashes escaped, no control character at the
+ * start of the line */
+static void print_roff(const char *s) {
+  if (*s == '.' || *s == '\'') printf("\\&");
+  for (; *s; s++) {
+    if (*s == '\\')
+      printf("\\e");
+    else
+      putchar(*s);
+  }
+}
+
+/* one tagged paragraph per variable: name, meaning, default and range */
+static void print_man(void) {
+  for (size_t i = 0; i < pm_option_count; i++) {
+    const pm_option_info *o = &pm_option_table[i];
+    printf(".TP\n.B POOLMALLOC_%s\n", o->name);
+    /* a sentence: the table's text starts in lower case */
+    if (o->help[0] >= 'a' && o->help[0] <= 'z') putchar(o->help[0] - 'a' + 'A');
+    print_roff(o->help[0] >= 'a' && o->help[0] <= 'z' ? o->help + 1 : o->help);
+    printf(".\nDefault: ");
+    print_default(o);
+    if (o->kind == PM_OPT_SIZE || o->kind == PM_OPT_UINT) {
+      printf("; range: ");
+      print_value(o, o->lo);
+      printf(" to ");
+      print_value(o, o->hi);
+    }
+    printf(".\n");
+  }
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--man") == 0) {
+    print_man();
+    return 0;
+  }
   int md = argc > 1 && strcmp(argv[1], "--markdown") == 0;
   if (md) {
     printf("| variable | default | range | meaning |\n|---|---|---|---|\n");
