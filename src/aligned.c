@@ -34,8 +34,13 @@ void *pm_memalign(size_t align, size_t size) {
     unsigned cls = pm_class_of(want);
     while (cls < PM_NCLASSES && pm_class_size(cls) % align != 0)
       cls++;
-    if (cls < PM_NCLASSES && pm_class_size(cls) <= pm_g.max_pooled)
-      return pm_malloc_class(h, size, cls);
+    if (cls < PM_NCLASSES && pm_class_size(cls) <= pm_g.max_pooled) {
+      void *p = pm_malloc_pool(h, size, cls);
+      /* with the region full the pool hands out an unaligned jemalloc block */
+      if (p == NULL || pm_is_pool_ptr(p)) return p;
+      pm_free(p);
+      return pm_malloc_fallback(h, size, align, false, PM_FB_REGION_FULL);
+    }
     return pm_malloc_fallback(h, size, align, false, PM_FB_ALIGNMENT);
   }
   return pm_malloc_fallback(h, size, align, false, PM_FB_TOO_LARGE);

@@ -13,6 +13,7 @@
 #include "fallback.h"
 #include "fmt.h"
 #include "init.h"
+#include "lifetime.h"
 #include "options.h"
 
 #include <errno.h>
@@ -65,6 +66,9 @@ void *pm_malloc_fallback(pm_heap *h, size_t size, size_t align, bool zero, int r
   case PM_FB_REGION_FULL:
     PM_STAT_ADD(h, fb_region_full, 1);
     break;
+  case PM_FB_LONG_LIVED:
+    PM_STAT_ADD(h, fb_long_lived, 1);
+    break;
   default:
     PM_STAT_ADD(h, fb_no_heap, 1);
     break;
@@ -92,17 +96,38 @@ pm_inline void *pop_block(pm_heap *h, pm_page *pg, pm_block *b, unsigned cls,
   return b;
 }
 
-static pm_noinline void *malloc_slow(size_t size, unsigned cls) {
+/* a block of class cls from a fresh or other page (the current one has none) */
+static void *malloc_refill(pm_heap *h, size_t size, unsigned cls) {
+  pm_page *pg = pm_heap_page_for(h, cls);
+  if (unlikely(pg == NULL))
+    return pm_malloc_fallback(h, size, 0, false, PM_FB_REGION_FULL);
+  return pop_block(h, pg, pg->free, cls, size);
+}
+
+void *pm_malloc_pool(pm_heap *h, size_t size, unsigned cls) {
+  pm_page *pg = h->pages[cls];
+  pm_block *b = pg->free;
+  if (unlikely(b == NULL)) return malloc_refill(h, size, cls);
+  return pop_block(h, pg, b, cls, size);
+}
+
+static pm_noinline void *malloc_slow(size_t size, unsigned cls, uintptr_t site) {
   pm_heap *h = pm_heap_get();
   if (unlikely(h->kind != PM_HEAP_REAL))
     return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
   size_t bsize = pm_class_size(cls);
   if (unlikely(size > pm_g.max_pooled || bsize > pm_page_size()))
     return pm_malloc_fallback(h, size, 0, false, PM_FB_TOO_LARGE);
-  pm_page *pg = pm_heap_page_for(h, cls);
-  if (unlikely(pg == NULL))
-    return pm_malloc_fallback(h, size, 0, false, PM_FB_REGION_FULL);
-  return pop_block(h, pg, pg->free, cls, size);
+  /* a diverted class routes every request, also those that need a page */
+  if (unlikely((relaxed_load(&pm_lt_diverted) >> cls) & 1))
+    return pm_lt_malloc(h, size, cls, site);
+  return malloc_refill(h, size, cls);
+}
+
+/* the countdown to the next lifetime sample of the class ran out */
+static pm_noinline void *malloc_counted(pm_heap *h, size_t size, unsigned cls,
+                                        uintptr_t site) {
+  return pm_lt_malloc(h, size, cls, site);
 }
 
 static pm_noinline void *malloc_large(size_t size) {
@@ -110,17 +135,11 @@ static pm_noinline void *malloc_large(size_t size) {
   if (h == &pm_heap_empty) { /* first call of the thread: max_pooled may change */
     h = pm_thread_start();
     if (h->kind == PM_HEAP_REAL && size <= pm_g.max_pooled)
-      return malloc_slow(size, pm_class_of(size));
+      return malloc_slow(size, pm_class_of(size), 0);
   }
   return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
 }
 
-void *pm_malloc_class(pm_heap *h, size_t size, unsigned cls) {
-  pm_page *pg = h->pages[cls];
-  pm_block *b = pg->free;
-  if (unlikely(b == NULL)) return malloc_slow(size, cls);
-  return pop_block(h, pg, b, cls, size);
-}
 
 void *pm_malloc(size_t size) {
   pm_heap *h = pm_tls_heap;
@@ -129,7 +148,10 @@ void *pm_malloc(size_t size) {
                                                      : pm_class_of_big(size);
   pm_page *pg = h->pages[cls];
   pm_block *b = pg->free;
-  if (unlikely(b == NULL)) return malloc_slow(size, cls);
+  if (unlikely(b == NULL))
+    return malloc_slow(size, cls, (uintptr_t)__builtin_return_address(0));
+  if (unlikely(--h->countdown[cls] == 0))
+    return malloc_counted(h, size, cls, (uintptr_t)__builtin_return_address(0));
   return pop_block(h, pg, b, cls, size);
 }
 
@@ -157,6 +179,7 @@ static void check_foreign(const char *call, const void *p) {
 static pm_noinline void free_large(void *p) {
   if (p == NULL) return;
   check_foreign("free()", p);
+  if (relaxed_load(&pm_lt_outstanding)) pm_lt_forget(p, NULL);
   pm_heap *h = pm_tls_heap;
   PM_STAT_ADD(h, large_frees, 1);
   size_t usable = pm_fallback_usable(p);
@@ -293,6 +316,7 @@ void *pm_realloc(void *p, size_t size) {
       return q;
     }
     void *q = pm_fallback_realloc(p, size);
+    if (q != NULL && q != p && relaxed_load(&pm_lt_outstanding)) pm_lt_forget(p, q);
     if (q != NULL) PM_STAT_ADD(h, realloc_in_place, q == p);
     if (q != NULL) PM_STAT_ADD(h, realloc_moved, q != p);
     return q;

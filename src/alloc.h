@@ -21,16 +21,20 @@ void *pm_aligned_alloc(size_t align, size_t size);
 void *pm_valloc(size_t size);
 void *pm_pvalloc(size_t size);
 
-/* Used by aligned.c: a block of exactly class cls for a request of size. */
 struct pm_heap;
-void *pm_malloc_class(struct pm_heap *h, size_t size, unsigned cls);
+/* A pool block of exactly class cls (a real heap, a class no larger than
+ * POOLMALLOC_MAX_POOLED), without the lifetime checks: lifetime.c decided,
+ * or aligned.c needs the class's alignment. Falls back to jemalloc if the
+ * region is full. */
+void *pm_malloc_pool(struct pm_heap *h, size_t size, unsigned cls);
 /* The jemalloc tier with statistics; reason is a PM_FB_* value. */
 enum {
   PM_FB_TOO_LARGE,
   PM_FB_ALIGNMENT,
   PM_FB_DISABLED,
   PM_FB_REGION_FULL,
-  PM_FB_NO_HEAP
+  PM_FB_NO_HEAP,
+  PM_FB_LONG_LIVED
 };
 void *pm_malloc_fallback(struct pm_heap *h, size_t size, size_t align, bool zero,
                          int reason);

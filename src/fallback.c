@@ -32,18 +32,24 @@ bool pm_fallback_started(void) {
   return atomic_load_explicit(&started, memory_order_acquire) != 0;
 }
 
-/* With pools on, jemalloc sees only blocks above POOLMALLOC_MAX_POOLED:
- * its thread cache (blocks up to 32 KiB) would be set up for nothing. And
- * its time-based purging of freed pages is replaced by poolmalloc's (below):
- * under a steady churn of large blocks jemalloc's decay curve returned
- * about as many pages as the loop touched (bench_large: 97 page faults per
- * block, 9x slower than with purging off). MALLOC_CONF, read when jemalloc
- * starts, still overrides both. With POOLMALLOC_DISABLE jemalloc keeps its
- * own defaults. */
+/* With pools on, jemalloc sees only blocks above POOLMALLOC_MAX_POOLED,
+ * unless lifetime routing sends it small blocks: without routing its thread
+ * cache (blocks up to 32 KiB) would be set up for nothing; with routing,
+ * sampled and routed small blocks need it (without it each sample cost a
+ * slab allocation, some 3,000 instructions). And its time-based purging of
+ * freed pages is replaced by poolmalloc's (below): under a steady churn of
+ * large blocks jemalloc's decay curve returned about as many pages as the
+ * loop touched (bench_large: 97 page faults per block, 9x slower than with
+ * purging off). MALLOC_CONF, read when jemalloc starts, still overrides
+ * these. With POOLMALLOC_DISABLE jemalloc keeps its own defaults. */
 void pm_fallback_configure(bool pools_on) {
   if (!pools_on || pm_fallback_started()) return;
-  pm_je_malloc_conf = pm_opt.decay_ms == 0 ? "tcache:false,dirty_decay_ms:0"
-                                           : "tcache:false,dirty_decay_ms:-1";
+  static const char *const conf[2][2] = {
+      /* [decay_ms == 0][lifetime] */
+      {"tcache:false,dirty_decay_ms:-1", "dirty_decay_ms:-1"},
+      {"tcache:false,dirty_decay_ms:0", "dirty_decay_ms:0"},
+  };
+  pm_je_malloc_conf = conf[pm_opt.decay_ms == 0][pm_opt.lifetime != 0];
   own_purging = pm_opt.decay_ms != 0;
 }
 

@@ -6,6 +6,7 @@
  * remote_full_hint. Nothing here takes a lock. */
 #include "heap.h"
 #include "fallback.h"
+#include "lifetime.h"
 #include "options.h"
 #include "os.h"
 
@@ -64,6 +65,7 @@ pm_heap *pm_heap_acquire(void) {
     h = &heaps[i];
     for (unsigned c = 0; c < PM_NCLASSES; c++)
       h->pages[c] = &pm_page_empty;
+    pm_lt_heap_init(h);
     h->kind = PM_HEAP_REAL;
   }
   h->live = 1;

@@ -18,6 +18,7 @@ enum { PM_HEAP_EMPTY = 0, PM_HEAP_REAL = 1, PM_HEAP_JEMALLOC = 2 };
 
 typedef struct pm_heap {
   pm_page *pages[PM_NCLASSES];        /* current page per class, &pm_page_empty if none */
+  uint64_t countdown[PM_NCLASSES];    /* to the next lifetime sample (fast path) */
   uint64_t req_bytes[PM_NCLASSES];    /* bytes requested per class (fast path) */
   uint64_t remote_frees[PM_NCLASSES]; /* frees this thread made into others' pages */
   pm_page *avail[PM_NCLASSES];        /* other pages of the class with free blocks */
@@ -26,6 +27,8 @@ typedef struct pm_heap {
   uint32_t nfull, scan_left;
   pm_page *cache; /* a few emptied pages kept for reuse without atomics */
   uint32_t ncache;
+  uint32_t lt_sample_left[PM_NCLASSES]; /* sampling of a diverted class */
+  uint32_t lt_rng;
   uint8_t kind; /* PM_HEAP_* */
   uint8_t live;
   char *arena_cur, *arena_end; /* bump range pages are carved from */

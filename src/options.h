@@ -43,6 +43,13 @@ enum { PM_STATS_OFF = 0, PM_STATS_TEXT = 1, PM_STATS_JSON = 2 };
   X(DECAY_MS, decay_ms, PM_OPT_UINT, 1000, 0, 3600000,                                   \
     "milliseconds a free pool page stays resident before its memory goes back to the "   \
     "OS (0: at once)")                                                                   \
+  X(LIFETIME, lifetime, PM_OPT_BOOL, 0, 0, 1,                                            \
+    "learn call sites whose blocks live long and send their requests to jemalloc, "      \
+    "away from the pools")                                                               \
+  X(LIFETIME_RATE, lifetime_rate, PM_OPT_UINT, 1024, 16, 1048576,                        \
+    "sample one allocation in this many, per thread and size class")                     \
+  X(LIFETIME_THRESHOLD, lifetime_threshold, PM_OPT_UINT, 524288, 1024, 1099511627776,    \
+    "a sampled block is long-lived once this many allocations happened after it")        \
   X(REGION_SIZE, region_size, PM_OPT_SIZE, 32 * PM_GiB, 64 * PM_MiB, 4096 * PM_GiB,      \
     "address space reserved (not committed) for pool pages")
 

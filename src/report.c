@@ -8,11 +8,13 @@
 #include "fallback.h"
 #include "fmt.h"
 #include "init.h"
+#include "lifetime.h"
 #include "options.h"
 #include "os.h"
 #include "sizeclass.h"
 #include "stats.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -57,8 +59,7 @@ static totals sum(const pm_snapshot *s) {
     t.frees += s->cls[c].frees;
     t.req += s->cls[c].req_bytes;
   }
-  t.fallbacks = s->heap.fb_too_large + s->heap.fb_alignment + s->heap.fb_disabled +
-                s->heap.fb_region_full + s->heap.fb_no_heap;
+  t.fallbacks = PM_JEMALLOC_REQUESTS(s->heap);
   return t;
 }
 
@@ -74,6 +75,112 @@ static void text_bytes(pm_buf *b, uint64_t v) {
     pm_buf_u64(b, v);
     pm_buf_str(b, ")");
   }
+}
+
+static void json_kv(pm_buf *b, const char *key, uint64_t v, bool comma) {
+  pm_buf_json_str(b, key);
+  pm_buf_char(b, ':');
+  pm_buf_u64(b, v);
+  if (comma) pm_buf_char(b, ',');
+}
+
+/* ---- long-lived call sites (POOLMALLOC_LIFETIME) ---- */
+
+#define PM_REPORT_SITES 10
+
+/* "symbol+0x1f (library)" for a code address, without allocating: dladdr
+ * reads the loader's tables. A site in a library that was unloaded since
+ * shows as its bare address. */
+static void site_name(pm_buf *b, uintptr_t site, bool json) {
+  Dl_info info;
+  char text[512];
+  pm_buf t = pm_buf_make(text, sizeof text);
+  if (dladdr((void *)site, &info) != 0 && info.dli_fname != NULL) {
+    if (info.dli_sname != NULL) {
+      pm_buf_str(&t, info.dli_sname);
+      pm_buf_str(&t, "+");
+      pm_buf_hex(&t, site - (uintptr_t)info.dli_saddr);
+    } else {
+      pm_buf_hex(&t, site - (uintptr_t)info.dli_fbase);
+    }
+    pm_buf_str(&t, " (");
+    const char *slash = strrchr(info.dli_fname, '/');
+    pm_buf_str(&t, slash ? slash + 1 : info.dli_fname);
+    pm_buf_str(&t, ")");
+  } else {
+    pm_buf_hex(&t, site);
+  }
+  if (json)
+    pm_buf_json_str(b, pm_buf_cstr(&t));
+  else
+    pm_buf_str(b, pm_buf_cstr(&t));
+}
+
+static void text_sites(pm_buf *b) {
+  pm_lt_site_info top[PM_REPORT_SITES];
+  size_t n = pm_lt_top_sites(top, PM_REPORT_SITES);
+  uint64_t samples, known, marked;
+  pm_lt_totals(&samples, &known, &marked);
+  if (samples == 0) return;
+  pm_buf_str(b, "lifetime:  ");
+  pm_buf_u64(b, samples);
+  pm_buf_str(b, " samples from ");
+  pm_buf_u64(b, known);
+  pm_buf_str(b, " call sites, ");
+  pm_buf_u64(b, marked);
+  pm_buf_str(b, " marked long-lived now\n");
+  for (size_t i = 0; i < n; i++) {
+    pm_buf_str(b, "  ");
+    pm_buf_str(b, top[i].marked ? "routed " : "seen   ");
+    site_name(b, top[i].site, false);
+    pm_buf_str(b, ", ");
+    pm_buf_u64(b, pm_class_size((unsigned)__builtin_ctzll(top[i].classes | 1ull << 63)));
+    pm_buf_str(b, top[i].classes & (top[i].classes - 1) ? " B blocks and larger: "
+                                                        : " B blocks: ");
+    pm_buf_u64(b, top[i].routed_blocks);
+    pm_buf_str(b, " routed (");
+    pm_buf_bytes(b, top[i].routed_bytes);
+    pm_buf_str(b, "), samples ");
+    pm_buf_u64(b, top[i].long_samples);
+    pm_buf_str(b, " long / ");
+    pm_buf_u64(b, top[i].short_samples);
+    pm_buf_str(b, " short\n");
+  }
+}
+
+static void json_sites(pm_buf *b) {
+  pm_lt_site_info top[PM_REPORT_SITES];
+  size_t n = pm_lt_top_sites(top, PM_REPORT_SITES);
+  uint64_t samples, known, marked;
+  pm_lt_totals(&samples, &known, &marked);
+  pm_buf_str(b, "\"lifetime\":{");
+  json_kv(b, "samples", samples, true);
+  json_kv(b, "sites", known, true);
+  json_kv(b, "marked", marked, true);
+  pm_buf_str(b, "\"long_lived_sites\":[");
+  for (size_t i = 0; i < n; i++) {
+    if (i) pm_buf_char(b, ',');
+    pm_buf_str(b, "{\"site\":");
+    site_name(b, top[i].site, true);
+    pm_buf_str(b, ",\"address\":\"");
+    pm_buf_hex(b, top[i].site);
+    pm_buf_str(b, "\",\"marked\":");
+    pm_buf_str(b, top[i].marked ? "true," : "false,");
+    pm_buf_str(b, "\"block_sizes\":[");
+    bool more = false;
+    for (uint64_t m = top[i].classes; m; m &= m - 1) {
+      if (more) pm_buf_char(b, ',');
+      more = true;
+      pm_buf_u64(b, pm_class_size((unsigned)__builtin_ctzll(m)));
+    }
+    pm_buf_str(b, "],");
+    json_kv(b, "routed_blocks", top[i].routed_blocks, true);
+    json_kv(b, "routed_bytes", top[i].routed_bytes, true);
+    json_kv(b, "long_samples", top[i].long_samples, true);
+    json_kv(b, "short_samples", top[i].short_samples, false);
+    pm_buf_char(b, '}');
+  }
+  pm_buf_str(b, "]},");
 }
 
 static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
@@ -145,7 +252,11 @@ static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
   pm_buf_bytes(b, s->tail_bytes);
   pm_buf_str(b, ", returned to the OS ");
   pm_buf_bytes(b, s->pages_purged_total);
-  pm_buf_str(b, "\nmemory:    RSS ");
+  pm_buf_str(b, "\npinned:    ");
+  pm_buf_u64(b, s->pinned_pages);
+  pm_buf_str(b, " pages at most a quarter full hold ");
+  pm_buf_bytes(b, s->pinned_bytes);
+  pm_buf_str(b, " of free blocks\nmemory:    RSS ");
   text_bytes(b, s->rss);
   pm_buf_str(b, " now, ");
   text_bytes(b, s->rss_peak);
@@ -178,15 +289,9 @@ static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
       pm_buf_char(b, '\n');
     }
   }
+  text_sites(b);
   pm_buf_str(b, color ? "\033[1m==== poolmalloc report end ====\033[0m\n"
                       : "==== poolmalloc report end ====\n");
-}
-
-static void json_kv(pm_buf *b, const char *key, uint64_t v, bool comma) {
-  pm_buf_json_str(b, key);
-  pm_buf_char(b, ':');
-  pm_buf_u64(b, v);
-  if (comma) pm_buf_char(b, ',');
 }
 
 static void format_json(pm_buf *b, const pm_snapshot *s) {
@@ -234,6 +339,8 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
   json_kv(b, "page_size", pm_opt.pool_size, true);
   json_kv(b, "live_block_bytes", s->block_bytes_live, true);
   json_kv(b, "tail_bytes", s->tail_bytes, true);
+  json_kv(b, "pinned_pages", s->pinned_pages, true);
+  json_kv(b, "pinned_bytes", s->pinned_bytes, true);
   json_kv(b, "purged_bytes", s->pages_purged_total, true);
   json_kv(b, "region_committed", s->region_committed, true);
   json_kv(b, "jemalloc_allocated", je_alloc, true);
@@ -252,7 +359,9 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
     pm_buf_u64(b, s->too_large_log2[i]);
     pm_buf_char(b, '}');
   }
-  pm_buf_str(b, "],\"classes\":[");
+  pm_buf_str(b, "],");
+  json_sites(b);
+  pm_buf_str(b, "\"classes\":[");
   bool first = true;
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
     const pm_class_stats *k = &s->cls[c];

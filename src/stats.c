@@ -56,6 +56,11 @@ void pm_stats_snapshot(pm_snapshot *s) {
       s->cls[pg->cls].frees += pg->local_frees;
       s->cls[pg->cls].allocs += pg->used + pg->local_frees + pg->remote_collected;
       s->tail_bytes += pm_page_size() - (uint64_t)pg->carved * pg->bsize;
+      uint64_t held = (uint64_t)pg->used * pg->bsize;
+      if (pg->used > 0 && 4 * held <= pm_page_size()) {
+        s->pinned_pages++;
+        s->pinned_bytes += pm_page_size() - held;
+      }
     }
     s->region_committed = committed;
   }
@@ -92,8 +97,7 @@ int pm_get_totals(poolmalloc_totals *out, size_t size) {
     t.pooled_allocations += s.cls[c].allocs;
     t.frees += s.cls[c].frees;
   }
-  t.jemalloc_allocations = s.heap.fb_too_large + s.heap.fb_alignment +
-                           s.heap.fb_disabled + s.heap.fb_region_full + s.heap.fb_no_heap;
+  t.jemalloc_allocations = PM_JEMALLOC_REQUESTS(s.heap);
   t.allocations = t.pooled_allocations + t.jemalloc_allocations;
   t.live_pool_bytes = s.block_bytes_live;
   t.pool_pages = s.pages_in_use;

@@ -27,6 +27,9 @@
   X(fb_disabled, "fallback_disabled", "jemalloc: POOLMALLOC_DISABLE")                    \
   X(fb_region_full, "fallback_region_full", "jemalloc: pool region exhausted")           \
   X(fb_no_heap, "fallback_no_heap", "jemalloc: thread exiting or heap limit reached")    \
+  X(fb_long_lived, "fallback_long_lived",                                                \
+    "jemalloc: call site learned to be long-lived")                                      \
+  X(lt_samples, "lifetime_samples", "allocations sampled for lifetime (to jemalloc)")    \
   X(large_bytes, "large_bytes", "bytes requested from jemalloc")                         \
   X(large_frees, "large_frees", "blocks freed back to jemalloc")                         \
   X(realloc_in_place, "realloc_in_place", "realloc calls that kept the block")           \
@@ -58,11 +61,18 @@ typedef struct pm_snapshot {
   uint64_t pages_in_use, pages_free_cached, pages_purged_total;
   uint64_t block_bytes_live; /* bytes of pool blocks handed out and not freed */
   uint64_t tail_bytes;       /* bytes of in-use pages never carved */
+  uint64_t pinned_pages;     /* in-use pages at most a quarter occupied */
+  uint64_t pinned_bytes;     /* the free bytes of those pages */
   uint64_t region_committed; /* bytes of arenas taken from the reservation */
   uint64_t threads_live, threads_peak, threads_total;
   uint64_t heaps;
   uint64_t rss, rss_peak;
 } pm_snapshot;
+
+/* every request that went to jemalloc, whatever the reason */
+#define PM_JEMALLOC_REQUESTS(h)                                                          \
+  ((h).fb_too_large + (h).fb_alignment + (h).fb_disabled + (h).fb_region_full +          \
+   (h).fb_no_heap + (h).fb_long_lived + (h).lt_samples)
 
 /* Fills *s from every heap and the global state. Racy by design (other
  * threads keep counting while we read); never allocates. */

@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "options.h"
 #include "arena.h"
 #include "sizeclass.h"
 #include "stats.h"
@@ -148,7 +149,8 @@ static void after_alloc(slot *s, const char *what, bool pool_expected) {
   if (pm_is_pool_ptr(s->p)) {
     if (usable != pm_class_size(pm_class_of(usable))) fail(what, s, "usable size not a class size");
     if (s->size > pm_g.max_pooled) fail(what, s, "request above MAX_POOLED served from a pool");
-  } else if (pool_expected && s->size <= pm_g.max_pooled && pm_g.size != 0) {
+  } else if (pool_expected && !pm_opt.lifetime && s->size <= pm_g.max_pooled &&
+             pm_g.size != 0) { /* lifetime routing sends samples to jemalloc */
     fail(what, s, "a poolable request went to jemalloc");
   }
 }
@@ -224,7 +226,8 @@ static void do_realloc(rng *r, slot *s, stats *st) {
   /* a pool block stays in the pools, and so does a large block shrunk to
    * pool size; a small jemalloc block (an over-aligned one) may stay */
   bool was_large = !pm_is_pool_ptr(before.p) && old_usable > pm_g.max_pooled;
-  if (!pm_is_pool_ptr(q) && size <= pm_g.max_pooled && (pm_is_pool_ptr(before.p) || was_large)) {
+  if (!pm_is_pool_ptr(q) && size <= pm_g.max_pooled && !pm_opt.lifetime &&
+      (pm_is_pool_ptr(before.p) || was_large)) {
     char d[160];
     snprintf(d, sizeof d, "from %p (%s, size %zu, usable %zu)", (void *)before.p,
              pm_is_pool_ptr(before.p) ? "pool" : "jemalloc", old, old_usable);
