@@ -12,7 +12,8 @@
  * At the end, with the long-lived blocks still allocated, it reads VmHWM (peak
  * RSS) and VmRSS from /proc/self/status, then checks and frees the survivors.
  * Every block carries a head and tail tag checked before its free; a mismatch
- * exits with status 3. Prints time, ops/s, peak_rss_kib and final_rss_kib.
+ * exits with status 3. Prints time, ops/s, live_kib (the survivors' bytes),
+ * peak_rss_kib and final_rss_kib.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -33,7 +34,9 @@ struct block {
 
 static uint64_t rng_state = 0xda942042e4dd58b5ull;
 
-static uint64_t xorshift64(void) { return xorshift64_step(&rng_state); }
+static uint64_t xorshift64(void) {
+  return xorshift64_step(&rng_state);
+}
 
 static struct block alloc_block(size_t size, uint64_t tag) {
   unsigned char *p = malloc(size);
@@ -51,7 +54,8 @@ static void free_block(struct block b, uint64_t tag) {
   memcpy(&head, b.p, sizeof head);
   memcpy(&tail, b.p + b.size - sizeof tail, sizeof tail);
   if (head != tag || tail != tag) {
-    fprintf(stderr, "bench_mixed: CORRUPTION in block tagged %llu\n", (unsigned long long)tag);
+    fprintf(stderr, "bench_mixed: CORRUPTION in block tagged %llu\n",
+            (unsigned long long)tag);
     exit(3);
   }
   free(b.p);
@@ -63,7 +67,8 @@ static size_t long_size(void) {
   return (16u << shift) + xorshift64() % (16u << shift);
 }
 
-static size_t run_phase(int phase, struct block *shorts, struct block *longs, size_t *nlong) {
+static size_t run_phase(int phase, struct block *shorts, struct block *longs,
+                        size_t *nlong) {
   size_t n = 100000 + (size_t)(phase % 5) * 50000;
   size_t every = n / LONG_PER_PHASE;
   uint64_t base = (uint64_t)phase << 32;
@@ -103,14 +108,19 @@ int main(int argc, char **argv) {
 
   size_t nlong = 0, ops = 0;
   double t0 = now_sec();
-  for (int ph = 0; ph < phases; ph++) ops += run_phase(ph, shorts, longs, &nlong);
+  for (int ph = 0; ph < phases; ph++)
+    ops += run_phase(ph, shorts, longs, &nlong);
+  size_t live = 0;
+  for (size_t i = 0; i < nlong; i++)
+    live += longs[i].size;
   long hwm = status_kib("VmHWM"), rss = status_kib("VmRSS");
-  for (size_t i = 0; i < nlong; i++) free_block(longs[i], ~(uint64_t)i);
+  for (size_t i = 0; i < nlong; i++)
+    free_block(longs[i], ~(uint64_t)i);
   double dt = now_sec() - t0;
 
   printf("bench_mixed phases=%d ops=%zu long_lived=%zu time=%.3fs ops_per_sec=%.0f "
-         "peak_rss_kib=%ld final_rss_kib=%ld check=ok\n",
-         phases, ops, nlong, dt, (double)ops / dt, hwm, rss);
+         "live_kib=%zu peak_rss_kib=%ld final_rss_kib=%ld check=ok\n",
+         phases, ops, nlong, dt, (double)ops / dt, live / 1024, hwm, rss);
   free(longs);
   free(shorts);
   return 0;
