@@ -6,6 +6,7 @@
  * updated with atomics; nothing allocates. */
 #include "lifetime.h"
 #include "alloc.h"
+#include "arena.h"
 #include "fallback.h"
 #include "heap.h"
 #include "options.h"
@@ -219,6 +220,17 @@ void pm_lt_forget(const void *p, const void *q) {
 
 /* ---- the allocation side ---- */
 
+/* Without routing the countdown still runs out every PM_TICK allocations of
+ * a class: the tick that lets free memory go back to the OS in a program
+ * whose allocations no longer reach a slow path (a steady malloc/free of a
+ * few blocks after a spike), the way jemalloc's decay ticker does. */
+#define PM_TICK 4096
+
+static void housekeeping(void) {
+  pm_pages_maybe_purge();
+  pm_fallback_maybe_purge();
+}
+
 static uint32_t next_interval(pm_heap *h) {
   uint32_t rate = (uint32_t)pm_opt.lifetime_rate;
   /* +-1/8 jitter so periodic programs are not sampled in step */
@@ -232,7 +244,7 @@ static uint32_t next_interval(pm_heap *h) {
 void pm_lt_heap_init(pm_heap *h) {
   h->lt_rng = (uint32_t)(uintptr_t)h | 1;
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
-    h->countdown[c] = pm_opt.lifetime ? next_interval(h) : UINT32_MAX;
+    h->countdown[c] = pm_opt.lifetime ? next_interval(h) : PM_TICK;
     h->lt_sample_left[c] = h->countdown[c];
   }
 }
@@ -271,10 +283,12 @@ void *pm_lt_malloc(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
     sample = true;
   }
   if (!pm_opt.lifetime) {
-    h->countdown[cls] = UINT32_MAX;
+    h->countdown[cls] = PM_TICK;
+    housekeeping();
     return pm_malloc_pool(h, size, cls);
   }
   if (sample) {
+    housekeeping();
     void *p = take_sample(h, size, cls, site);
     if (p != NULL) return p;
   }

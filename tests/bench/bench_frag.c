@@ -20,7 +20,9 @@
  * almost empty but cannot be given back: RSS stays far above the live bytes.
  *
  * After the last phase (its short-lived blocks freed, the long-lived set still
- * allocated) it reads VmHWM (peak RSS) and VmRSS (final RSS) from
+ * allocated) it reads VmRSS (end_rss_kib), idles for 2 s (0.1 s below scale
+ * 0.5) allocating a little every 5 ms (settle()), then reads VmHWM (peak
+ * RSS) and VmRSS (final RSS) from
  * /proc/self/status, then checks and frees the survivors. Bookkeeping arrays
  * are mmap'd (outside the allocator under test) and touched before the first
  * phase; base_rss_kib is VmRSS then, so final_rss_kib - base_rss_kib is what
@@ -134,6 +136,27 @@ static long status_kib(const char *key) {
   return v;
 }
 
+/* After the last phase the program goes on quietly for `sec` seconds: a
+ * few small blocks allocated and freed every 5 ms, the way a server idles.
+ * An allocator that gives free memory back on a timer (poolmalloc's
+ * POOLMALLOC_DECAY_MS, jemalloc's and mimalloc's decay/purge delays) does
+ * so now, if the long-lived blocks let it: what it cannot give back is
+ * what they pin. */
+static void settle(double sec) {
+  double end = now_sec() + sec;
+  void *few[64];
+  while (now_sec() < end) {
+    for (int r = 0; r < 32; r++) {
+      for (int i = 0; i < 64; i++)
+        if ((few[i] = malloc(random_size())) == NULL) die("malloc failed", 0);
+      for (int i = 0; i < 64; i++)
+        free(few[i]);
+    }
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+}
+
 int main(int argc, char **argv) {
   double scale = argc > 1 ? atof(argv[1]) : 1.0;
   if (scale <= 0) scale = 1.0;
@@ -190,6 +213,8 @@ int main(int argc, char **argv) {
   size_t live = 0;
   for (size_t k = 0; k < nlong; k++)
     live += longs[k].size;
+  long end_rss = status_kib("VmRSS");
+  settle(scale >= 0.5 ? 2.0 : 0.1);
   long hwm = status_kib("VmHWM"), rss = status_kib("VmRSS");
   for (size_t k = 0; k < nlong; k++)
     check_and_free(&longs[k]);
@@ -200,9 +225,10 @@ int main(int argc, char **argv) {
   double live_kib = (double)live / 1024.0;
   printf("bench_frag phases=%d short_per_phase=%zu keep_every=%d allocs=%zu time=%.3fs "
          "ops_per_sec=%.0f long_live=%zu live_kib=%.0f base_rss_kib=%ld peak_rss_kib=%ld "
-         "final_rss_kib=%ld rss_over_live=%.2f heap_over_live=%.2f check=ok\n",
+         "end_rss_kib=%ld final_rss_kib=%ld rss_over_live=%.2f heap_over_live=%.2f "
+         "check=ok\n",
          phases, per_phase, KEEP_EVERY, allocs, dt, (double)allocs / dt, nlong, live_kib,
-         base_rss, hwm, rss, live ? (double)rss / live_kib : 0.0,
+         base_rss, hwm, end_rss, rss, live ? (double)rss / live_kib : 0.0,
          live ? (double)(rss - base_rss) / live_kib : 0.0);
   return 0;
 }
