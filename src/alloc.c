@@ -140,7 +140,6 @@ static pm_noinline void *malloc_large(size_t size) {
   return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
 }
 
-
 void *pm_malloc(size_t size) {
   pm_heap *h = pm_tls_heap;
   if (unlikely(size > pm_g.max_pooled)) return malloc_large(size);
@@ -172,7 +171,7 @@ static _Atomic size_t calloc_memset_limit;
 /* a pointer that is neither a pool block nor, since jemalloc never started,
  * a jemalloc block */
 static void check_foreign(const char *call, const void *p) {
-  if (unlikely(!pm_fallback_started()))
+  if (unlikely(!pm_fallback_owns(p)))
     pm_heap_error(call, "invalid pointer: not allocated by poolmalloc", p);
 }
 

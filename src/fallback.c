@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 
 void *pm_je_mallocx(size_t size, int flags);
 void *pm_je_rallocx(void *ptr, size_t size, int flags);
@@ -137,12 +138,69 @@ void pm_fallback_postfork_child(void) {
   pthread_mutex_init(&start_lock, NULL);
 }
 
+/* ---- before jemalloc starts: the first large blocks straight from mmap ----
+ *
+ * Most short-lived processes (cat, sed, the compiler driver, half of the
+ * shells of a configure run) ask for only a few blocks above
+ * POOLMALLOC_MAX_POOLED. Starting jemalloc for them costs ~20 system calls
+ * and ~40 page faults (about 1 ms here); an mmap per block costs one call.
+ * So the first DIRECT_SLOTS such blocks of a process are mapped directly
+ * (page-aligned, zeroed, unmapped when freed), and jemalloc starts with the
+ * request after them. Each slot is used once; freeing a block empties its
+ * slot. */
+#define DIRECT_SLOTS 16
+#define DIRECT_MAX ((size_t)64 << 20) /* larger ones start jemalloc */
+typedef struct direct_block {
+  _Atomic uintptr_t p; /* 0: empty */
+  size_t len;
+} direct_block;
+static direct_block direct[DIRECT_SLOTS];
+static _Atomic uint32_t direct_taken, direct_live;
+
+static void *direct_alloc(size_t size, size_t align) {
+  if (align > 4096 || size > DIRECT_MAX || relaxed_load(&direct_taken) >= DIRECT_SLOTS)
+    return NULL;
+  uint32_t i = atomic_fetch_add(&direct_taken, 1);
+  if (i >= DIRECT_SLOTS) return NULL;
+  size_t len = (size + 4095) & ~(size_t)4095;
+  void *p = pm_os_map_block(len);
+  if (p == NULL) return NULL;
+  direct[i].len = len;
+  atomic_fetch_add(&direct_live, 1);
+  atomic_store_explicit(&direct[i].p, (uintptr_t)p, memory_order_release);
+  return p;
+}
+
+/* p's slot if p is a direct block */
+static direct_block *direct_find(const void *p) {
+  if (likely(relaxed_load(&direct_live) == 0)) return NULL;
+  for (unsigned i = 0; i < DIRECT_SLOTS; i++)
+    if (atomic_load_explicit(&direct[i].p, memory_order_acquire) == (uintptr_t)p)
+      return &direct[i];
+  return NULL;
+}
+
+static void direct_free(direct_block *d) {
+  uintptr_t p = atomic_exchange(&d->p, 0);
+  if (p == 0) return;
+  atomic_fetch_sub(&direct_live, 1);
+  pm_os_unmap((void *)p, d->len);
+}
+
+bool pm_fallback_owns(const void *p) {
+  return pm_fallback_started() || direct_find(p) != NULL;
+}
+
 void *pm_fallback_alloc(size_t size, size_t align, bool zero) {
   if (unlikely(size > PTRDIFF_MAX)) {
     errno = ENOMEM;
     return NULL;
   }
-  ENSURE_STARTED();
+  if (unlikely(!relaxed_load(&started))) {
+    void *p = direct_alloc(size, align);
+    if (p != NULL) return p;
+    start();
+  }
   if (own_purging) atomic_fetch_add_explicit(&recent_bytes, size, memory_order_relaxed);
   int flags = zero ? PM_JE_ZERO : 0;
   if (size < PM_MIN_ALIGN) size = PM_MIN_ALIGN;
@@ -157,6 +215,15 @@ void *pm_fallback_realloc(void *p, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
+  direct_block *d = direct_find(p);
+  if (d != NULL) {
+    if (size <= d->len && size > d->len / 2) return p;
+    void *q = pm_fallback_alloc(size, 0, false);
+    if (q == NULL) return NULL;
+    memcpy(q, p, size < d->len ? size : d->len);
+    direct_free(d);
+    return q;
+  }
   ENSURE_STARTED();
   if (size < PM_MIN_ALIGN) size = PM_MIN_ALIGN;
   void *q = pm_je_rallocx(p, size, 0);
@@ -165,28 +232,38 @@ void *pm_fallback_realloc(void *p, size_t size) {
 }
 
 void pm_fallback_free(void *p) {
+  direct_block *d = direct_find(p);
+  if (d != NULL) {
+    direct_free(d);
+    return;
+  }
   int saved = errno;
   pm_je_dallocx(p, 0);
   errno = saved;
 }
 
 size_t pm_fallback_usable(const void *p) {
+  direct_block *d = direct_find(p);
+  if (d != NULL) return d->len;
   return pm_je_sallocx(p, 0);
 }
 
 void pm_fallback_figures(uint64_t *allocated, uint64_t *resident, uint64_t *mapped) {
-  *allocated = *resident = *mapped = 0;
+  uint64_t d = 0; /* direct blocks count as this tier's (resident: an upper bound) */
+  for (unsigned i = 0; i < DIRECT_SLOTS; i++)
+    if (atomic_load_explicit(&direct[i].p, memory_order_acquire)) d += direct[i].len;
+  *allocated = *resident = *mapped = d;
   if (!pm_fallback_started()) return;
   int saved = errno;
   uint64_t epoch = 1;
   size_t len = sizeof epoch;
   pm_je_mallctl("epoch", &epoch, &len, &epoch, len);
   size_t v, vlen = sizeof v;
-  if (pm_je_mallctl("stats.allocated", &v, &vlen, NULL, 0) == 0) *allocated = v;
+  if (pm_je_mallctl("stats.allocated", &v, &vlen, NULL, 0) == 0) *allocated += v;
   vlen = sizeof v;
-  if (pm_je_mallctl("stats.resident", &v, &vlen, NULL, 0) == 0) *resident = v;
+  if (pm_je_mallctl("stats.resident", &v, &vlen, NULL, 0) == 0) *resident += v;
   vlen = sizeof v;
-  if (pm_je_mallctl("stats.mapped", &v, &vlen, NULL, 0) == 0) *mapped = v;
+  if (pm_je_mallctl("stats.mapped", &v, &vlen, NULL, 0) == 0) *mapped += v;
   errno = saved;
 }
 

@@ -22,6 +22,9 @@ void *pm_fallback_alloc(size_t size, size_t align, bool zero);
 void *pm_fallback_realloc(void *p, size_t size);
 void pm_fallback_free(void *p); /* keeps errno */
 size_t pm_fallback_usable(const void *p);
+/* true if p may be a block of this tier: jemalloc has started, or p is one
+ * of the first large blocks, mapped before it started (fallback.c) */
+bool pm_fallback_owns(const void *p);
 /* true once jemalloc has started: until then no valid pointer is jemalloc's,
  * and reports must not start it */
 bool pm_fallback_started(void);

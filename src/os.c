@@ -41,6 +41,19 @@ void *pm_os_map(size_t size) {
   return p == MAP_FAILED ? NULL : p;
 }
 
+void *pm_os_map_block(size_t size) {
+  int saved = errno;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void pm_os_unmap(void *p, size_t size) {
+  int saved = errno;
+  munmap(p, size);
+  errno = saved;
+}
+
 bool pm_os_commit(void *p, size_t size) {
   int saved = errno;
   bool ok = mprotect(p, size, PROT_READ | PROT_WRITE) == 0;

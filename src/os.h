@@ -14,6 +14,10 @@
 void *pm_os_reserve(size_t size, size_t align);
 /* Map `size` bytes read/write, zero-filled, lazily backed. NULL on failure. */
 void *pm_os_map(size_t size);
+/* Zeroed, committed memory for a user block (accounted like glibc's mmapped
+ * chunks: no MAP_NORESERVE); NULL on failure. */
+void *pm_os_map_block(size_t size);
+void pm_os_unmap(void *p, size_t size);
 /* Make [p, p+size) of a reservation read/write. false on failure. */
 bool pm_os_commit(void *p, size_t size);
 /* Give the pages of [p, p+size) back to the OS; the range stays mapped and

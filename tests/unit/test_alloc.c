@@ -73,7 +73,9 @@ Test(alloc, initialises_lazily_on_first_call) {
   cr_assert_eq(snap().cls[pm_class_of(24)].frees, 1);
 }
 
-/* jemalloc starts on the first request that reaches it, not before */
+/* jemalloc starts when it is needed, not before: the first 16 large blocks
+ * of a process are mapped directly (page-aligned, zeroed, usable to the end
+ * of their pages), the 17th starts jemalloc */
 Test(alloc, jemalloc_starts_on_its_first_request) {
   void *small[100];
   for (int i = 0; i < 100; i++)
@@ -81,13 +83,30 @@ Test(alloc, jemalloc_starts_on_its_first_request) {
   for (int i = 0; i < 100; i++)
     pm_free(small[i]);
   cr_assert(!pm_fallback_started(), "small blocks only: jemalloc untouched");
-  char *big = pm_malloc(1 << 20);
-  cr_assert_not_null(big);
+  char *big[17];
+  for (int i = 0; i < 16; i++) {
+    size_t n = (64 << 10) + (size_t)i * 1000;
+    big[i] = pm_calloc(1, n);
+    cr_assert_not_null(big[i]);
+    cr_assert(!pm_is_pool_ptr(big[i]));
+    cr_assert_eq((uintptr_t)big[i] % 4096, 0);
+    cr_assert_eq(pm_usable_size(big[i]), (n + 4095) & ~(size_t)4095);
+    cr_assert_eq(big[i][n - 1], 0);
+    big[i][pm_usable_size(big[i]) - 1] = 1;
+  }
+  cr_assert(!pm_fallback_started(), "16 direct blocks");
+  big[16] = pm_malloc(1 << 20);
   cr_assert(pm_fallback_started());
-  cr_assert(!pm_is_pool_ptr(big));
-  cr_assert_geq(pm_usable_size(big), (size_t)1 << 20);
-  big[(1 << 20) - 1] = 1;
-  pm_free(big);
+  cr_assert_geq(pm_usable_size(big[16]), (size_t)1 << 20);
+  big[3] = pm_realloc(big[3], 300 << 10); /* a direct block grows into jemalloc */
+  cr_assert_not_null(big[3]);
+  cr_assert_geq(pm_usable_size(big[3]), (size_t)300 << 10);
+  for (int i = 0; i < 17; i++)
+    pm_free(big[i]);
+  char *again = pm_malloc(70 << 10); /* freed slots are not reused */
+  cr_assert_neq((uintptr_t)again % 4096 == 0 && pm_usable_size(again) == (72 << 10), true,
+                "a direct block after jemalloc started");
+  pm_free(again);
 }
 
 /* jemalloc's own decay is off; poolmalloc keeps freed large pages while
