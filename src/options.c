@@ -220,13 +220,11 @@ void pm_options_load(pm_options *out, pm_getenv_fn get, pm_warn_fn warn) {
   /* cross-option rule: a page must hold at least one pooled block */
   if (out->max_pooled > out->pool_size) {
     const pm_option_info *o = &pm_option_table[1];
-    char value[24];
-    pm_buf b = pm_buf_make(value, sizeof value);
-    pm_buf_u64(&b, out->max_pooled);
+    const char *raw = get("POOLMALLOC_MAX_POOLED"); /* quoted as given, like the rest */
     char line[200];
     pm_buf l = pm_buf_make(line, sizeof line);
     pm_buf_str(&l, "POOLMALLOC_MAX_POOLED='");
-    pm_buf_str(&l, pm_buf_cstr(&b));
+    pm_buf_str(&l, raw ? raw : "");
     pm_buf_str(&l, "' is larger than POOLMALLOC_POOL_SIZE (");
     pm_buf_u64(&l, out->pool_size);
     pm_buf_str(&l, "); using ");
