@@ -104,11 +104,44 @@ static void *malloc_refill(pm_heap *h, size_t size, unsigned cls) {
   return pop_block(h, pg, pg->free, cls, size);
 }
 
+/* ---- POOLMALLOC_CHECK=full: a bit per 16 bytes of the region ---- */
+
+pm_inline _Atomic uint64_t *live_word(uintptr_t off, uint64_t *bit) {
+  *bit = 1ull << ((off >> 4) & 63);
+  return &pm_g.live[off >> 10];
+}
+
+/* a block just handed out: its bit must be clear, and the free list it
+ * came from must still point into its page (a write into a freed block,
+ * decoded, lands anywhere) */
+static void mark_live(void *p) {
+  uintptr_t off = (uintptr_t)p - pm_g.base;
+  pm_page *pg = &pm_g.pages[off >> pm_g.page_shift];
+  pm_block *next = pg->free;
+  if (next != NULL && (pm_page_of(next) != pg || !pm_is_pool_ptr(next) ||
+                       !pm_page_is_block_start(pg, (uintptr_t)next & pm_g.page_mask)))
+    pm_heap_error("malloc()", "free list corrupted (a write into a freed block?)", p);
+  uint64_t bit;
+  _Atomic uint64_t *w = live_word(off, &bit);
+  if (atomic_fetch_or(w, bit) & bit)
+    pm_heap_error("malloc()", "block handed out twice (heap corrupted)", p);
+}
+
 void *pm_malloc_pool(pm_heap *h, size_t size, unsigned cls) {
   pm_page *pg = h->pages[cls];
   pm_block *b = pg->free;
-  if (unlikely(b == NULL)) return malloc_refill(h, size, cls);
-  return pop_block(h, pg, b, cls, size);
+  void *p =
+      likely(b != NULL) ? pop_block(h, pg, b, cls, size) : malloc_refill(h, size, cls);
+  if (unlikely(pm_g.live != NULL) && p != NULL && pm_is_pool_ptr(p)) mark_live(p);
+  return p;
+}
+
+/* every allocation with POOLMALLOC_CHECK=full (the countdown stays at 1) */
+static void *malloc_checked(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
+  void *p =
+      pm_opt.lifetime ? pm_lt_malloc(h, size, cls, site) : pm_malloc_pool(h, size, cls);
+  h->countdown[cls] = 1;
+  return p;
 }
 
 static pm_noinline void *malloc_slow(size_t size, unsigned cls, uintptr_t site) {
@@ -118,6 +151,7 @@ static pm_noinline void *malloc_slow(size_t size, unsigned cls, uintptr_t site) 
   size_t bsize = pm_class_size(cls);
   if (unlikely(size > pm_g.max_pooled || bsize > pm_page_size()))
     return pm_malloc_fallback(h, size, 0, false, PM_FB_TOO_LARGE);
+  if (unlikely(pm_g.live != NULL)) return malloc_checked(h, size, cls, site);
   /* a diverted class routes every request, also those that need a page */
   if (unlikely((relaxed_load(&pm_lt_diverted) >> cls) & 1))
     return pm_lt_malloc(h, size, cls, site);
@@ -127,6 +161,7 @@ static pm_noinline void *malloc_slow(size_t size, unsigned cls, uintptr_t site) 
 /* the countdown to the next lifetime sample of the class ran out */
 static pm_noinline void *malloc_counted(pm_heap *h, size_t size, unsigned cls,
                                         uintptr_t site) {
+  if (unlikely(pm_g.live != NULL)) return malloc_checked(h, size, cls, site);
   return pm_lt_malloc(h, size, cls, site);
 }
 
@@ -175,8 +210,14 @@ static void check_foreign(const char *call, const void *p) {
     pm_heap_error(call, "invalid pointer: not allocated by poolmalloc", p);
 }
 
+static void free_checked(void *p);
+
 static pm_noinline void free_large(void *p) {
   if (p == NULL) return;
+  if (pm_is_pool_ptr(p)) { /* only with POOLMALLOC_CHECK=full */
+    free_checked(p);
+    return;
+  }
   check_foreign("free()", p);
   if (relaxed_load(&pm_lt_outstanding)) pm_lt_forget(p, NULL);
   pm_heap *h = pm_tls_heap;
@@ -249,9 +290,31 @@ static pm_noinline void free_unusual(pm_heap *h, pm_page *pg, pm_block *b) {
   free_local(h, pg, b);
 }
 
+/* POOLMALLOC_CHECK=full: the block's live bit must be set */
+static pm_noinline void free_checked(void *p) {
+  uintptr_t off = (uintptr_t)p - pm_g.base;
+  pm_page *pg = &pm_g.pages[off >> pm_g.page_shift];
+  pm_block *b = p;
+  if (unlikely(pg->state != PM_PAGE_IN_USE))
+    pm_heap_error("free()", "invalid pointer: its pool page is not in use", p);
+  if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask)))
+    pm_heap_error("free()", "invalid pointer: not the start of a block", p);
+  uint64_t bit;
+  _Atomic uint64_t *w = live_word(off, &bit);
+  if (!(atomic_fetch_and(w, ~bit) & bit))
+    pm_heap_error("free()", "double free detected", p);
+  pm_heap *h = pm_tls_heap;
+  if (relaxed_load(&pg->owner) != h) {
+    b->tag = 0; /* checked above: a value equal to the tag is user data */
+    free_remote(h, pg, b);
+  } else {
+    free_local(h, pg, b);
+  }
+}
+
 void pm_free(void *p) {
   uintptr_t off = (uintptr_t)p - pm_g.base;
-  if (unlikely(off >= pm_g.size)) {
+  if (unlikely(off >= pm_g.free_span)) {
     free_large(p);
     return;
   }
@@ -290,8 +353,13 @@ static pm_page *checked_page(const char *call, const void *p) {
   if (unlikely(pg->state != PM_PAGE_IN_USE ||
                !pm_page_is_block_start(pg, (uintptr_t)p & pm_g.page_mask)))
     pm_heap_error(call, "invalid pointer", p);
-  if (unlikely(((const pm_block *)p)->tag == pm_g.tag))
+  if (pm_g.live != NULL) {
+    uint64_t bit;
+    _Atomic uint64_t *w = live_word((uintptr_t)p - pm_g.base, &bit);
+    if (!(atomic_load(w) & bit)) pm_heap_error(call, "pointer already freed", p);
+  } else if (unlikely(((const pm_block *)p)->tag == pm_g.tag)) {
     pm_heap_error(call, "pointer already freed", p);
+  }
   return pg;
 }
 

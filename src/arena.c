@@ -40,8 +40,13 @@ bool pm_arena_init(void) {
   pm_g.max_pooled = (size_t)pm_opt.max_pooled;
   pm_g.key = (uintptr_t)pm_os_random();
   pm_g.tag = (uintptr_t)pm_os_random() | 1;
+  if (pm_opt.check == PM_CHECK_FULL) {
+    pm_g.live = pm_os_map(want / 16 / 8); /* touched lazily, like the region */
+    if (pm_g.live == NULL) return false;
+  }
   pm_g.base = (uintptr_t)base;
   atomic_thread_fence(memory_order_release);
+  pm_g.free_span = pm_g.live ? 0 : want;
   pm_g.size = want; /* published last: until now every pointer was foreign */
   return true;
 }

@@ -50,14 +50,18 @@ enum { PM_IN_NONE = 0, PM_IN_CURRENT, PM_IN_AVAIL, PM_IN_FULL, PM_IN_CACHE };
 
 /* Read-mostly globals of the free fast path, in one cache line. */
 typedef struct pm_globals {
-  uintptr_t base;      /* region start (0 before init) */
-  uintptr_t size;      /* region length (0 before init: every pointer is foreign) */
-  pm_page *pages;      /* descriptor table */
-  unsigned page_shift; /* log2(POOLMALLOC_POOL_SIZE) */
-  uintptr_t page_mask; /* POOLMALLOC_POOL_SIZE - 1 */
-  uintptr_t key;       /* free-list link encoding */
-  uintptr_t tag;       /* marks a freed block (double-free check) */
-  size_t max_pooled;
+  uintptr_t base;         /* region start (0 before init) */
+  uintptr_t free_span;    /* what free's fast path compares with: size, or 0 with
+                             POOLMALLOC_CHECK=full (every free is checked) */
+  pm_page *pages;         /* descriptor table */
+  unsigned page_shift;    /* log2(POOLMALLOC_POOL_SIZE) */
+  uintptr_t page_mask;    /* POOLMALLOC_POOL_SIZE - 1 */
+  uintptr_t key;          /* free-list link encoding */
+  uintptr_t tag;          /* marks a freed block (double-free check) */
+  size_t max_pooled;      /* the first cache line ends here: the fast paths' fields */
+  uintptr_t size;         /* region length (0 before init: every pointer is foreign) */
+  _Atomic uint64_t *live; /* POOLMALLOC_CHECK=full: a bit per 16 bytes of the
+                             region, set while a block starting there is live */
 } pm_globals;
 
 extern pm_globals pm_g __attribute__((aligned(PM_CACHELINE)));

@@ -245,6 +245,7 @@ void pm_lt_heap_init(pm_heap *h) {
   h->lt_rng = (uint32_t)(uintptr_t)h | 1;
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
     h->countdown[c] = pm_opt.lifetime ? next_interval(h) : PM_TICK;
+    if (pm_g.live != NULL) h->countdown[c] = 1; /* POOLMALLOC_CHECK=full */
     h->lt_sample_left[c] = h->countdown[c];
   }
 }

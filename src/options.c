@@ -87,6 +87,12 @@ static bool parse_stats(const char *s, uint64_t *out) {
   return parse_bool(s, out);
 }
 
+static bool parse_check(const char *s, uint64_t *out) {
+  if (ieq(s, "default") || ieq(s, "0")) return (*out = PM_CHECK_DEFAULT), true;
+  if (ieq(s, "full") || ieq(s, "1")) return (*out = PM_CHECK_FULL), true;
+  return false;
+}
+
 static const struct {
   const char *name;
   int num;
@@ -175,6 +181,10 @@ static uint64_t parse_one(const pm_option_info *o, const char *value, pm_warn_fn
   case PM_OPT_SIGNAL:
     ok = parse_signal(value, &v);
     what = "is not a catchable signal name or number";
+    break;
+  case PM_OPT_CHECK:
+    ok = parse_check(value, &v);
+    what = "is not one of default, full";
     break;
   default:
     return 0;
@@ -270,6 +280,9 @@ void pm_option_format(pm_buf *b, const pm_options *o, size_t i) {
     break;
   case PM_OPT_STATS:
     pm_buf_str(b, v == PM_STATS_JSON ? "json" : v ? "text" : "off");
+    break;
+  case PM_OPT_CHECK:
+    pm_buf_str(b, v == PM_CHECK_FULL ? "full" : "default");
     break;
   case PM_OPT_SIGNAL:
     if (v && pm_signal_name((int)v)) {

@@ -14,10 +14,12 @@ typedef enum {
   PM_OPT_BOOL,
   PM_OPT_STATS,
   PM_OPT_STRING,
-  PM_OPT_SIGNAL
+  PM_OPT_SIGNAL,
+  PM_OPT_CHECK
 } pm_opt_kind;
 
 enum { PM_STATS_OFF = 0, PM_STATS_TEXT = 1, PM_STATS_JSON = 2 };
+enum { PM_CHECK_DEFAULT = 0, PM_CHECK_FULL = 1 };
 
 #define PM_KiB ((uint64_t)1024)
 #define PM_MiB (PM_KiB * 1024)
@@ -43,6 +45,9 @@ enum { PM_STATS_OFF = 0, PM_STATS_TEXT = 1, PM_STATS_JSON = 2 };
   X(DECAY_MS, decay_ms, PM_OPT_UINT, 1000, 0, 3600000,                                   \
     "milliseconds a free pool page stays resident before its memory goes back to the "   \
     "OS (0: at once)")                                                                   \
+  X(CHECK, check, PM_OPT_CHECK, 0, 0, 1,                                                 \
+    "heap checks: default (cheap double/invalid free checks of pool blocks) or full (a " \
+    "bitmap of live blocks and free-list validation on every call; slower)")             \
   X(LIFETIME, lifetime, PM_OPT_BOOL, 0, 0, 1,                                            \
     "learn call sites whose blocks live long and send their requests to jemalloc, "      \
     "away from the pools")                                                               \

@@ -321,7 +321,8 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
     pm_buf_json_str(b, pm_option_table[i].name);
     pm_buf_char(b, ':');
     pm_opt_kind kind = pm_option_table[i].kind;
-    if (kind == PM_OPT_STRING || kind == PM_OPT_STATS || kind == PM_OPT_SIGNAL)
+    if (kind == PM_OPT_STRING || kind == PM_OPT_STATS || kind == PM_OPT_SIGNAL ||
+        kind == PM_OPT_CHECK)
       pm_buf_json_str(b, pm_buf_cstr(&vb));
     else
       pm_buf_str(b, pm_buf_cstr(&vb));

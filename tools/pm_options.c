@@ -31,6 +31,8 @@ static void print_default(const pm_option_info *o) {
     printf("(unset)");
   else if (o->kind == PM_OPT_STATS)
     printf("%s", o->def ? "text" : "off");
+  else if (o->kind == PM_OPT_CHECK)
+    printf("%s", o->def ? "full" : "default");
   else
     print_value(o, o->def);
 }

@@ -284,3 +284,62 @@ Test(corruption, foreign_pointer_before_jemalloc_starts) {
   expect_abort(usable_bad, "malloc_usable_size()",
                "invalid pointer: not allocated by poolmalloc");
 }
+
+/* ---- POOLMALLOC_CHECK=full ---- */
+
+/* a use-after-free write over the tag word hides a double free from the
+ * default check; the live bitmap still sees it */
+static void double_free_after_write(void) {
+  char *p = pm_malloc(64);
+  pm_free(p);
+  memset(p + 8, 0x55, 8);
+  pm_free(p);
+}
+
+Test(corruption, full_check_catches_a_double_free_the_tag_missed) {
+  setenv("POOLMALLOC_CHECK", "full", 1);
+  expect_abort(double_free_after_write, "free()", "double free detected");
+}
+
+/* a use-after-free write over the link word: the next malloc from that
+ * list finds the list pointing outside its page */
+static void link_overwritten(void) {
+  char *p = pm_malloc(64), *q = pm_malloc(64);
+  pm_free(q);
+  pm_free(p); /* the list: p, q */
+  memset(p, 0x41, 8);
+  (void)pm_malloc(64); /* takes p; the list head is now garbage */
+}
+
+Test(corruption, full_check_catches_a_corrupted_free_list) {
+  setenv("POOLMALLOC_CHECK", "full", 1);
+  expect_abort(link_overwritten, "malloc()",
+               "free list corrupted (a write into a freed block?)");
+}
+
+static void usable_of_freed(void) {
+  char *p = pm_malloc(64);
+  memset(p, 0, 64);
+  pm_free(p);
+  memset(p + 8, 0, 8); /* even with the tag word wiped */
+  (void)pm_usable_size(p);
+}
+
+Test(corruption, full_check_validates_realloc_and_usable_size) {
+  setenv("POOLMALLOC_CHECK", "full", 1);
+  expect_abort(usable_of_freed, "malloc_usable_size()", "pointer already freed");
+}
+
+Test(corruption, full_check_is_silent_on_correct_use) {
+  setenv("POOLMALLOC_CHECK", "full", 1);
+  void *v[1000];
+  for (int r = 0; r < 3; r++) {
+    for (int i = 0; i < 1000; i++)
+      v[i] = pm_malloc((size_t)(i % 300) + 1);
+    for (int i = 0; i < 1000; i += 2)
+      v[i] = pm_realloc(v[i], (size_t)(i % 500) + 1);
+    for (int i = 999; i >= 0; i--)
+      pm_free(v[i]);
+  }
+  cr_assert(pm_g.live != NULL, "the bitmap is on");
+}
