@@ -175,18 +175,25 @@ static pm_noinline void *malloc_large(size_t size) {
   return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
 }
 
+/* The fast path; SITE (the caller's return address, for lifetime routing)
+ * is evaluated only on the slow branches. */
+#define PM_MALLOC_BODY(SITE)                                                             \
+  pm_heap *h = pm_tls_heap;                                                              \
+  if (unlikely(size > pm_g.max_pooled)) return malloc_large(size);                       \
+  unsigned cls = likely(size <= PM_SMALL_LOOKUP_MAX) ? pm_small_class[(size + 15) >> 4]  \
+                                                     : pm_class_of_big(size);            \
+  pm_page *pg = h->pages[cls];                                                           \
+  pm_block *b = pg->free;                                                                \
+  if (unlikely(b == NULL)) return malloc_slow(size, cls, (SITE));                        \
+  if (unlikely(--h->countdown[cls] == 0)) return malloc_counted(h, size, cls, (SITE));   \
+  return pop_block(h, pg, b, cls, size)
+
 void *pm_malloc(size_t size) {
-  pm_heap *h = pm_tls_heap;
-  if (unlikely(size > pm_g.max_pooled)) return malloc_large(size);
-  unsigned cls = likely(size <= PM_SMALL_LOOKUP_MAX) ? pm_small_class[(size + 15) >> 4]
-                                                     : pm_class_of_big(size);
-  pm_page *pg = h->pages[cls];
-  pm_block *b = pg->free;
-  if (unlikely(b == NULL))
-    return malloc_slow(size, cls, (uintptr_t)__builtin_return_address(0));
-  if (unlikely(--h->countdown[cls] == 0))
-    return malloc_counted(h, size, cls, (uintptr_t)__builtin_return_address(0));
-  return pop_block(h, pg, b, cls, size);
+  PM_MALLOC_BODY((uintptr_t)__builtin_return_address(0));
+}
+
+void *pm_malloc_at(size_t size, uintptr_t site) {
+  PM_MALLOC_BODY(site);
 }
 
 /* ---- free ---- */

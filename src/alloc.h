@@ -8,6 +8,8 @@
 #include "common.h"
 
 void *pm_malloc(size_t size);
+/* malloc for a caller whose own caller is the call site (operator new) */
+void *pm_malloc_at(size_t size, uintptr_t site);
 void pm_free(void *p);
 void *pm_calloc(size_t n, size_t size);
 void *pm_realloc(void *p, size_t size);

@@ -175,8 +175,12 @@ static pm_noinline void *new_failed(size_t size, size_t align, const char *nothr
   }
 }
 
-static inline void *cxx_new(size_t size, size_t align, const char *nothrow_name) {
-  void *p = align ? pm_memalign(align, size) : pm_malloc(size);
+/* always inlined into each operator: its return address is the caller's
+ * call site, which lifetime routing keys on */
+__attribute__((always_inline)) static inline void *cxx_new(size_t size, size_t align,
+                                                           const char *nothrow_name) {
+  void *p = align ? pm_memalign(align, size)
+                  : pm_malloc_at(size, (uintptr_t)__builtin_return_address(0));
   if (likely(p != NULL)) return p;
   return new_failed(size, align, nothrow_name);
 }
