@@ -1,0 +1,145 @@
+/* test_lifetime.c - the lifetime-routing tables (src/lifetime.c): sites are
+ * learned and unlearned, the fixed tables survive more sites and samples
+ * than they hold (hash collisions), and threads share them safely. Sites are
+ * synthetic return addresses passed to pm_lt_malloc directly. */
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "arena.h"
+#include "heap.h"
+#include "init.h"
+#include "lifetime.h"
+#include "options.h"
+
+#define CLS 3 /* 64 B blocks */
+#define FAST_ENV()                                                                       \
+  do {                                                                                   \
+    setenv("POOLMALLOC_LIFETIME", "1", 1);                                               \
+    setenv("POOLMALLOC_LIFETIME_RATE", "16", 1);                                         \
+    setenv("POOLMALLOC_LIFETIME_THRESHOLD", "1024", 1);                                  \
+  } while (0)
+
+static pm_heap *heap(void) {
+  pm_free(pm_malloc(1)); /* starts the process and the thread's heap */
+  return pm_heap_get();
+}
+
+/* `n` allocations from `site`, freed after `life` further allocations (or
+ * kept when life is 0); other allocations come from a short-lived site */
+static void drive(pm_heap *h, uintptr_t site, int n, int life, void **kept) {
+  void *ring[64] = {0};
+  for (int i = 0; i < n; i++) {
+    void *p = pm_lt_malloc(h, 64, CLS, site);
+    cr_assert_not_null(p);
+    memset(p, 0xab, 64);
+    if (life == 0) {
+      kept[i] = p;
+    } else {
+      int slot = i % 64;
+      pm_free(ring[slot]);
+      ring[slot] = p;
+    }
+    for (int k = 0; k < (life ? life / 64 : 40); k++) /* the clock runs */
+      pm_free(pm_lt_malloc(h, 64, CLS, 0x5000));
+  }
+  for (int i = 0; i < 64; i++)
+    pm_free(ring[i]);
+}
+
+Test(lifetime, a_site_is_learned_routed_and_unlearned) {
+  FAST_ENV();
+  pm_heap *h = heap();
+  static void *kept[4000];
+  drive(h, 0x1000, 4000, 0, kept); /* 0x1000: never freed */
+  pm_lt_site_info top[8];
+  size_t n = pm_lt_top_sites(top, 8);
+  cr_assert_geq(n, 1);
+  cr_assert_eq(top[0].site, 0x1000);
+  cr_assert(top[0].marked, "the long-lived site is marked");
+  cr_assert_gt(top[0].routed_blocks, 100, "and routed: %lu",
+               (unsigned long)top[0].routed_blocks);
+  cr_assert(relaxed_load(&pm_lt_diverted) >> CLS & 1, "its class is diverted");
+  for (size_t i = 0; i < n; i++)
+    cr_assert(top[i].site != 0x5000 || !top[i].marked, "the short-lived site is not");
+  for (int i = 0; i < 4000; i++)
+    pm_free(kept[i]);
+  /* the same site turns short-lived: unmarked, the class undiverted */
+  drive(h, 0x1000, 20000, 64, NULL);
+  n = pm_lt_top_sites(top, 8);
+  for (size_t i = 0; i < n; i++)
+    if (top[i].site == 0x1000) cr_assert(!top[i].marked, "unmarked once short-lived");
+  cr_assert_eq(relaxed_load(&pm_lt_diverted) >> CLS & 1, 0,
+               "class back on the fast path");
+}
+
+Test(lifetime, more_sites_than_slots) {
+  FAST_ENV();
+  pm_heap *h = heap();
+  /* 3 allocations from each of 9000 sites, all freed: more sites than the
+   * 4096-slot table and colliding hashes; every request is served */
+  for (uintptr_t s = 1; s <= 9000; s++)
+    for (int k = 0; k < 3; k++) {
+      void *p = pm_lt_malloc(h, 64, CLS, s << 12);
+      cr_assert_not_null(p);
+      pm_free(p);
+    }
+  uint64_t samples, sites, marked;
+  pm_lt_totals(&samples, &sites, &marked);
+  cr_assert_gt(samples, 1000);
+  cr_assert_leq(sites, 4096, "sites %lu", (unsigned long)sites);
+  cr_assert_eq(pm_lt_outstanding, 0, "every sample freed left the table");
+}
+
+Test(lifetime, more_live_samples_than_slots) {
+  FAST_ENV();
+  pm_heap *h = heap();
+  /* 100,000 live blocks at rate 16: ~6000 samples for a 4096-slot table */
+  enum { N = 100000 };
+  void **v = malloc(N * sizeof *v);
+  for (int i = 0; i < N; i++) {
+    v[i] = pm_lt_malloc(h, 64, CLS, 0x2000 + (uintptr_t)(i % 7) * 0x100);
+    cr_assert_not_null(v[i]);
+    *(int *)v[i] = i;
+  }
+  for (int i = 0; i < N; i++) {
+    cr_assert_eq(*(int *)v[i], i);
+    pm_free(v[i]);
+  }
+  free(v);
+  cr_assert_eq(pm_lt_outstanding, 0);
+}
+
+static void *worker(void *arg) {
+  uintptr_t base = (uintptr_t)arg;
+  pm_heap *h = heap();
+  void *keep[512];
+  for (int r = 0; r < 40; r++) {
+    for (int i = 0; i < 512; i++) {
+      keep[i] = pm_lt_malloc(h, 16 + (size_t)(i % 5) * 48,
+                             pm_class_of(16 + (size_t)(i % 5) * 48),
+                             base + (uintptr_t)(i % 13) * 64);
+      memset(keep[i], r, 16);
+    }
+    for (int i = 0; i < 512; i++) {
+      cr_assert_eq(((unsigned char *)keep[i])[15], (unsigned char)r);
+      pm_free(keep[i]);
+    }
+  }
+  return NULL;
+}
+
+Test(lifetime, threads_share_the_tables) {
+  FAST_ENV();
+  heap();
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++)
+    cr_assert_eq(
+        pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)((i % 2 + 1) << 20)), 0);
+  for (int i = 0; i < 4; i++)
+    pthread_join(t[i], NULL);
+  cr_assert_eq(pm_lt_outstanding, 0);
+}
