@@ -124,18 +124,6 @@ static void *book(size_t n) {
   return p;
 }
 
-static long status_kib(const char *key) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  long v = -1;
-  size_t klen = strlen(key);
-  if (!f) return -1;
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, key, klen) == 0 && line[klen] == ':') v = atol(line + klen + 1);
-  fclose(f);
-  return v;
-}
-
 /* After the last phase the program goes on quietly for `sec` seconds: a
  * few small blocks allocated and freed every 5 ms, the way a server idles.
  * An allocator that gives free memory back on a timer (poolmalloc's

@@ -86,18 +86,6 @@ static size_t run_phase(int phase, struct block *shorts, struct block *longs,
   return n + LONG_PER_PHASE;
 }
 
-static long status_kib(const char *key) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  long v = -1;
-  size_t klen = strlen(key);
-  if (!f) return -1;
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, key, klen) == 0 && line[klen] == ':') v = atol(line + klen + 1);
-  fclose(f);
-  return v;
-}
-
 int main(int argc, char **argv) {
   double scale = argc > 1 ? atof(argv[1]) : 1.0;
   if (scale <= 0) scale = 1.0;
