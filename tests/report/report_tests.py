@@ -81,12 +81,13 @@ def class_size(c):
 
 COUNTERS = ["pages_fresh", "pages_reused", "pages_released", "pages_abandoned", "pages_adopted",
             "remote_frees", "fallback_too_large", "fallback_alignment", "fallback_disabled",
-            "fallback_region_full", "fallback_no_heap", "large_bytes", "large_frees",
+            "fallback_region_full", "fallback_no_heap", "fallback_long_lived", "lifetime_samples",
+            "large_bytes", "large_frees",
             "realloc_in_place", "realloc_moved", "pages_in_use", "page_size", "live_block_bytes",
-            "tail_bytes", "purged_bytes", "region_committed", "jemalloc_allocated",
+            "tail_bytes", "pinned_pages", "pinned_bytes", "purged_bytes", "region_committed", "jemalloc_allocated",
             "jemalloc_resident", "rss", "rss_peak"]
 OPTIONS = ["POOL_SIZE", "MAX_POOLED", "DISABLE", "VERBOSE", "STATS", "STATS_FILE", "DECAY_MS",
-           "REGION_SIZE"]
+           "CHECK", "LIFETIME", "LIFETIME_RATE", "LIFETIME_THRESHOLD", "REGION_SIZE"]
 
 
 def is_uint(v):
@@ -826,6 +827,46 @@ def t_reader_fork():
     j = json.loads(reader(["--json", dd]).stdout)
     check(abs(j["pooled"] - (pa + 5000)) <= 5, "fork run: pooled %d, expected the parent's %d + the child's "
           "own 5,000 (raw sum %d)" % (j["pooled"], pa, pa + ch))
+
+
+
+
+def t_reader_lifetime():
+    """--advise suggests POOLMALLOC_LIFETIME=1 when mostly-free pages hold much memory, and
+    names the long-lived call sites the reports list"""
+    d = tempfile.mkdtemp(dir=TMP)
+    pinned = crafted(300, "cache-server", run_ms=9000, rss_peak=80 << 20,
+                     classes=[(3, 900000, 880000, 900000 * 60)],
+                     pinned_pages=400, pinned_bytes=24 << 20)
+    write(d + "/pinned.json", [pinned])
+    j = json.loads(reader(["--advise", "--json", d + "/pinned.json"]).stdout)
+    rules = [a for a in j["advice"] if a["variable"] == "POOLMALLOC_LIFETIME"]
+    check(rules and rules[0]["value"] == 1 and rules[0]["figures"]["pinned_bytes"] == 24 << 20,
+          "pinned pages: no POOLMALLOC_LIFETIME=1 advice: %s" % j["advice"])
+    # with routing on already: no such advice, and the sites are named
+    routed = crafted(301, "cache-server", run_ms=9000, rss_peak=80 << 20,
+                     classes=[(3, 900000, 880000, 900000 * 60)],
+                     pinned_pages=400, pinned_bytes=24 << 20, fallback_long_lived=5000)
+    routed["poolmalloc"]["options"]["LIFETIME"] = 1
+    routed["poolmalloc"]["lifetime"] = {"samples": 900, "sites": 12, "marked": 1, "long_lived_sites": [
+        {"site": "cache_insert+0x2a (cache-server)", "address": "0x5555", "marked": True,
+         "block_sizes": [64], "routed_blocks": 5000, "routed_bytes": 320000,
+         "long_samples": 9, "short_samples": 0}]}
+    write(d + "/routed.json", [routed])
+    r = reader(["--advise", d + "/routed.json"])
+    check("POOLMALLOC_LIFETIME=1" not in r.stdout, "advice to turn on what is on:\n" + r.stdout)
+    check("cache_insert+0x2a (cache-server): 5,000 blocks" in " ".join(r.stdout.split()),
+          "the long-lived site is not named:\n" + r.stdout)
+    j = json.loads(reader(["--json", d + "/routed.json"]).stdout)
+    check(j["long_lived_sites"] and j["long_lived_sites"][0]["routed_blocks"] == 5000,
+          "--json long_lived_sites: %s" % j.get("long_lived_sites"))
+    # a real run: lifetime routing on, the long-lived site is in the aggregate
+    dd = tempfile.mkdtemp(dir=TMP)
+    run_prog(["sparse", "400000"], {"POOLMALLOC_STATS": "json", "POOLMALLOC_STATS_FILE": dd + "/r-%p.json",
+                                    "POOLMALLOC_LIFETIME": "1", "POOLMALLOC_LIFETIME_RATE": "16",
+                                    "POOLMALLOC_LIFETIME_THRESHOLD": "4096"})
+    j = json.loads(reader(["--json", dd]).stdout)
+    check(isinstance(j.get("long_lived_sites"), list), "no long_lived_sites in --json: %s" % list(j))
 
 
 TESTS = {name[2:]: fn for name, fn in sorted(globals().items()) if name.startswith("t_")}
