@@ -2,15 +2,23 @@
 # Real-program tests: runs an allocation-heavy workload of a real program
 # (python3 with pymalloc and with PYTHONMALLOC=malloc, node, sqlite3, perl,
 # gcc -O2 on a generated 2000-function file, git, make -j2 on a generated
-# 20-file project, sort/awk pipelines) once without and once with
-# LD_PRELOAD=PRELOAD.  stdout and the exit status must be the same (and the
-# exit status 0), generated artifacts (object files, binaries) must be
+# 20-file project, sort/awk pipelines, node worker_threads and
+# child_process, git gc --aggressive/grep/fsck on a 441-commit repository,
+# jq filters over 3 MB of JSON, multithreaded xz, a bash script forking about
+# 1900 processes, a part of CPython's test suite with pymalloc and with
+# PYTHONMALLOC=malloc) once without and once with LD_PRELOAD=PRELOAD.
+# stdout and the exit status must be the same (and the exit status 0),
+# generated artifacts (object files, binaries, xz output) must be
 # byte-identical, and the preloaded run must show that the library was
-# interposed (POOLMALLOC_VERBOSE=1 banner on stderr).  Exits 77 (skipped) if
-# the program is not installed.
+# interposed (POOLMALLOC_VERBOSE=1 banner on stderr; for the workloads that
+# start children, a minimum number of banners, one per exec'd process).
+# Exits 77 (skipped) if the program is not installed.  redis has its own
+# script, run_real_redis.sh.
 #
 # usage: run_real.sh NAME PRELOAD WORKDIR [SECONDS]
 #   NAME: python3 python3-malloc node sqlite3 perl gcc git make sortawk
+#         node-workers git-gc jq xz bash-fork python3-testsuite
+#         python3-testsuite-malloc
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -25,6 +33,7 @@ cd "$work" || pm_fail "cannot enter $work"
 # prints only things that depend neither on the directory nor on the
 # allocator.
 artifacts=""
+min_banners=0
 case "$name" in
 python3 | python3-malloc)
     pm_need python3
@@ -367,6 +376,329 @@ tr 'a-z' 'A-Z' <data.csv | sort -t, -k2,2 -s | uniq -c -w 9 | sort -n | tail -n 
 EOF
     driver='bash workload.sh'
     ;;
+node-workers)
+    pm_need node
+    cat >workload_mt.js <<'EOF'
+'use strict';
+// worker_threads: 6 workers allocate Buffers and objects, transfer
+// ArrayBuffers back (allocated in one thread, freed in another), share a
+// SharedArrayBuffer; child_process: node children and /bin/echo.
+const { Worker, isMainThread, parentPort, workerData } = require('worker_threads');
+const crypto = require('crypto');
+const cp = require('child_process');
+
+function work(id) {
+  const h = crypto.createHash('sha256');
+  let keep = [];
+  for (let i = 0; i < 10000; i++) {
+    const b = Buffer.alloc(((i * 131 + id * 17) % 8192) + 8, (i + id) & 0xff);
+    b.writeUInt32LE(i, 0);
+    keep.push(b);
+    if (keep.length > 500) h.update(keep.splice((i * 7) % keep.length, 1)[0]);
+  }
+  const objs = new Map();
+  for (let i = 0; i < 30000; i++) {
+    objs.set('w' + id + ':' + i, { i, s: 'v'.repeat(i % 64), a: [i, id, i ^ id] });
+    if (i % 3 === 0) objs.delete('w' + id + ':' + (i >> 1));
+  }
+  let sum = 0;
+  for (const v of objs.values()) sum += v.a[2] + v.s.length;
+  const json = JSON.stringify(Array.from(objs.values()).slice(0, 5000));
+  h.update(json);
+  return { id, digest: h.digest('hex'), size: objs.size, sum, json: json.length };
+}
+
+if (!isMainThread) {
+  const { id, shared } = workerData;
+  const res = work(id);
+  // Transfer freshly allocated ArrayBuffers to the main thread.
+  const bufs = [];
+  for (let k = 0; k < 20; k++) {
+    const ab = new ArrayBuffer(4096 * (k + 1) + id);
+    new Uint8Array(ab).fill((k + id) & 0xff);
+    bufs.push(ab);
+  }
+  const counts = new Int32Array(shared);
+  for (let k = 0; k < 10000; k++) Atomics.add(counts, k % counts.length, 1);
+  parentPort.postMessage({ res, bufs }, bufs);
+  // A second round of messages: structured clones of nested objects.
+  for (let r = 0; r < 50; r++) {
+    parentPort.postMessage({ round: r, payload: Array.from({ length: 200 }, (_, j) => ({ j, t: 'x'.repeat((j + r) % 50) })) });
+  }
+  parentPort.postMessage({ done: true });
+} else if (process.argv[2] === 'child') {
+  const id = Number(process.argv[3]);
+  const r = work(100 + id);
+  process.stdout.write(JSON.stringify(r) + '\n');
+} else {
+  const NW = 4;
+  const shared = new SharedArrayBuffer(4 * 64);
+  const results = new Array(NW);
+  let finished = 0;
+  const run = () => new Promise((resolve, reject) => {
+    for (let id = 0; id < NW; id++) {
+      const w = new Worker(__filename, { workerData: { id, shared } });
+      let rounds = 0, bytes = 0;
+      w.on('message', (m) => {
+        if (m.res) {
+          for (const ab of m.bufs) bytes += new Uint8Array(ab).reduce((s, x) => s + x, 0) + ab.byteLength;
+          results[id] = m.res;
+        } else if (m.payload) {
+          rounds += m.payload.reduce((s, o) => s + o.t.length + o.j, 0);
+        } else if (m.done) {
+          results[id].rounds = rounds;
+          results[id].bytes = bytes;
+        }
+      });
+      w.on('error', reject);
+      w.on('exit', (code) => {
+        if (code !== 0) reject(new Error('worker ' + id + ' exit ' + code));
+        if (++finished === NW) resolve();
+      });
+    }
+  });
+  run().then(() => {
+    for (const r of results) console.log('worker', JSON.stringify(r));
+    const counts = new Int32Array(shared);
+    console.log('atomics', counts.reduce((s, x) => s + x, 0));
+    // child_process: spawnSync, exec, execFile, and async spawn of node children.
+    const out = cp.execFileSync('/bin/echo', ['hello', 'from', 'echo']).toString();
+    console.log('echo', out.trim());
+    const sh = cp.execSync('/bin/echo a; /bin/echo b | tr a-z A-Z', { shell: '/bin/sh' }).toString();
+    console.log('exec', JSON.stringify(sh));
+    const kids = [];
+    for (let c = 0; c < 3; c++) {
+      kids.push(new Promise((resolve, reject) => {
+        const ch = cp.spawn(process.execPath, [__filename, 'child', String(c)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let data = '';
+        ch.stdout.on('data', (d) => { data += d; });
+        ch.on('error', reject);
+        ch.on('close', (code) => (code === 0 ? resolve(data.trim()) : reject(new Error('child ' + c + ' exit ' + code))));
+      }));
+    }
+    return Promise.all(kids).then((outs) => {
+      outs.forEach((o, c) => console.log('child', c, o));
+      const r = cp.spawnSync(process.execPath, ['-e', 'let a=[];for(let i=0;i<100000;i++)a.push({i});console.log(a.length)']);
+      console.log('spawnSync', r.status, r.stdout.toString().trim());
+      const echoes = [];
+      for (let k = 0; k < 20; k++) echoes.push(cp.execFileSync('/bin/echo', ['n' + k]).toString().trim());
+      console.log('echoes', echoes.join(','));
+    });
+  }).catch((e) => { console.error('FAILED', e); process.exit(1); });
+}
+EOF
+    driver='node workload_mt.js'
+    # main node + 3 node children + spawnSync node + 21 /bin/echo (+ sh, tr)
+    min_banners=26
+    ;;
+git-gc)
+    pm_need git awk md5sum
+    cat >workload.sh <<'EOF'
+set -e
+export HOME="$PWD/home" GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+export TZ=UTC LC_ALL=C
+mkdir -p home
+git init -q -b main repo
+cd repo
+git config gc.auto 0
+git config pack.threads 1
+git config core.bigFileThreshold 512m
+# 400 commits on main and a 40-commit branch (forked at commit 300, merged
+# back at the end), written with fast-import: 60 files of 150 lines on main,
+# each commit rewrites 3 files.  With pack.threads=1 the pack written by
+# gc --aggressive is deterministic, so its checksum is compared.
+awk 'BEGIN {
+    nf = 60; nl = 150
+    for (c = 1; c <= 440; c++) {
+        if (c == 401) { print "reset refs/heads/topic"; print "from :300" }
+        br = (c > 400) ? "topic" : "main"
+        printf "commit refs/heads/%s\nmark :%d\n", br, c
+        printf "author Poolmalloc Test <test@example.com> %d +0000\n", 1577836800 + c * 3600
+        printf "committer Poolmalloc Test <test@example.com> %d +0000\n", 1577836800 + c * 3600
+        msg = sprintf("commit %d on %s: update files", c, br)
+        printf "data %d\n%s\n", length(msg), msg
+        for (k = 0; k < 3; k++) {
+            f = (c * 7 + k * 13) % nf
+            body = ""
+            for (l = 0; l < nl; l++) {
+                v = (l * 31 + f * 7) % 97
+                tag = ((l + c) % 17 == k) ? sprintf(" rev%d", c) : ""
+                body = body sprintf("file %d line %d value %d%s\n", f, l, v, tag)
+            }
+            if (c % 50 == k) body = body "TODO: allocator marker " c "\n"
+            if (br == "topic") printf "M 100644 inline topic/notes_%02d.txt\n", f
+            else printf "M 100644 inline dir%d/file_%02d.txt\n", f % 6, f
+            printf "data %d\n%s", length(body), body
+        }
+        print ""
+    }
+}' | git fast-import --quiet
+git reset -q --hard main
+export GIT_AUTHOR_DATE="2021-01-01T00:00:00+0000" GIT_COMMITTER_DATE="2021-01-01T00:00:00+0000"
+git -c user.name=T -c user.email=t@example.com merge -q --no-ff --no-edit -m "merge topic" topic
+git rev-list --count HEAD
+git gc --aggressive --quiet
+git count-objects -v | grep -E '^(count|in-pack|packs|prune-packable|garbage):'
+(cd .git/objects/pack && md5sum pack-*.pack pack-*.idx)
+git verify-pack -v .git/objects/pack/pack-*.idx | awk '$2 == "commit" || $2 == "tree" || $2 == "blob" || $2 == "tag" { n[$2]++; if (NF > 5) d++ } END { for (t in n) print t, n[t]; print "deltas", d + 0 }' | sort
+git fsck --full --strict --no-progress
+git fsck --connectivity-only --unreachable --no-progress | wc -l
+git grep -n -e 'allocator marker' HEAD -- 'dir*' | head -n 20
+git grep -c 'rev3[0-9][0-9]$' HEAD | sort | md5sum
+git grep -l -E 'value (13|42) rev[0-9]+' $(git rev-list -n 5 main~50) | sort | md5sum
+git log --format='%H %s' -n 3
+git rev-list --all --objects | md5sum
+git diff --shortstat main~200 main
+EOF
+    driver='bash workload.sh'
+    ;;
+jq)
+    pm_need jq awk md5sum
+    cat >workload.sh <<'EOF'
+set -e
+export LC_ALL=C
+# ~3 MB of JSON: 12000 records with nested objects, arrays and strings.
+awk 'BEGIN {
+    x = 7
+    printf "["
+    for (i = 0; i < 12000; i++) {
+        x = (x * 69069 + 1) % 4294967296
+        printf "%s{\"id\":%d,\"name\":\"user-%05d-%s\",\"group\":\"g%02d\",\"score\":%d.%02d,", (i ? "," : ""), i, i, substr("abcdefghijklmnopqrstuvwxyz", 1 + x % 20, 1 + x % 7), x % 37, x % 1000, x % 100
+        printf "\"tags\":["
+        for (t = 0; t < x % 6; t++) printf "%s\"t%d\"", (t ? "," : ""), (x + t * 7) % 50
+        printf "],\"addr\":{\"city\":\"c%03d\",\"zip\":\"%05d\",\"geo\":[%d,%d]},", x % 211, x % 99991, x % 180, x % 90
+        printf "\"history\":["
+        for (h = 0; h < i % 5; h++) printf "%s{\"t\":%d,\"v\":\"%s\"}", (h ? "," : ""), 1600000000 + i * 10 + h, substr("lorem ipsum dolor sit amet consectetur", 1 + h * 3, 10 + x % 20)
+        printf "]}"
+    }
+    printf "]\n"
+}' >data.json
+wc -c <data.json
+jq -c 'group_by(.group) | map({group: .[0].group, n: length, avg: (map(.score) | add / length * 1000 | floor), tags: (map(.tags[]) | unique | length)})' data.json | md5sum
+jq -c '[.[] | select(.score > 500 and (.tags | index("t7")))] | sort_by(.name) | .[0:3] | map(.id)' data.json
+jq -c 'map(.addr.city) | group_by(.) | map([.[0], length]) | sort_by(-.[1], .[0]) | .[0:5]' data.json
+jq -c 'reduce .[] as $r ({}; .[$r.group] += [$r.id]) | to_entries | map(.key + ":" + (.value | length | tostring)) | join(",")' data.json | md5sum
+jq -c '[.[] | .history[] | .v | ascii_upcase | split(" ") | length] | add' data.json
+jq -c 'map(tojson) | map(fromjson) | map(.name |= ascii_downcase + "-x") | .[11999].name' data.json
+jq -c '[paths(type == "number")] | length' data.json
+jq -S . data.json | md5sum
+jq -c '.[] | {id, city: .addr.city, ntags: (.tags | length)}' data.json | sort -t: -k4 | md5sum
+jq -n --slurpfile d data.json '$d[0] | [limit(5; .[] | select(.id % 2500 == 0)) | .name]'
+jq -r '.[] | [.id, .group, .name, (.tags | join(";"))] | @csv' data.json | md5sum
+EOF
+    driver='bash workload.sh'
+    ;;
+xz)
+    pm_need xz awk md5sum cmp
+    cat >workload.sh <<'EOF'
+set -e
+export LC_ALL=C
+# ~5 MB of text (compressible) and pseudo-random bytes; -T2 with small blocks
+# compresses blocks on 2 threads, and the output is the same every time.
+awk 'BEGIN {
+    x = 12345
+    for (i = 0; i < 90000; i++) {
+        x = (x * 69069 + 1) % 4294967296
+        printf "%08d %s %d %s\n", i, substr("the quick brown fox jumps over the lazy dog", 1 + x % 30), x, (x % 7 == 0) ? sprintf("%x%x%x", x, x * 3 % 65521, x % 977) : "-"
+    }
+}' >data
+awk 'BEGIN { x = 1; for (i = 0; i < 200000; i++) { x = (x * 1103515245 + 12345) % 2147483648; printf "%c%c", 33 + x % 90, 33 + int(x / 90) % 90 } }' >>data
+wc -c <data
+md5sum <data
+xz -T2 -6 --block-size=1MiB -k -c data >data.6.xz
+md5sum <data.6.xz
+xz -T2 -7 --block-size=2MiB -k -c data >data.7.xz
+md5sum <data.7.xz
+xz -T2 -3e --block-size=1MiB -k -c data >data.3e.xz
+md5sum <data.3e.xz
+xz -T2 --format=xz --check=sha256 -2 --block-size=512KiB -c data >data.2.xz
+md5sum <data.2.xz
+xz -l --robot data.6.xz | awk -F'\t' '$1 == "totals" { print "blocks", $3, "compressed", $4, "uncompressed", $5 }'
+for f in data.6.xz data.7.xz data.3e.xz data.2.xz; do
+    xz -T2 -t "$f"
+    xz -T2 -d -c "$f" | md5sum
+done
+cp data.6.xz round.xz
+xz -T2 -d -f round.xz
+cmp round data && echo "round trip ok"
+EOF
+    driver='bash workload.sh'
+    artifacts="data.6.xz data.7.xz data.3e.xz data.2.xz"
+    ;;
+bash-fork)
+    pm_need bash tr cut sort head awk md5sum
+    cat >workload.sh <<'EOF'
+set -e
+export LC_ALL=C
+# 1200 command substitutions (forked subshells; every 8th also runs a
+# pipeline of two exec'd programs, and each exec'd child loads the preload
+# again), 50 subshells and pipelines with sort/head, 40 background jobs:
+# about 1900 processes, all inheriting LD_PRELOAD.
+sum=0 acc=""
+for i in $(seq 1 1200); do
+    v=$(echo "$((i * 7 % 1000))")
+    sum=$((sum + v))
+    if [ $((i % 8)) -eq 0 ]; then
+        w=$(printf '%s-%d\n' "item" "$i" | tr 'a-z' 'A-Z' | cut -d- -f2)
+        acc="$acc$w,"
+    fi
+done
+echo "subst sum $sum acc ${#acc} $(printf '%s' "$acc" | md5sum)"
+n=0
+for i in $(seq 1 50); do
+    (x=$((i * i)); exit $((x % 2))) && n=$((n + 1)) || true
+    { echo "$i"; echo "$((i + 1))"; } | sort -rn | head -n 1 >>max.txt
+done
+echo "subshells even $n, max $(md5sum <max.txt)"
+for i in $(seq 1 40); do
+    ( echo "job $i $(echo $((i * 3)))" >"job.$i" ) &
+    if [ $((i % 10)) -eq 0 ]; then wait; fi
+done
+wait
+cat job.* | sort -t' ' -k2,2n | md5sum
+ls job.* | wc -l
+big=$(for i in $(seq 1 20000); do echo "line $i"; done | awk '{ s += length($0) } END { print s }')
+echo "big $big"
+declare -A map
+for i in $(seq 1 20000); do printf -v 'map[k'"$i"']' 'v%05d' "$i"; done
+s=""
+for k in "${!map[@]}"; do s+="${map[$k]}"; done
+echo "map ${#map[@]} ${map[k12345]} ${#s}"
+EOF
+    driver='bash workload.sh'
+    # tr and cut in 150 pipelines, sort and head in 50: 400 exec'd children
+    min_banners=400
+    ;;
+python3-testsuite | python3-testsuite-malloc)
+    # CPython's own regression tests (package libpython3.11-testsuite), run
+    # with the Debian interpreter (the python3 on PATH may be another build).
+    pm_need /usr/bin/python3 sed grep
+    /usr/bin/python3 -c 'import test.libregrtest, test.test_dict' 2>/dev/null ||
+        pm_skip "CPython test suite not importable by /usr/bin/python3 (package libpython3.11-testsuite)"
+    pymalloc=""
+    [ "$name" = python3-testsuite-malloc ] && pymalloc="PYTHONMALLOC=malloc "
+    cat >workload.sh <<'EOF'
+# Some tests assert that a child python writes nothing on stderr, so the
+# POOLMALLOC_VERBOSE=1 banner comes from a separate python3 run with the same
+# environment, and the suite runs without it.
+/usr/bin/python3 -c 'import test.support' || exit 1
+unset POOLMALLOC_VERBOSE
+/usr/bin/python3 -m test -j1 --timeout 120 \
+    test_dict test_list test_tuple test_set test_unicode test_bytes \
+    test_memoryview test_array test_json test_deque test_collections \
+    test_re test_gc test_thread >suite.log 2>&1
+rc=$?
+# Per-test result lines without the clock and load average prefix and the
+# durations, and the summary without the total duration.
+sed -n -E -e 's/^[0-9:]+ load avg: [0-9.]+ \[[ 0-9/]+\] (test_[a-z_0-9.]+ .*)$/\1/p' \
+    -e '/^== Tests result/,$p' suite.log |
+    sed -E -e 's/ \([0-9.]+ (ms|sec)\)$//; s/ \([0-9]+ min [0-9]+ sec\)$//' |
+    grep -v -E '^(Total duration|$)'
+[ "$rc" -eq 0 ] || tail -n 80 suite.log >&2
+exit "$rc"
+EOF
+    driver="${pymalloc}bash workload.sh"
+    ;;
 *)
     pm_fail "unknown program '$name'"
     ;;
@@ -415,6 +747,13 @@ if [ "$fail" -ne 0 ]; then
     exit 1
 fi
 pm_check_preload_stderr "$preload" "$work/preload.err" "$name"
+if [ "$min_banners" -gt 0 ] && pm_is_poolmalloc "$preload"; then
+    banners=$(grep -c '^poolmalloc' "$work/preload.err")
+    if [ "$banners" -lt "$min_banners" ]; then
+        pm_fail "$name: $banners poolmalloc banners on stderr, expected at least $min_banners (one per exec'd child): was LD_PRELOAD passed on to the children?"
+    fi
+    echo "preload banners: $banners (at least $min_banners expected)"
+fi
 echo "PASS: $name: identical stdout ($(wc -l <"$work/plain.out") lines)${artifacts:+, identical $artifacts}, exit 0"
 pm_cleanup "$work"
 exit 0
