@@ -119,7 +119,8 @@ static bool parse_signal(const char *s, uint64_t *out) {
   for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++) {
     const char *n = signal_names[i].name;
     size_t k = 0;
-    while (n[k] && s[k] && (s[k] == n[k] || s[k] == n[k] + 32))
+    while (n[k] && s[k] &&
+           (s[k] == n[k] || (n[k] >= 'A' && n[k] <= 'Z' && s[k] == n[k] + 32)))
       k++;
     if (n[k] == 0 && s[k] == 0) return (*out = (uint64_t)signal_names[i].num), true;
   }

@@ -54,8 +54,8 @@ static pm_options load1(const char *name, const char *value) {
 }
 
 static void expect_one_warning(const char *want) {
-  cr_assert_eq(nwarn, 1, "expected exactly one warning (%s), got %d: first '%s'", want, nwarn,
-               nwarn ? warnings[0] : "");
+  cr_assert_eq(nwarn, 1, "expected exactly one warning (%s), got %d: first '%s'", want,
+               nwarn, nwarn ? warnings[0] : "");
   cr_assert_str_eq(warnings[0], want);
 }
 
@@ -85,18 +85,21 @@ Test(options, table_is_consistent) {
                                    "STATS",     "STATS_FILE", "DECAY_MS", "REGION_SIZE"};
   for (size_t e = 0; e < sizeof expected / sizeof expected[0]; e++) {
     int found = 0;
-    for (size_t i = 0; i < pm_option_count; i++) found += strcmp(pm_option_table[i].name, expected[e]) == 0;
+    for (size_t i = 0; i < pm_option_count; i++)
+      found += strcmp(pm_option_table[i].name, expected[e]) == 0;
     cr_assert_eq(found, 1, "POOLMALLOC_%s listed %d times", expected[e], found);
   }
   for (size_t i = 0; i < pm_option_count; i++) {
-    for (size_t j = 0; j < i; j++) cr_assert_str_neq(pm_option_table[i].name, pm_option_table[j].name);
+    for (size_t j = 0; j < i; j++)
+      cr_assert_str_neq(pm_option_table[i].name, pm_option_table[j].name);
     const pm_option_info *o = &pm_option_table[i];
     cr_assert_not_null(o->name);
     cr_assert_not_null(o->help);
-    cr_assert(o->offset + sizeof(uint64_t) <= offsetof(pm_options, stats_file_str), "%s", o->name);
+    cr_assert(o->offset + sizeof(uint64_t) <= offsetof(pm_options, stats_file_str), "%s",
+              o->name);
     if (o->kind != PM_OPT_STRING)
-      cr_assert(o->def == 0 || (o->def >= o->lo && o->def <= o->hi), "%s default in range",
-                o->name);
+      cr_assert(o->def == 0 || (o->def >= o->lo && o->def <= o->hi),
+                "%s default in range", o->name);
   }
 }
 
@@ -202,14 +205,15 @@ Test(options, bad_sizes_keep_the_default_with_one_warning) {
       {"POOLMALLOC_DECAY_MS", "3600001", offsetof(pm_options, decay_ms),
        "POOLMALLOC_DECAY_MS='3600001' is out of range [0, 3600000]; using 1000"},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_bad(&cases[i]);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    check_bad(&cases[i]);
 }
 
 Test(options, booleans) {
   static const struct {
     const char *value;
     uint64_t want;
-  } good[] = {{"on", 1}, {"off", 0}, {"yes", 1}, {"no", 0}, {"1", 1},
+  } good[] = {{"on", 1}, {"off", 0}, {"yes", 1}, {"no", 0},   {"1", 1},
               {"0", 0},  {"ON", 1},  {"Off", 0}, {"true", 1}, {"false", 0}};
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
     pm_options o = load1("POOLMALLOC_DISABLE", good[i].value);
@@ -229,7 +233,8 @@ Test(options, booleans) {
       {"POOLMALLOC_VERBOSE", "onn", offsetof(pm_options, verbose),
        "POOLMALLOC_VERBOSE='onn' is not one of 0, 1, on, off; using 0"},
   };
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) check_bad(&bad[i]);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    check_bad(&bad[i]);
 }
 
 Test(options, stats) {
@@ -252,7 +257,8 @@ Test(options, stats) {
       {"POOLMALLOC_STATS", "xml", offsetof(pm_options, stats),
        "POOLMALLOC_STATS='xml' is not one of 0, 1, text, json; using 0"},
   };
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) check_bad(&bad[i]);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    check_bad(&bad[i]);
 }
 
 Test(options, stats_signal) {
@@ -272,7 +278,15 @@ Test(options, stats_signal) {
       {"POOLMALLOC_STATS_SIGNAL", "SIG", offsetof(pm_options, stats_signal),
        "POOLMALLOC_STATS_SIGNAL='SIG' is not a catchable signal name or number; using 0"},
       {"POOLMALLOC_STATS_SIGNAL", "USR22", offsetof(pm_options, stats_signal),
-       "POOLMALLOC_STATS_SIGNAL='USR22' is not a catchable signal name or number; using 0"},
+       "POOLMALLOC_STATS_SIGNAL='USR22' is not a catchable signal name or number; using "
+       "0"},
+      /* the fuzzer found these taken for USR1/USR2: '1' + 32 is 'Q', '2' + 32 is 'R' */
+      {"POOLMALLOC_STATS_SIGNAL", "USRQ", offsetof(pm_options, stats_signal),
+       "POOLMALLOC_STATS_SIGNAL='USRQ' is not a catchable signal name or number; using "
+       "0"},
+      {"POOLMALLOC_STATS_SIGNAL", "SIGUSRR", offsetof(pm_options, stats_signal),
+       "POOLMALLOC_STATS_SIGNAL='SIGUSRR' is not a catchable signal name or number; "
+       "using 0"},
       {"POOLMALLOC_STATS_SIGNAL", "on", offsetof(pm_options, stats_signal),
        "POOLMALLOC_STATS_SIGNAL='on' is not a catchable signal name or number; using 0"},
       {"POOLMALLOC_STATS_SIGNAL", "65", offsetof(pm_options, stats_signal),
@@ -282,7 +296,8 @@ Test(options, stats_signal) {
       {"POOLMALLOC_STATS_SIGNAL", "19", offsetof(pm_options, stats_signal),
        "POOLMALLOC_STATS_SIGNAL='19' is not a catchable signal name or number; using 0"},
   };
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) check_bad(&bad[i]);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    check_bad(&bad[i]);
 }
 
 Test(options, stats_file) {
@@ -328,7 +343,8 @@ Test(options, one_warning_per_bad_variable) {
   cr_assert_eq(o.disable, 0);
   cr_assert_eq(o.stats, 0);
   cr_assert_eq(o.decay_ms, 5);
-  for (int i = 0; i < nwarn; i++) cr_assert_eq(strncmp(warnings[i], "POOLMALLOC_", 11), 0);
+  for (int i = 0; i < nwarn; i++)
+    cr_assert_eq(strncmp(warnings[i], "POOLMALLOC_", 11), 0);
 }
 
 Test(options, long_values_are_cut_in_the_warning) {
@@ -338,7 +354,8 @@ Test(options, long_values_are_cut_in_the_warning) {
   pm_options o = load1("POOLMALLOC_POOL_SIZE", big);
   cr_assert_eq(o.pool_size, 65536);
   cr_assert_eq(nwarn, 1);
-  cr_assert_lt(strlen(warnings[0]), 200, "warning quotes at most 64 characters of the value");
+  cr_assert_lt(strlen(warnings[0]), 200,
+               "warning quotes at most 64 characters of the value");
   cr_assert(strstr(warnings[0], "; using 65536") != NULL, "%s", warnings[0]);
 }
 
@@ -355,9 +372,10 @@ Test(options, check_unknown) {
   nwarn = 0;
   pm_options_check_unknown(env, capture_warn);
   cr_assert_eq(nwarn, 2);
-  cr_assert_eq(strncmp(warnings[0], "POOLMALLOC_TYPO is not a poolmalloc setting", 43), 0, "%s",
-               warnings[0]);
-  cr_assert(strncmp(warnings[1], "POOLMALLOC_POOL_SIZEX is not", 28) == 0, "%s", warnings[1]);
+  cr_assert_eq(strncmp(warnings[0], "POOLMALLOC_TYPO is not a poolmalloc setting", 43), 0,
+               "%s", warnings[0]);
+  cr_assert(strncmp(warnings[1], "POOLMALLOC_POOL_SIZEX is not", 28) == 0, "%s",
+            warnings[1]);
   nwarn = 0;
   pm_options_check_unknown(NULL, capture_warn);
   cr_assert_eq(nwarn, 0);
@@ -403,10 +421,25 @@ Test(options, parse_size_accepts) {
 }
 
 Test(options, parse_size_rejects) {
-  static const char *bad[] = {"",     " ",     "K",    "-1",   "+1",   "12x",
-                              "1.5M", "64 K",  "64K ", "64KiBs", "64Kx", "64iB",
-                              "64B",  "0x10",  "1P",   "18446744073709551616",
-                              "99999999999999999999999", "16777216T", "17179869184G",
+  static const char *bad[] = {"",
+                              " ",
+                              "K",
+                              "-1",
+                              "+1",
+                              "12x",
+                              "1.5M",
+                              "64 K",
+                              "64K ",
+                              "64KiBs",
+                              "64Kx",
+                              "64iB",
+                              "64B",
+                              "0x10",
+                              "1P",
+                              "18446744073709551616",
+                              "99999999999999999999999",
+                              "16777216T",
+                              "17179869184G",
                               "64KK"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     uint64_t v = 777;
