@@ -117,7 +117,7 @@ static pm_noinline void start(void) {
 
 #define ENSURE_STARTED()                                                                 \
   do {                                                                                   \
-    if (unlikely(!relaxed_load(&started))) start();                                      \
+    if (unlikely(!atomic_load_explicit(&started, memory_order_acquire))) start();        \
   } while (0)
 
 void pm_fallback_prefork(void) {
@@ -196,7 +196,7 @@ void *pm_fallback_alloc(size_t size, size_t align, bool zero) {
     errno = ENOMEM;
     return NULL;
   }
-  if (unlikely(!relaxed_load(&started))) {
+  if (unlikely(!atomic_load_explicit(&started, memory_order_acquire))) {
     void *p = direct_alloc(size, align);
     if (p != NULL) return p;
     start();
