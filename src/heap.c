@@ -47,7 +47,7 @@ pm_heap *pm_heap_at(uint32_t i) {
   return &heaps[i];
 }
 
-pm_heap *pm_heap_acquire(void) {
+static pm_heap *acquire(bool aux) {
   pm_heap *h = NULL;
   uint64_t old = atomic_load_explicit(&free_heaps, memory_order_acquire), next;
   do {
@@ -69,12 +69,23 @@ pm_heap *pm_heap_acquire(void) {
     h->kind = PM_HEAP_REAL;
   }
   h->live = 1;
+  h->aux = aux;
+  h->lt_heap = NULL;
+  if (aux) return h;
   uint64_t live = atomic_fetch_add(&pm_threads_live, 1) + 1;
   atomic_fetch_add(&pm_threads_total, 1);
   uint64_t peak = atomic_load(&pm_threads_peak);
   while (live > peak && !atomic_compare_exchange_weak(&pm_threads_peak, &peak, live)) {
   }
   return h;
+}
+
+pm_heap *pm_heap_acquire(void) {
+  return acquire(false);
+}
+
+pm_heap *pm_heap_acquire_aux(void) {
+  return acquire(true);
 }
 
 /* ---- owner-only page lists ---- */
@@ -308,6 +319,10 @@ void pm_page_claim_orphan(pm_page *pg) {
 }
 
 void pm_heap_release(pm_heap *h) {
+  if (h->lt_heap != NULL) {
+    pm_heap_release(h->lt_heap);
+    h->lt_heap = NULL;
+  }
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
     pm_page *pg = h->pages[c];
     h->pages[c] = &pm_page_empty;
@@ -326,7 +341,7 @@ void pm_heap_release(pm_heap *h) {
   h->full_cursor = NULL;
   pm_heap_flush_cache(h);
   h->live = 0;
-  atomic_fetch_sub(&pm_threads_live, 1);
+  if (!h->aux) atomic_fetch_sub(&pm_threads_live, 1);
   uint32_t idx = (uint32_t)(h - heaps);
   uint64_t old = atomic_load_explicit(&free_heaps, memory_order_relaxed), next;
   do {
@@ -343,6 +358,6 @@ void pm_heaps_after_fork(pm_heap *self) {
    * the middle of changing them when fork() copied the address space. */
   uint32_t n = atomic_load(&nheaps);
   for (uint32_t i = 0; i < n; i++)
-    if (&heaps[i] != self) heaps[i].live = 0;
+    if (&heaps[i] != self && &heaps[i] != self->lt_heap) heaps[i].live = 0;
   atomic_store(&pm_threads_live, self->kind == PM_HEAP_REAL ? 1 : 0);
 }

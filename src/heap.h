@@ -29,7 +29,10 @@ typedef struct pm_heap {
   uint32_t ncache;
   uint32_t lt_sample_left[PM_NCLASSES]; /* sampling of a diverted class */
   uint32_t lt_rng;
-  uint8_t kind; /* PM_HEAP_* */
+  struct pm_heap *lt_heap; /* POOLMALLOC_LIFETIME=2: this thread's heap of pages for
+                              long-lived blocks (never pm_tls_heap) */
+  uint8_t aux;             /* an lt_heap: not a thread of its own */
+  uint8_t kind;            /* PM_HEAP_* */
   uint8_t live;
   char *arena_cur, *arena_end; /* bump range pages are carved from */
   pm_heap_stats stats;
@@ -66,6 +69,9 @@ extern pm_shared_stats pm_shared;
 bool pm_heaps_init(void);
 /* A heap for a new thread, or NULL when the table is full. */
 pm_heap *pm_heap_acquire(void);
+/* A second heap for a thread's long-lived blocks (POOLMALLOC_LIFETIME=2):
+ * not counted as a thread, released with its thread's heap. */
+pm_heap *pm_heap_acquire_aux(void);
 /* Abandons h's pages and recycles it (thread exit). */
 void pm_heap_release(pm_heap *h);
 /* A page of class cls with a non-empty free list, made current; NULL when

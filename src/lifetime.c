@@ -296,7 +296,15 @@ void *pm_lt_malloc(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
   if (diverted) {
     lt_site *s = site_find(site_key(site), false);
     if (s != NULL && relaxed_load(&s->marked)) {
-      void *p = pm_malloc_fallback(h, size, 0, false, PM_FB_LONG_LIVED);
+      void *p = NULL;
+      if (pm_opt.lifetime == 2) { /* pool pages of their own */
+        if (h->lt_heap == NULL) h->lt_heap = pm_heap_acquire_aux();
+        if (h->lt_heap != NULL) {
+          p = pm_malloc_pool(h->lt_heap, size, cls);
+          if (p != NULL) PM_STAT_ADD(h, lt_to_pages, 1);
+        }
+      }
+      if (p == NULL) p = pm_malloc_fallback(h, size, 0, false, PM_FB_LONG_LIVED);
       if (p != NULL) {
         atomic_fetch_add_explicit(&s->routed_blocks, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->routed_bytes, size, memory_order_relaxed);

@@ -48,9 +48,9 @@ enum { PM_CHECK_DEFAULT = 0, PM_CHECK_FULL = 1 };
   X(CHECK, check, PM_OPT_CHECK, 0, 0, 1,                                                 \
     "heap checks: default (cheap double/invalid free checks of pool blocks) or full (a " \
     "bitmap of live blocks and free-list validation on every call; slower)")             \
-  X(LIFETIME, lifetime, PM_OPT_BOOL, 0, 0, 1,                                            \
-    "learn call sites whose blocks live long and send their requests to jemalloc, "      \
-    "away from the pools")                                                               \
+  X(LIFETIME, lifetime, PM_OPT_UINT, 0, 0, 2,                                            \
+    "learn call sites whose blocks live long and keep them out of the pools: 0 off, 1 "  \
+    "send their requests to jemalloc, 2 to pool pages of their own")                     \
   X(LIFETIME_RATE, lifetime_rate, PM_OPT_UINT, 1024, 16, 1048576,                        \
     "sample one allocation in this many, per thread and size class")                     \
   X(LIFETIME_THRESHOLD, lifetime_threshold, PM_OPT_UINT, 524288, 1024, 1099511627776,    \

@@ -29,6 +29,8 @@
   X(fb_no_heap, "fallback_no_heap", "jemalloc: thread exiting or heap limit reached")    \
   X(fb_long_lived, "fallback_long_lived",                                                \
     "jemalloc: call site learned to be long-lived")                                      \
+  X(lt_to_pages, "long_lived_to_pages",                                                  \
+    "long-lived call site: to pool pages of its own")                                    \
   X(lt_samples, "lifetime_samples", "allocations sampled for lifetime (to jemalloc)")    \
   X(large_bytes, "large_bytes", "bytes requested from jemalloc")                         \
   X(large_frees, "large_frees", "blocks freed back to jemalloc")                         \

@@ -81,7 +81,7 @@ def class_size(c):
 
 COUNTERS = ["pages_fresh", "pages_reused", "pages_released", "pages_abandoned", "pages_adopted",
             "remote_frees", "fallback_too_large", "fallback_alignment", "fallback_disabled",
-            "fallback_region_full", "fallback_no_heap", "fallback_long_lived", "lifetime_samples",
+            "fallback_region_full", "fallback_no_heap", "fallback_long_lived", "long_lived_to_pages", "lifetime_samples",
             "large_bytes", "large_frees",
             "realloc_in_place", "realloc_moved", "pages_in_use", "page_size", "live_block_bytes",
             "tail_bytes", "pinned_pages", "pinned_bytes", "purged_bytes", "region_committed", "jemalloc_allocated",

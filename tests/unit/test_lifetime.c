@@ -18,7 +18,7 @@
 #define CLS 3 /* 64 B blocks */
 #define FAST_ENV()                                                                       \
   do {                                                                                   \
-    setenv("POOLMALLOC_LIFETIME", "1", 1);                                               \
+    setenv("POOLMALLOC_LIFETIME", "1", 0); /* 2 in unit_lifetime_pages */                \
     setenv("POOLMALLOC_LIFETIME_RATE", "16", 1);                                         \
     setenv("POOLMALLOC_LIFETIME_THRESHOLD", "1024", 1);                                  \
   } while (0)
