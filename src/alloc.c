@@ -346,7 +346,7 @@ void *pm_calloc(size_t n, size_t size) {
   }
   pm_heap *h = pm_heap_get();
   if (total <= pm_g.max_pooled && h->kind == PM_HEAP_REAL) {
-    void *p = pm_malloc(total);
+    void *p = pm_malloc_at(total, (uintptr_t)__builtin_return_address(0));
     if (p != NULL) memset(p, 0, total);
     return p;
   }
@@ -371,7 +371,8 @@ static pm_page *checked_page(const char *call, const void *p) {
 }
 
 void *pm_realloc(void *p, size_t size) {
-  if (p == NULL) return pm_malloc(size);
+  uintptr_t site = (uintptr_t)__builtin_return_address(0); /* the caller's call site */
+  if (p == NULL) return pm_malloc_at(size, site);
   if (size == 0) { /* glibc: frees and returns NULL */
     pm_free(p);
     return NULL;
@@ -382,7 +383,7 @@ void *pm_realloc(void *p, size_t size) {
     if (size <= pm_g.max_pooled && h->kind == PM_HEAP_REAL &&
         pm_fallback_usable(p) > pm_g.max_pooled) {
       /* a large block shrunk to pool size moves into the pools */
-      void *q = pm_malloc(size);
+      void *q = pm_malloc_at(size, site);
       if (q == NULL) return NULL;
       memcpy(q, p, size);
       free_large(p);
@@ -401,7 +402,7 @@ void *pm_realloc(void *p, size_t size) {
     PM_STAT_ADD(h, realloc_in_place, 1);
     return p;
   }
-  void *q = pm_malloc(size);
+  void *q = pm_malloc_at(size, site);
   if (q == NULL) return NULL; /* p stays valid */
   memcpy(q, p, size < bsize ? size : bsize);
   pm_free(p);

@@ -301,12 +301,28 @@ void pm_option_format(pm_buf *b, const pm_options *o, size_t i) {
 
 static _Atomic int options_state; /* 0 not loaded, 1 loaded */
 
+/* The value of POOLMALLOC_STATS_FILE, copied: programs that set their
+ * process title (redis-server, postgres, nginx) overwrite the memory environ
+ * pointed to, and the exit report would find an empty or garbled name. */
+static char stats_file_copy[1024];
+
 void pm_options_init(void) {
   if (atomic_load_explicit(&options_state, memory_order_acquire)) return;
   extern char **environ;
   pm_options o;
   pm_options_load(&o, pm_os_getenv, pm_message);
   pm_options_check_unknown(environ, pm_message);
+  if (o.stats_file_str != NULL) {
+    size_t n = strlen(o.stats_file_str);
+    if (n < sizeof stats_file_copy) {
+      memcpy(stats_file_copy, o.stats_file_str, n + 1);
+      o.stats_file_str = stats_file_copy;
+    } else {
+      pm_message(
+          "POOLMALLOC_STATS_FILE is longer than 1023 bytes; the report goes to stderr");
+      o.stats_file_str = NULL;
+    }
+  }
   pm_opt = o;
   atomic_store_explicit(&options_state, 1, memory_order_release);
 }

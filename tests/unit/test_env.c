@@ -22,7 +22,8 @@
 #define MiB (KiB * 1024)
 
 static pm_snapshot snap(void) {
-  if (!PM_COUNTING) cr_skip_test("built without POOLMALLOC_COUNTING: no counters to check");
+  if (!PM_COUNTING)
+    cr_skip_test("built without POOLMALLOC_COUNTING: no counters to check");
   pm_snapshot s;
   pm_stats_snapshot(&s);
   return s;
@@ -45,7 +46,8 @@ Test(env, disable_sends_everything_to_jemalloc) {
   void *b = pm_memalign(256, 10);
   cr_assert_eq((uintptr_t)b % 256, 0);
   unsigned char *c = pm_calloc(10, 10);
-  for (int i = 0; i < 100; i++) cr_assert_eq(c[i], 0);
+  for (int i = 0; i < 100; i++)
+    cr_assert_eq(c[i], 0);
   c = pm_realloc(c, 5000);
   cr_assert_geq(pm_usable_size(c), 5000);
   void *d = NULL;
@@ -55,7 +57,8 @@ Test(env, disable_sends_everything_to_jemalloc) {
                (unsigned long long)s.heap.fb_disabled);
   cr_assert_eq(s.threads_total, 0);
   uint64_t allocs = 0;
-  for (unsigned k = 0; k < PM_NCLASSES; k++) allocs += s.cls[k].allocs;
+  for (unsigned k = 0; k < PM_NCLASSES; k++)
+    allocs += s.cls[k].allocs;
   cr_assert_eq(allocs, 0);
   pm_free(a);
   pm_free(b);
@@ -80,14 +83,16 @@ Test(env, pool_size_4k) {
   cr_assert(pm_is_pool_ptr(e));
   cr_assert_eq((uintptr_t)e % 2048, 0);
   void *f = pm_memalign(4096, 1);
-  cr_assert_not(pm_is_pool_ptr(f), "no pooled class is 4 KiB aligned under a 2 KiB limit");
+  cr_assert_not(pm_is_pool_ptr(f),
+                "no pooled class is 4 KiB aligned under a 2 KiB limit");
   cr_assert_eq((uintptr_t)f % 4096, 0);
   void *g = pm_memalign(1024, 1500);
   cr_assert(pm_is_pool_ptr(g));
   cr_assert_eq((uintptr_t)g % 1024, 0);
   cr_assert_eq(pm_arena_size(), 4 * MiB);
   void *all[] = {a, b, c, d, e, f, g};
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) pm_free(all[i]);
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    pm_free(all[i]);
   cr_assert_eq(snap().block_bytes_live, 0);
 }
 
@@ -109,7 +114,8 @@ Test(env, pool_size_1m_pools_1m_blocks) {
   char *d = pm_malloc(MiB + 1);
   cr_assert_not(pm_is_pool_ptr(d));
   cr_assert_eq(pm_arena_size(), 16 * MiB);
-  for (size_t i = 0; i < MiB; i += 4096) cr_assert_eq(a[i], 7);
+  for (size_t i = 0; i < MiB; i += 4096)
+    cr_assert_eq(a[i], 7);
   pm_free(a);
   pm_free(b);
   pm_free(c);
@@ -147,19 +153,23 @@ Test(env, region_exhaustion_falls_back_to_jemalloc, .timeout = 60) {
     pooled += pm_is_pool_ptr(v[i]);
   }
   cr_assert_eq(pm_g.size, 64 * MiB);
-  cr_assert_eq(pooled, 2048, "the whole region is used before falling back (%zu)", pooled);
+  cr_assert_eq(pooled, 2048, "the whole region is used before falling back (%zu)",
+               pooled);
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.fb_region_full, N - 2048);
   cr_assert_eq(s.region_committed, 64 * MiB);
   cr_assert_eq(s.pages_in_use, 1024);
   void *small = pm_malloc(16);
   cr_assert_not(pm_is_pool_ptr(small), "no page left for a new class either");
-  for (int i = 0; i < N; i++) cr_assert_eq(((char *)v[i])[100], (char)i);
+  for (int i = 0; i < N; i++)
+    cr_assert_eq(((char *)v[i])[100], (char)i);
   /* freeing pooled blocks gives pages back for the next requests */
-  for (int i = 0; i < 64; i++) pm_free(v[i]);
+  for (int i = 0; i < 64; i++)
+    pm_free(v[i]);
   void *again = pm_malloc(16);
   cr_assert(pm_is_pool_ptr(again), "released pages serve new classes");
-  for (int i = 64; i < N; i++) pm_free(v[i]);
+  for (int i = 64; i < N; i++)
+    pm_free(v[i]);
   pm_free(small);
   pm_free(again);
 }
@@ -173,11 +183,13 @@ Test(env, decay_zero_purges_released_pages_at_once) {
     v[i] = pm_malloc(1024);
     memset(v[i], 0xee, 1024);
   }
-  for (size_t i = 0; i < n; i++) pm_free(v[i]);
+  for (size_t i = 0; i < n; i++)
+    pm_free(v[i]);
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.pages_released, 9);
   cr_assert_eq(s.pages_free_cached, 4, "four emptied pages stay in the heap's cache");
-  cr_assert_eq(s.pages_purged_total, 5 * 64 * KiB, "the other five are purged at once (%llu)",
+  cr_assert_eq(s.pages_purged_total, 5 * 64 * KiB,
+               "the other five are purged at once (%llu)",
                (unsigned long long)s.pages_purged_total);
   /* the first page released went to the cache; the purged ones are the
    * last five: their memory reads as zeros again */
@@ -186,7 +198,8 @@ Test(env, decay_zero_purges_released_pages_at_once) {
     unsigned char *blk = v[p * per + 1]; /* skip the free-list words of block 0 */
     if (pm_page_of(blk)->state != PM_PAGE_FREE) continue;
     bool zero = true;
-    for (size_t k = 16; k < 1024; k++) zero &= blk[k] == 0;
+    for (size_t k = 16; k < 1024; k++)
+      zero &= blk[k] == 0;
     zero_pages += zero;
   }
   cr_assert_eq(zero_pages, 5);
@@ -199,18 +212,22 @@ Test(env, decay_purges_old_free_pages_later, .timeout = 30) {
   setenv("POOLMALLOC_DECAY_MS", "200", 1);
   enum { HOLD = 2 * 128 };
   static void *hold[HOLD]; /* two pages of 512-byte blocks, released later */
-  for (int i = 0; i < HOLD; i++) hold[i] = pm_malloc(512);
+  for (int i = 0; i < HOLD; i++)
+    hold[i] = pm_malloc(512);
   size_t n = 10 * 64;
   void **v = malloc(n * sizeof *v);
-  for (size_t i = 0; i < n; i++) v[i] = pm_malloc(1024);
-  for (size_t i = 0; i < n; i++) pm_free(v[i]);
+  for (size_t i = 0; i < n; i++)
+    v[i] = pm_malloc(1024);
+  for (size_t i = 0; i < n; i++)
+    pm_free(v[i]);
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.pages_released, 9);
   cr_assert_eq(s.pages_purged_total, 0, "nothing is purged before the delay");
   sleep_ms(300);
   /* releasing one more page runs the decay clock: the five pages on the
    * global stack are old enough now, the new one is not */
-  for (int i = 0; i < 128; i++) pm_free(hold[i]);
+  for (int i = 0; i < 128; i++)
+    pm_free(hold[i]);
   s = snap();
   cr_assert_eq(s.heap.pages_released, 10);
   cr_assert_eq(s.pages_purged_total, 5 * 64 * KiB, "purged %llu",
@@ -218,7 +235,9 @@ Test(env, decay_purges_old_free_pages_later, .timeout = 30) {
   free(v);
 }
 
-static void redirect(void) { cr_redirect_stderr(); }
+static void redirect(void) {
+  cr_redirect_stderr();
+}
 
 Test(env, verbose_prints_every_option_once, .init = redirect) {
   setenv("POOLMALLOC_VERBOSE", "1", 1);
@@ -229,7 +248,8 @@ Test(env, verbose_prints_every_option_once, .init = redirect) {
   size_t n = fread(out, 1, sizeof out - 1, cr_get_redirected_stderr());
   out[n] = 0;
   char head[128];
-  snprintf(head, sizeof head, "poolmalloc: version %s, pid %d, ", PM_VERSION, (int)getpid());
+  snprintf(head, sizeof head, "poolmalloc: version %s, pid %d, ", PM_VERSION,
+           (int)getpid());
   cr_assert_eq(strncmp(out, head, strlen(head)), 0, "%s", out);
   cr_assert_gt(n, 0);
   cr_assert_eq(strchr(out, '\n'), out + n - 1, "one line, once: %s", out);
@@ -254,7 +274,8 @@ Test(env, bad_value_warns_once_at_start_up, .init = redirect) {
   cr_assert_eq(pm_page_size(), 64 * KiB);
   pm_free(p);
   fflush(stderr);
-  cr_assert_stderr_eq_str("poolmalloc: POOLMALLOC_POOL_SIZE='12x' is not a size; using 65536\n");
+  cr_assert_stderr_eq_str(
+      "poolmalloc: POOLMALLOC_POOL_SIZE='12x' is not a size; using 65536\n");
 }
 
 Test(env, unknown_name_warns_at_start_up, .init = redirect) {
@@ -274,4 +295,15 @@ Test(env, quiet_by_default, .init = redirect) {
   pm_free(pm_malloc(MiB));
   fflush(stderr);
   cr_assert_stderr_eq_str("");
+}
+
+/* Programs that set their process title (redis-server) overwrite the memory
+ * environ pointed to; the report file name must not change with it. */
+Test(env, stats_file_survives_a_rewritten_environment) {
+  static char entry[] = "POOLMALLOC_STATS_FILE=/tmp/pm-title-%p.txt";
+  cr_assert_eq(putenv(entry), 0); /* environ points into entry itself */
+  pm_free(pm_malloc(8));          /* options read here */
+  memset(entry, 'x', sizeof entry - 1);
+  cr_assert_not_null(pm_opt.stats_file_str);
+  cr_assert_str_eq(pm_opt.stats_file_str, "/tmp/pm-title-%p.txt");
 }
