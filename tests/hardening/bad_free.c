@@ -173,16 +173,7 @@ int main(int argc, char **argv) {
     close(out[1]);
     close(err[1]);
     int status = 0;
-    double deadline = hard_now() + CHILD_WAIT_S;
-    pid_t w;
-    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && hard_now() < deadline) {
-      struct timespec ts = {0, 20000000};
-      sigtimedwait(&chld, NULL, &ts);
-    }
-    if (w == 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-    }
+    pid_t w = hard_wait_bounded(pid, &status, CHILD_WAIT_S);
     char o[256], e[1024];
     drain(out[0], o, sizeof o);
     drain(err[0], e, sizeof e);

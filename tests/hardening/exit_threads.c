@@ -139,15 +139,8 @@ int main(int argc, char **argv) {
       _exit(127);
     }
     int status = 0;
-    double deadline = hard_now() + CHILD_WAIT_S;
-    pid_t w;
-    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && hard_now() < deadline) {
-      struct timespec ts = {0, 50000000};
-      sigtimedwait(&chld, NULL, &ts);
-    }
+    pid_t w = hard_wait_bounded(pid, &status, CHILD_WAIT_S);
     if (w == 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
       hard_fail("run %d%s: child still running after %d s (hang at exit?)", r,
                 with_stats ? " (POOLMALLOC_STATS=1)" : "", CHILD_WAIT_S);
       bad++;

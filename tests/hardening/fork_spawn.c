@@ -110,27 +110,13 @@ static void *child_thread(void *arg) {
  * any), so sigtimedwait wakes up as soon as a child exits. */
 static int wait_bounded(pid_t pid, double secs, const char *what) {
   int status = 0;
-  double deadline = hard_now() + secs;
-  sigset_t chld;
-  sigemptyset(&chld);
-  sigaddset(&chld, SIGCHLD);
-  pid_t w;
-  while ((w = waitpid(pid, &status, WNOHANG)) == 0) {
-    double left = deadline - hard_now();
-    if (left <= 0) break;
-    if (left > 0.05) left = 0.05; /* a SIGCHLD taken by system() is not missed */
-    struct timespec ts = {0, (long)(left * 1e9)};
-    sigtimedwait(&chld, NULL, &ts);
-  }
+  pid_t w = hard_wait_bounded(pid, &status, secs);
   if (w == pid) return status;
-  if (w == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
+  if (w == 0)
     hard_fail("%s: child %d still running after %.0f s (deadlock?)", what, (int)pid,
               secs);
-  } else {
+  else
     hard_fail("%s: waitpid: %s", what, strerror(errno));
-  }
   return -1;
 }
 

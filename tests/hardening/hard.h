@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 static int hard_failures;
 
@@ -94,6 +95,31 @@ static inline double hard_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Waits at most `secs` for child `pid`, with SIGCHLD blocked in the calling
+ * thread (the wait sleeps in sigtimedwait and wakes when a child exits; at
+ * least every 50 ms, so a SIGCHLD taken by someone else is not missed).
+ * Returns waitpid's result: pid, -1 on error, or 0 when the child was still
+ * running and has been killed (SIGKILL) and reaped. */
+static inline pid_t hard_wait_bounded(pid_t pid, int *status, double secs) {
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  double deadline = hard_now() + secs;
+  pid_t w;
+  while ((w = waitpid(pid, status, WNOHANG)) == 0) {
+    double left = deadline - hard_now();
+    if (left <= 0) break;
+    if (left > 0.05) left = 0.05;
+    struct timespec ts = {0, (long)(left * 1e9)};
+    sigtimedwait(&chld, NULL, &ts);
+  }
+  if (w == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, status, 0);
+  }
+  return w;
 }
 
 static inline void hard_sleep_ms(long ms) {
