@@ -1,5 +1,5 @@
 /* prodcons_pairs.c - cross-thread frees at scale: N producer/consumer
- * pairs (tests/integration/prodcons.c has 4; this one runs 2 and 16).
+ * pairs (CTest runs 2, 4 and 16).
  *
  * Each producer allocates blocks of varied sizes (mostly small, some
  * medium, a few up to 1 MiB; malloc, calloc, memalign), fills them and
