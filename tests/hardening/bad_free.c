@@ -151,11 +151,7 @@ int main(int argc, char **argv) {
   if (len <= 0) return 1;
   self[len] = 0;
   fflush(stdout);
-  sigset_t chld, none;
-  sigemptyset(&chld);
-  sigemptyset(&none);
-  sigaddset(&chld, SIGCHLD);
-  sigprocmask(SIG_BLOCK, &chld, NULL);
+  hard_block_sigchld();
 
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     const char *c = cases[k];
@@ -163,7 +159,7 @@ int main(int argc, char **argv) {
     if (pipe(out) != 0 || pipe(err) != 0) return 1;
     pid_t pid = fork();
     if (pid == 0) {
-      sigprocmask(SIG_SETMASK, &none, NULL);
+      hard_unblock_signals();
       dup2(out[1], 1);
       dup2(err[1], 2);
       close(out[0]), close(out[1]), close(err[0]), close(err[1]);

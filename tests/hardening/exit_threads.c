@@ -111,11 +111,7 @@ int main(int argc, char **argv) {
   self[len] = 0;
   fflush(stdout);
   /* SIGCHLD blocked: the bounded wait sleeps in sigtimedwait */
-  sigset_t chld, none;
-  sigemptyset(&chld);
-  sigemptyset(&none);
-  sigaddset(&chld, SIGCHLD);
-  sigprocmask(SIG_BLOCK, &chld, NULL);
+  hard_block_sigchld();
 
   int bad = 0, stats_runs = 0;
   double t0 = hard_now();
@@ -129,7 +125,7 @@ int main(int argc, char **argv) {
       continue;
     }
     if (pid == 0) {
-      sigprocmask(SIG_SETMASK, &none, NULL);
+      hard_unblock_signals();
       if (with_stats) {
         setenv("POOLMALLOC_STATS", "1", 1);
         int fd = open("/dev/null", O_WRONLY);

@@ -97,6 +97,21 @@ static inline double hard_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* SIGCHLD blocked in the calling thread, for hard_wait_bounded */
+static inline void hard_block_sigchld(void) {
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+}
+
+/* every signal unblocked (a forked child before exec) */
+static inline void hard_unblock_signals(void) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 /* Waits at most `secs` for child `pid`, with SIGCHLD blocked in the calling
  * thread (the wait sleeps in sigtimedwait and wakes when a child exits; at
  * least every 50 ms, so a SIGCHLD taken by someone else is not missed).

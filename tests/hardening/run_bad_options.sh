@@ -17,9 +17,7 @@ pm_check_preload_file "$preload"
 [ -x "$prog" ] || pm_fail "test program not found: $prog"
 [ -x "$pm_options" ] || pm_fail "pm-options not found: $pm_options"
 pm_workdir "$work"
-for v in $(env | sed -n 's/^\(POOLMALLOC_[A-Za-z0-9_]*\)=.*/\1/p'); do
-    unset "$v"
-done
+pm_clear_env
 
 # "64K" -> 65536
 to_bytes() {

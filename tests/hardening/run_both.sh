@@ -24,9 +24,7 @@ pm_check_preload_file "$preload"
 [ -x "$1" ] || pm_fail "test program not found: $1"
 name=$(basename "$1")
 pm_workdir "$work"
-for v in $(env | sed -n 's/^\(POOLMALLOC_[A-Za-z0-9_]*\)=.*/\1/p'); do
-    unset "$v"
-done
+pm_clear_env
 ulimit -c 0
 
 echo "== $name $* (without preload)"

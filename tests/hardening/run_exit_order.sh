@@ -16,9 +16,7 @@ pm_check_preload_file "$preload"
 [ -x "$prog" ] || pm_fail "test program not found: $prog"
 [ -f "$lib" ] || pm_fail "library not found: $lib"
 pm_workdir "$work"
-for v in $(env | sed -n 's/^\(POOLMALLOC_[A-Za-z0-9_]*\)=.*/\1/p'); do
-    unset "$v"
-done
+pm_clear_env
 
 phases=(
     "worker thread_local destructor"

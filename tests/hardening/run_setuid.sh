@@ -28,9 +28,7 @@ fi
 if ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -r "$lib" 2>/dev/null; then
     pm_skip "user nobody cannot read $lib (a parent directory is not searchable)"
 fi
-for v in $(env | sed -n 's/^\(POOLMALLOC_[A-Za-z0-9_]*\)=.*/\1/p'); do
-    unset "$v"
-done
+pm_clear_env
 unset LD_PRELOAD
 
 cp "$prog" "$work/prog-plain" && cp "$prog" "$work/prog-suid" || pm_fail "cp"

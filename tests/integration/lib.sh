@@ -44,6 +44,15 @@ pm_is_poolmalloc() {
 }
 
 # pm_workdir DIR : start with an empty directory.
+# pm_clear_env: unsets every POOLMALLOC_* variable of the caller's
+# environment, so a developer's settings cannot change a test
+pm_clear_env() {
+    local v
+    for v in $(env | sed -n 's/^\(POOLMALLOC_[A-Za-z0-9_]*\)=.*/\1/p'); do
+        unset "$v"
+    done
+}
+
 pm_workdir() {
     rm -rf "$1" || pm_fail "cannot clean $1"
     mkdir -p "$1" || pm_fail "cannot create $1"
