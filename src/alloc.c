@@ -13,6 +13,7 @@
 #include "fallback.h"
 #include "fmt.h"
 #include "lifetime.h"
+#include "sample.h"
 #include "options.h"
 #include "start.h"
 
@@ -95,64 +96,110 @@ void *pm_malloc_pool(pm_heap *h, size_t size, unsigned cls) {
 
 /* ---- the slow-path tick: sampling, routing, housekeeping ---- */
 
-/* Without routing the countdown still runs out every PM_TICK allocations of
- * a class: the tick that lets free memory go back to the OS in a program
- * whose allocations no longer reach a slow path (a steady malloc/free of a
- * few blocks after a spike), the way jemalloc's decay ticker does. */
-#define PM_TICK 4096
+/* With the sampler off the countdown still runs out every PM_TICK_BYTES
+ * bytes of a class: the tick that lets free memory go back to the OS in a
+ * program whose allocations no longer reach a slow path (a steady
+ * malloc/free of a few blocks after a spike), as jemalloc's decay ticker. */
+#define PM_TICK_BYTES ((int64_t)256 << 10)
+#define PM_LARGE_BIT (1ull << 63)
 
 static void housekeeping(void) {
   pm_pages_maybe_purge();
   pm_fallback_maybe_purge();
 }
 
-/* a sampled block: outside the pools, so its free reaches the sample table */
-static void *malloc_sample(pm_heap *h, size_t size, unsigned cls, pm_lt_site *s) {
-  void *p = pm_fallback_alloc(size, 0, false);
-  if (p == NULL) return NULL;
-  if (!pm_lt_sampled(s, p, cls)) { /* no room: an unsampled block */
-    pm_fallback_free(p);
-    return NULL;
+/* the thread's heap of watched pages, or NULL (heap table full) */
+static pm_heap *aux_heap(pm_heap *h) {
+  if (h->aux_heap == NULL) h->aux_heap = pm_heap_acquire_aux();
+  return h->aux_heap;
+}
+
+/* a sampled block: on a watched page, so its free reaches the sampler */
+static void *malloc_sampled(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
+  uint32_t user = 0;
+  if (pm_opt.lifetime) {
+    user = pm_lt_on_sample(site, cls);
+    pm_lt_scan();
   }
-  PM_STAT_ADD(h, lt_samples, 1);
-  PM_STAT_ADD(h, large_bytes, size);
+  pm_heap *aux = aux_heap(h);
+  void *p =
+      aux != NULL ? pm_malloc_pool(aux, size, cls) : pm_fallback_alloc(size, 0, false);
+  if (p == NULL) return NULL;
+  pm_sample_record(p, size, site, user);
+  PM_STAT_ADD(h, samples, 1);
   return p;
 }
 
 /* a routed block: to pool pages of their own, or to jemalloc */
-static void *malloc_routed(pm_heap *h, size_t size, unsigned cls, pm_lt_site *s) {
+static void *malloc_routed(pm_heap *h, size_t size, unsigned cls, uint32_t site) {
   void *p = NULL;
   if (pm_opt.lifetime == 2) {
-    if (h->lt_heap == NULL) h->lt_heap = pm_heap_acquire_aux();
-    if (h->lt_heap != NULL) {
-      p = pm_malloc_pool(h->lt_heap, size, cls);
+    pm_heap *aux = aux_heap(h);
+    if (aux != NULL) {
+      p = pm_malloc_pool(aux, size, cls);
       if (p != NULL) PM_STAT_ADD(h, lt_to_pages, 1);
     }
   }
   if (p == NULL) p = pm_malloc_fallback(h, size, 0, false, PM_FB_LONG_LIVED);
-  if (p != NULL) pm_lt_routed(s, size);
+  if (p != NULL) pm_lt_routed(site, size);
   return p;
 }
 
-/* The countdown of class cls ran out (or stays at 1: a diverted class,
- * POOLMALLOC_CHECK=full). */
-void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
-  if (!pm_opt.lifetime) {
-    h->countdown[cls] = pm_g.live != NULL ? 1 : PM_TICK;
-    housekeeping();
-    return pm_malloc_pool(h, size, cls);
+/* whether this request of `size` bytes is sampled; re-arms the distance */
+static bool tick_sample(pm_heap *h, size_t size, unsigned cls) {
+  uint64_t bit = 1ull << cls;
+  bool forced = h->forced & bit;
+  if (!pm_sample_on) {
+    if (!forced) housekeeping();
+    h->sample_left[cls] = PM_TICK_BYTES;
+    return false;
   }
-  pm_lt_site *s;
-  pm_lt_action act = pm_lt_decide(h, cls, site, &s);
-  if (pm_g.live != NULL) h->countdown[cls] = 1;
+  if (!(h->armed & bit)) { /* the first allocation of the class in this heap */
+    h->armed |= bit;
+    h->sample_left[cls] = pm_sample_draw(h);
+    return false;
+  }
+  if (forced) { /* every allocation comes here: count it */
+    h->sample_left[cls] -= (int64_t)size;
+    if (h->sample_left[cls] > 0) return false;
+  }
+  /* the distance ran out on this request */
+  h->sample_left[cls] = pm_sample_draw(h);
+  housekeeping();
+  return true;
+}
+
+void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
+  uint64_t bit = 1ull << cls;
+  bool sample = tick_sample(h, size, cls);
+  bool diverted = pm_opt.lifetime && (relaxed_load(&pm_lt_diverted) & bit);
+  if (diverted || pm_g.live != NULL) {
+    h->forced |= bit;
+    h->countdown[cls] = -1; /* below zero after any request, malloc(0) too */
+  } else {
+    h->forced &= ~bit;
+    h->countdown[cls] = h->sample_left[cls];
+  }
   void *p = NULL;
-  if (act == PM_LT_SAMPLE) {
-    housekeeping();
-    p = malloc_sample(h, size, cls, s);
-  } else if (act == PM_LT_ROUTE) {
-    p = malloc_routed(h, size, cls, s);
+  if (sample) p = malloc_sampled(h, size, cls, site);
+  if (p == NULL && diverted) {
+    uint32_t routed = pm_lt_route(site);
+    if (routed) p = malloc_routed(h, size, cls, routed);
   }
   return p != NULL ? p : pm_malloc_pool(h, size, cls);
+}
+
+/* a large request of a real heap: sampled once per rate bytes too */
+static void *malloc_large_block(pm_heap *h, size_t size, uintptr_t site) {
+  void *p = pm_malloc_fallback(h, size, 0, false, PM_FB_TOO_LARGE);
+  if (!pm_sample_on || p == NULL) return p;
+  h->large_left -= (int64_t)size;
+  if (h->large_left > 0) return p;
+  bool armed = h->armed & PM_LARGE_BIT;
+  h->armed |= PM_LARGE_BIT;
+  h->large_left = pm_sample_draw(h);
+  if (armed) pm_sample_record(p, size, site, 0);
+  return p;
 }
 
 static pm_noinline void *malloc_slow(size_t size, unsigned cls, uintptr_t site) {
@@ -161,7 +208,7 @@ static pm_noinline void *malloc_slow(size_t size, unsigned cls, uintptr_t site) 
     return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
   size_t bsize = pm_class_size(cls);
   if (unlikely(size > pm_g.max_pooled || bsize > pm_page_size()))
-    return pm_malloc_fallback(h, size, 0, false, PM_FB_TOO_LARGE);
+    return malloc_large_block(h, size, site);
   /* a diverted class routes every request, also those that need a page */
   if (unlikely(pm_g.live != NULL || ((relaxed_load(&pm_lt_diverted) >> cls) & 1)))
     return pm_malloc_tick(h, size, cls, site);
@@ -173,13 +220,14 @@ static pm_noinline void *malloc_counted(pm_heap *h, size_t size, unsigned cls,
   return pm_malloc_tick(h, size, cls, site);
 }
 
-static pm_noinline void *malloc_large(size_t size) {
+static pm_noinline void *malloc_large(size_t size, uintptr_t site) {
   pm_heap *h = pm_tls_heap;
   if (h == &pm_heap_empty) { /* first call of the thread: max_pooled may change */
     h = pm_thread_start();
     if (h->kind == PM_HEAP_REAL && size <= pm_g.max_pooled)
-      return malloc_slow(size, pm_class_of(size), 0);
+      return malloc_slow(size, pm_class_of(size), site);
   }
+  if (h->kind == PM_HEAP_REAL) return malloc_large_block(h, size, site);
   return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
 }
 
@@ -187,13 +235,15 @@ static pm_noinline void *malloc_large(size_t size) {
  * is evaluated only on the slow branches. */
 #define PM_MALLOC_BODY(SITE)                                                             \
   pm_heap *h = pm_tls_heap;                                                              \
-  if (unlikely(size > pm_g.max_pooled)) return malloc_large(size);                       \
+  if (unlikely(size > pm_g.max_pooled)) return malloc_large(size, (SITE));               \
   unsigned cls = likely(size <= PM_SMALL_LOOKUP_MAX) ? pm_small_class[(size + 15) >> 4]  \
                                                      : pm_class_of_big(size);            \
   pm_page *pg = h->pages[cls];                                                           \
   pm_block *b = pg->free;                                                                \
   if (unlikely(b == NULL)) return malloc_slow(size, cls, (SITE));                        \
-  if (unlikely(--h->countdown[cls] == 0)) return malloc_counted(h, size, cls, (SITE));   \
+  int64_t left = h->countdown[cls] - (int64_t)size; /* sub mem; js */                    \
+  h->countdown[cls] = left;                                                              \
+  if (unlikely(left < 0)) return malloc_counted(h, size, cls, (SITE));                   \
   return pop_block(h, pg, b, cls, size)
 
 void *pm_malloc(size_t size) {
@@ -227,6 +277,13 @@ static void check_foreign(const char *call, const void *p) {
 
 static void free_checked(void *p);
 
+/* p is freed (or moved by realloc): if it was a sample, it dies */
+static void sample_died(const void *p) {
+  pm_sample_info info;
+  if (!pm_sample_forget(p, &info) || !pm_opt.lifetime) return;
+  pm_lt_on_death(info.user, pm_sample_clock() - info.birth, info.flag);
+}
+
 static pm_noinline void free_large(void *p) {
   if (p == NULL) return;
   if (pm_is_pool_ptr(p)) { /* only with POOLMALLOC_CHECK=full */
@@ -234,7 +291,7 @@ static pm_noinline void free_large(void *p) {
     return;
   }
   check_foreign("free()", p);
-  if (relaxed_load(&pm_lt_outstanding)) pm_lt_forget(p, NULL);
+  if (relaxed_load(&pm_sample_live)) sample_died(p);
   pm_heap *h = pm_tls_heap;
   PM_STAT_ADD(h, large_frees, 1);
   size_t usable = pm_fallback_usable(p);
@@ -293,7 +350,23 @@ pm_inline void free_local(pm_heap *h, pm_page *pg, pm_block *b) {
 
 /* a pool block that is not simply ours: another thread's page, or one of
  * the cheap checks fired (the tag may be user data: confirm on the list) */
+/* a block of a watched page (an auxiliary heap's): maybe a sample */
+static void free_watched(pm_heap *h, pm_page *pg, pm_block *b) {
+  pm_heap *owner = relaxed_load(&pg->owner);
+  bool mine = owner != NULL && owner == h->aux_heap;
+  pm_page_check("free()", pg, b, mine ? PM_FREED_LIST : PM_FREED_TAG, false);
+  if (relaxed_load(&pm_sample_live)) sample_died(b);
+  if (mine)
+    free_local(owner, pg, b);
+  else
+    free_remote(h, pg, b);
+}
+
 static pm_noinline void free_unusual(pm_heap *h, pm_page *pg, pm_block *b) {
+  if (unlikely(pg->watched)) {
+    free_watched(h, pg, b);
+    return;
+  }
   if (relaxed_load(&pg->owner) != h) {
     pm_page_check("free()", pg, b, PM_FREED_TAG, false);
     free_remote(h, pg, b);
@@ -309,7 +382,10 @@ static pm_noinline void free_checked(void *p) {
   pm_block *b = p;
   pm_page_check("free()", pg, p, PM_FREED_BIT, true);
   pm_heap *h = pm_tls_heap;
-  if (relaxed_load(&pg->owner) != h) {
+  if (pg->watched && relaxed_load(&pm_sample_live)) sample_died(p);
+  if (pg->watched && relaxed_load(&pg->owner) == h->aux_heap && h->aux_heap != NULL) {
+    free_local(h->aux_heap, pg, b);
+  } else if (relaxed_load(&pg->owner) != h) {
     b->tag = 0; /* checked above: a value equal to the tag is user data */
     free_remote(h, pg, b);
   } else {
@@ -380,7 +456,7 @@ void *pm_realloc(void *p, size_t size) {
       return q;
     }
     void *q = pm_fallback_realloc(p, size);
-    if (q != NULL && q != p && relaxed_load(&pm_lt_outstanding)) pm_lt_forget(p, q);
+    if (q != NULL && q != p && relaxed_load(&pm_sample_live)) sample_died(p);
     if (q != NULL) PM_STAT_ADD(h, realloc_in_place, q == p);
     if (q != NULL) PM_STAT_ADD(h, realloc_moved, q != p);
     return q;

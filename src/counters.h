@@ -45,8 +45,8 @@ enum { PM_SEC_REQUESTS, PM_SEC_POOL, PM_SEC_MEMORY };
     "jemalloc: call site learned to be long-lived")                                      \
   X(lt_to_pages, "long_lived_to_pages", COUNT, REQUESTS,                                 \
     "long-lived call site: to pool pages of their own")                                  \
-  X(lt_samples, "lifetime_samples", COUNT, REQUESTS,                                     \
-    "allocations sampled for lifetime (to jemalloc)")                                    \
+  X(samples, "samples", COUNT, REQUESTS,                                                 \
+    "allocations sampled (profile, lifetime), on pages of their own")                    \
   X(large_bytes, "large_bytes", RUNNING, REQUESTS,                                       \
     "bytes requested from jemalloc (running total)")                                     \
   X(large_frees, "large_frees", COUNT, REQUESTS, "blocks freed back to jemalloc")        \
@@ -57,7 +57,7 @@ enum { PM_SEC_REQUESTS, PM_SEC_POOL, PM_SEC_MEMORY };
 /* every request that went to jemalloc, whatever the reason */
 #define PM_JEMALLOC_REQUESTS(h)                                                          \
   ((h).fb_too_large + (h).fb_alignment + (h).fb_disabled + (h).fb_region_full +          \
-   (h).fb_no_heap + (h).fb_long_lived + (h).lt_samples)
+   (h).fb_no_heap + (h).fb_long_lived)
 
 /* Figures computed when a report is made (page table walk, jemalloc,
  * /proc). X(field, json_key, unit, section, label) */

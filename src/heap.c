@@ -61,16 +61,14 @@ static pm_heap *acquire(bool aux) {
       return NULL;
     }
     h = &heaps[i];
-    for (unsigned c = 0; c < PM_NCLASSES; c++) {
-      h->pages[c] = &pm_page_empty;
-      h->countdown[c] = 1; /* the first allocation of a class arms it (alloc.c) */
-      h->lt_sample_left[c] = 1;
-    }
-    h->lt_rng = (uint32_t)(uintptr_t)h | 1;
+    for (unsigned c = 0; c < PM_NCLASSES; c++)
+      h->pages[c] = &pm_page_empty; /* countdowns at 0: the first allocation of a
+                                       class arms its sampler (alloc.c) */
+    h->rng = (uint64_t)(uintptr_t)h * 0x9e3779b97f4a7c15ull | 1;
     h->kind = PM_HEAP_REAL;
   }
   h->aux = aux;
-  h->lt_heap = NULL;
+  h->aux_heap = NULL;
   if (aux) return h;
   uint64_t live = atomic_fetch_add(&pm_threads_live, 1) + 1;
   atomic_fetch_add(&pm_threads_total, 1);
@@ -307,9 +305,9 @@ static void abandon_page(pm_heap *h, pm_page *pg) {
 }
 
 void pm_heap_release(pm_heap *h) {
-  if (h->lt_heap != NULL) {
-    pm_heap_release(h->lt_heap);
-    h->lt_heap = NULL;
+  if (h->aux_heap != NULL) {
+    pm_heap_release(h->aux_heap);
+    h->aux_heap = NULL;
   }
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
     pm_page *pg = h->pages[c];

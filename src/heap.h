@@ -42,8 +42,9 @@ extern pm_shared_stats pm_shared;
 bool pm_heaps_init(void);
 /* A heap for a new thread, or NULL when the table is full. */
 pm_heap *pm_heap_acquire(void);
-/* A second heap for a thread's long-lived blocks (POOLMALLOC_LIFETIME=2):
- * not counted as a thread, released with its thread's heap. */
+/* A second heap for a thread's samples and routed long-lived blocks: its
+ * pages are watched; not counted as a thread, released with its thread's
+ * heap. */
 pm_heap *pm_heap_acquire_aux(void);
 /* Abandons h's pages and recycles it (thread exit). */
 void pm_heap_release(pm_heap *h);

@@ -13,6 +13,7 @@
 #include "options.h"
 #include "os.h"
 #include "report.h"
+#include "sample.h"
 #include "start.h"
 
 #include <pthread.h>
@@ -43,6 +44,8 @@ __attribute__((constructor)) static void pm_library_init(void) {
   if (o.stats != PM_STATS_OFF || o.stats_signal != 0) {
     pm_report_prepare();
     pm_report_install_signal((int)o.stats_signal);
+    /* here, not in malloc: loading it takes the loader's lock */
+    if (o.profile) pm_sample_load_unwinder();
   }
 }
 

@@ -1,23 +1,23 @@
-/* lifetime.c - sampling lifetimes per call site, routing long-lived sites
- * (see lifetime.h). Nothing here runs on the fast path: it is reached once
- * per POOLMALLOC_LIFETIME_RATE allocations of a class in a thread, on every
- * allocation of a diverted class, and on frees of blocks outside the pools
- * while samples are outstanding. Both tables are fixed arrays in .bss,
- * updated with atomics; nothing allocates. */
+/* lifetime.c - which call sites allocate long-lived blocks (see lifetime.h).
+ *
+ * Samples come from the sampler (sample.c): each one is attributed to its
+ * call site; its verdict comes when it is freed (long-lived if the
+ * estimated bytes allocated since its birth reach
+ * POOLMALLOC_LIFETIME_THRESHOLD) or when a scan finds it still live past
+ * the threshold. The site table is a fixed array in .bss updated with
+ * atomics; nothing here allocates and nothing runs on the fast path. */
 #include "lifetime.h"
 #include "options.h"
+#include "sample.h"
 
 _Atomic uint64_t pm_lt_diverted;
-_Atomic uint32_t pm_lt_outstanding;
 
-/* ---- the clock: allocations, advanced by the sampling interval per sample */
-static _Atomic uint64_t lt_clock;
 static _Atomic uint64_t lt_samples;
 
 /* ---- sites: (return address, class) -> counts, open addressing ---- */
 #define SITE_SLOTS 4096 /* power of two */
 #define SITE_PROBE 16
-typedef struct pm_lt_site {
+typedef struct lt_site {
   _Atomic uint64_t key; /* the return address; 0: empty */
   _Atomic uint32_t n_long, n_short;
   _Atomic uint32_t marked;
@@ -122,152 +122,49 @@ static void site_count(lt_site *s, bool is_long) {
     set_marked(s, false);
 }
 
-/* ---- outstanding samples: address -> site, birth ---- */
-#define SAMPLE_BUCKETS 512 /* power of two */
-#define BUCKET_SLOTS 8
-#define SAMPLE_BUSY ((uintptr_t)1)
-typedef struct lt_sample {
-  _Atomic uintptr_t ptr; /* 0: empty, 1: being written or read */
-  lt_site *site;
-  uint64_t birth;
-  uint32_t cls;
-  _Atomic uint32_t counted_long;
-} lt_sample;
-static lt_sample samples[SAMPLE_BUCKETS * BUCKET_SLOTS];
-static _Atomic uint32_t scan_cursor;
+/* ---- verdicts on samples (the sampler keeps the samples) ---- */
 
-static lt_sample *bucket_of(const void *p) {
-  return &samples[(hash64((uintptr_t)p) & (SAMPLE_BUCKETS - 1)) * BUCKET_SLOTS];
+static lt_site *site_at(uint32_t user) {
+  return user ? &sites[user - 1] : NULL;
 }
 
-static bool sample_insert(const void *p, lt_site *s, unsigned cls, uint64_t birth) {
-  lt_sample *b = bucket_of(p);
-  for (unsigned i = 0; i < BUCKET_SLOTS; i++) {
-    uintptr_t expected = 0;
-    if (atomic_compare_exchange_strong(&b[i].ptr, &expected, SAMPLE_BUSY)) {
-      b[i].site = s;
-      b[i].birth = birth;
-      b[i].cls = cls;
-      relaxed_store(&b[i].counted_long, 0);
-      atomic_fetch_add(&pm_lt_outstanding, 1);
-      atomic_store_explicit(&b[i].ptr, (uintptr_t)p, memory_order_release);
-      return true;
-    }
+uint32_t pm_lt_on_sample(uintptr_t site, unsigned cls) {
+  lt_site *s = site_find(site_key(site), true);
+  if (s == NULL) return 0;
+  if (!(relaxed_load(&s->classes) >> cls & 1)) {
+    atomic_fetch_or(&s->classes, 1ull << cls);
+    if (relaxed_load(&s->marked)) set_marked(s, true); /* divert the new class too */
   }
-  return false;
+  atomic_fetch_add_explicit(&lt_samples, 1, memory_order_relaxed);
+  return (uint32_t)(s - sites) + 1;
 }
 
-/* takes the sample of p out of the table; NULL if p is not sampled */
-static lt_sample *sample_claim(const void *p) {
-  lt_sample *b = bucket_of(p);
-  for (unsigned i = 0; i < BUCKET_SLOTS; i++) {
-    uintptr_t expected = (uintptr_t)p;
-    if (relaxed_load(&b[i].ptr) == expected &&
-        atomic_compare_exchange_strong(&b[i].ptr, &expected, SAMPLE_BUSY))
-      return &b[i];
-  }
-  return NULL;
+void pm_lt_on_death(uint32_t user, uint64_t age, bool counted) {
+  lt_site *s = site_at(user);
+  if (s != NULL && !counted) site_count(s, age >= pm_opt.lifetime_threshold);
 }
 
-static void sample_release(lt_sample *e) {
-  atomic_fetch_sub(&pm_lt_outstanding, 1);
-  atomic_store_explicit(&e->ptr, 0, memory_order_release);
+/* a live sample that has outlived the threshold counts as long-lived now
+ * (blocks that live until exit are never freed) */
+static void visit(pm_sample_info *e, uint8_t *flag, uint64_t now) {
+  if (*flag || now - e->birth < pm_opt.lifetime_threshold) return;
+  *flag = 1;
+  lt_site *s = site_at(e->user);
+  if (s != NULL) site_count(s, true);
 }
 
-/* A few outstanding samples are looked at per new sample: one that has
- * outlived the threshold counts as long-lived now (blocks that live until
- * exit are never freed); one that is far older leaves the table, so
- * immortal blocks do not fill it. */
-static void scan_some(uint64_t now) {
-  uint32_t start = atomic_fetch_add_explicit(&scan_cursor, 4, memory_order_relaxed);
-  for (uint32_t n = 0; n < 4; n++) {
-    lt_sample *e = &samples[(start + n) % (SAMPLE_BUCKETS * BUCKET_SLOTS)];
-    uintptr_t p = atomic_load_explicit(&e->ptr, memory_order_acquire);
-    if (p <= SAMPLE_BUSY) continue;
-    if (!atomic_compare_exchange_strong(&e->ptr, &p, SAMPLE_BUSY)) continue;
-    uint64_t age = now - e->birth;
-    if (age >= pm_opt.lifetime_threshold && !relaxed_load(&e->counted_long)) {
-      relaxed_store(&e->counted_long, 1);
-      site_count(e->site, true);
-    }
-    if (age >= 4 * pm_opt.lifetime_threshold) {
-      sample_release(e);
-      continue;
-    }
-    atomic_store_explicit(&e->ptr, p, memory_order_release);
-  }
+void pm_lt_scan(void) {
+  pm_sample_scan(4, visit);
 }
 
-void pm_lt_forget(const void *p, const void *q) {
-  lt_sample *e = sample_claim(p);
-  if (e == NULL) return;
-  if (q != NULL) { /* moved by realloc: the sample lives on at q */
-    lt_sample copy = {.site = e->site, .birth = e->birth, .cls = e->cls};
-    bool counted = relaxed_load(&e->counted_long);
-    sample_release(e);
-    if (!counted) sample_insert(q, copy.site, copy.cls, copy.birth);
-    return;
-  }
-  uint64_t age = relaxed_load(&lt_clock) - e->birth;
-  if (!relaxed_load(&e->counted_long))
-    site_count(e->site, age >= pm_opt.lifetime_threshold);
-  sample_release(e);
+uint32_t pm_lt_route(uintptr_t site) {
+  lt_site *s = site_find(site_key(site), false);
+  return s != NULL && relaxed_load(&s->marked) ? (uint32_t)(s - sites) + 1 : 0;
 }
 
-/* ---- the allocation side: decisions only ---- */
-
-static uint32_t next_interval(pm_heap *h) {
-  uint32_t rate = (uint32_t)pm_opt.lifetime_rate;
-  /* +-1/8 jitter so periodic programs are not sampled in step */
-  h->lt_rng ^= h->lt_rng << 13;
-  h->lt_rng ^= h->lt_rng >> 17;
-  h->lt_rng ^= h->lt_rng << 5;
-  uint32_t spread = rate / 4;
-  return rate - rate / 8 + (spread ? h->lt_rng % spread : 0);
-}
-
-pm_lt_action pm_lt_decide(pm_heap *h, unsigned cls, uintptr_t site, pm_lt_site **out) {
-  *out = NULL;
-  bool diverted = (relaxed_load(&pm_lt_diverted) >> cls) & 1;
-  bool sample;
-  if (diverted) {
-    h->countdown[cls] = 1; /* every allocation of the class comes here */
-    sample = --h->lt_sample_left[cls] == 0;
-    if (sample) h->lt_sample_left[cls] = next_interval(h);
-  } else {
-    h->countdown[cls] = next_interval(h);
-    sample = true;
-  }
-  if (sample) {
-    uint64_t now =
-        atomic_fetch_add_explicit(&lt_clock, pm_opt.lifetime_rate, memory_order_relaxed);
-    atomic_fetch_add_explicit(&lt_samples, 1, memory_order_relaxed);
-    scan_some(now);
-    lt_site *s = site_find(site_key(site), true);
-    if (s != NULL) {
-      if (!(relaxed_load(&s->classes) >> cls & 1)) {
-        atomic_fetch_or(&s->classes, 1ull << cls);
-        if (relaxed_load(&s->marked)) set_marked(s, true); /* divert the new class too */
-      }
-      *out = s;
-      return PM_LT_SAMPLE;
-    }
-  }
-  if (diverted) {
-    lt_site *s = site_find(site_key(site), false);
-    if (s != NULL && relaxed_load(&s->marked)) {
-      *out = s;
-      return PM_LT_ROUTE;
-    }
-  }
-  return PM_LT_POOL;
-}
-
-bool pm_lt_sampled(pm_lt_site *s, const void *p, unsigned cls) {
-  return sample_insert(p, s, cls, relaxed_load(&lt_clock));
-}
-
-void pm_lt_routed(pm_lt_site *s, size_t size) {
+void pm_lt_routed(uint32_t user, size_t size) {
+  lt_site *s = site_at(user);
+  if (s == NULL) return;
   atomic_fetch_add_explicit(&s->routed_blocks, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&s->routed_bytes, size, memory_order_relaxed);
 }

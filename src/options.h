@@ -24,6 +24,7 @@ enum { PM_CHECK_DEFAULT = 0, PM_CHECK_FULL = 1 };
 #define PM_KiB ((uint64_t)1024)
 #define PM_MiB (PM_KiB * 1024)
 #define PM_GiB (PM_MiB * 1024)
+#define PM_TiB (PM_GiB * 1024)
 #define PM_POOL_SIZE_DEFAULT (64 * PM_KiB)
 
 /* Properties of an option beyond its kind. */
@@ -56,13 +57,17 @@ enum {
   X(CHECK, check, PM_OPT_CHECK, 0, 0, 0, 1,                                              \
     "heap checks: default (cheap double/invalid free checks of pool blocks) or full (a " \
     "bitmap of live blocks and free-list validation on every call; slower)")             \
+  X(PROFILE, profile, PM_OPT_BOOL, 0, 1, 0, 1,                                           \
+    "sample allocations with their call stacks for the report (only when a report is "   \
+    "asked for): who holds memory at the peak, at exit, by volume")                      \
+  X(PROFILE_RATE, profile_rate, PM_OPT_SIZE, 0, 512 * PM_KiB, 16, 1 * PM_GiB,            \
+    "mean bytes allocated between two samples (per thread and size class)")              \
   X(LIFETIME, lifetime, PM_OPT_UINT, PM_OPTF_SWITCH, 0, 0, 2,                            \
     "learn call sites whose blocks live long and keep them out of the pools: 0 off, 1 "  \
     "send their requests to jemalloc, 2 to pool pages of their own")                     \
-  X(LIFETIME_RATE, lifetime_rate, PM_OPT_UINT, 0, 1024, 16, 1048576,                     \
-    "sample one allocation in this many, per thread and size class")                     \
-  X(LIFETIME_THRESHOLD, lifetime_threshold, PM_OPT_UINT, 0, 524288, 1024, 1099511627776, \
-    "a sampled block is long-lived once this many allocations happened after it")        \
+  X(LIFETIME_THRESHOLD, lifetime_threshold, PM_OPT_SIZE, 0, 16 * PM_MiB, 1024,           \
+    1 * PM_TiB,                                                                          \
+    "a sampled block is long-lived once this many bytes were allocated after it")        \
   X(REGION_SIZE, region_size, PM_OPT_SIZE, 0, 32 * PM_GiB, 64 * PM_MiB, 4096 * PM_GiB,   \
     "address space reserved (not committed) for pool pages")
 

@@ -219,6 +219,13 @@ const char *pm_os_reason(int err) {
   }
 }
 
+long pm_os_readlink(const char *path, char *buf, size_t cap) {
+  int saved = errno;
+  long n = (long)readlink(path, buf, cap);
+  errno = saved;
+  return n;
+}
+
 int pm_os_pid(void) {
   return getpid();
 }

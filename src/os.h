@@ -58,6 +58,8 @@ size_t pm_os_read_file(const char *path, char *buf, size_t cap);
 /* A short reason for an errno value from open(2) ("no such file or
  * directory"); never allocates, unlike strerror. */
 const char *pm_os_reason(int err);
+/* readlink(2); the length, or -1 */
+long pm_os_readlink(const char *path, char *buf, size_t cap);
 int pm_os_pid(void);
 int pm_os_ppid(void);
 bool pm_os_isatty(int fd);

@@ -41,6 +41,7 @@ void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
   pg->state = PM_PAGE_IN_USE;
   pg->where = PM_IN_NONE;
   pg->dirty = 1;
+  pg->watched = heap != NULL && heap->aux;
   pg->next = pg->prev = NULL;
   atomic_store_explicit(&pg->remote, NULL, memory_order_relaxed);
   atomic_store_explicit(&pg->full, 0, memory_order_relaxed);

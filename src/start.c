@@ -9,6 +9,7 @@
 #include "fmt.h"
 #include "options.h"
 #include "os.h"
+#include "sample.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -48,6 +49,9 @@ static bool process_init(void) {
     in_init = 1;
     pm_options_init();
     if (pm_opt.verbose) verbose_dump();
+    pm_sample_init(pm_opt.profile &&
+                       (pm_opt.stats != PM_STATS_OFF || pm_opt.stats_signal),
+                   pm_opt.lifetime != 0);
     bool ok = pm_opt.disable || (pm_arena_init() && pm_heaps_init() &&
                                  pthread_key_create(&thread_key, thread_exit) == 0);
     pm_fallback_configure(ok && !pm_opt.disable);

@@ -8,6 +8,7 @@
 #include "heap.h"
 #include "os.h"
 #include "poolmalloc.h"
+#include "sample.h"
 
 #include <string.h>
 
@@ -101,6 +102,11 @@ void pm_stats_snapshot(pm_snapshot *s) {
   s->threads_total = atomic_load(&pm_threads_total);
   pm_fallback_figures(&f->jemalloc_allocated, &f->jemalloc_resident);
   f->jemalloc_purged = pm_fallback_purged();
+  /* the heap table, the descriptors of the committed region, the sampler */
+  s->metadata_bytes = (uint64_t)pm_heap_count() * sizeof(pm_heap) +
+                      (f->region_committed >> (pm_g.size ? pm_g.page_shift : 0)) *
+                          sizeof(pm_page) * (pm_g.size != 0) +
+                      pm_sample_metadata_bytes();
   size_t rss, peak;
   pm_os_rss(&rss, &peak);
   f->rss = rss;

@@ -24,6 +24,7 @@ typedef struct pm_snapshot {
   uint64_t class_pages[PM_NCLASSES], class_pages_peak[PM_NCLASSES];
   uint64_t pages_free_cached;   /* emptied pages in the heaps' caches */
   uint64_t pages_free_resident; /* free pages whose memory is still resident */
+  uint64_t metadata_bytes;      /* poolmalloc's own tables, resident (estimated) */
   uint64_t threads_live, threads_peak, threads_total;
 } pm_snapshot;
 

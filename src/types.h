@@ -64,6 +64,8 @@ typedef struct pm_page {
   uint64_t local_frees;        /* same-thread frees since init (statistics): the
                                 * page's allocations are used + local_frees +
                                 * remote_collected, so malloc counts nothing */
+  uint8_t watched;             /* a page of an auxiliary heap: its blocks may be
+                                * samples, so their frees look them up */
   _Alignas(PM_CACHELINE) _Atomic(struct pm_block *) remote; /* remote frees */
   _Atomic uint8_t full;        /* on the owner's full list (read by remote frees) */
   uint64_t freed_ms;           /* when it went on the global free stack */
@@ -118,7 +120,8 @@ enum { PM_HEAP_EMPTY = 0, PM_HEAP_REAL = 1, PM_HEAP_JEMALLOC = 2 };
 
 typedef struct pm_heap {
   pm_page *pages[PM_NCLASSES];        /* current page per class, &pm_page_empty if none */
-  uint64_t countdown[PM_NCLASSES];    /* to the next slow-path tick of the class */
+  int64_t countdown[PM_NCLASSES];     /* bytes to the next slow-path tick of the class
+                                         (fast path); -1 forces every allocation there */
   uint64_t req_bytes[PM_NCLASSES];    /* bytes requested per class (fast path) */
   uint64_t remote_frees[PM_NCLASSES]; /* frees this thread made into others' pages */
   pm_page *avail[PM_NCLASSES];        /* other pages of the class with free blocks */
@@ -127,11 +130,14 @@ typedef struct pm_heap {
   uint32_t nfull, scan_left;
   pm_page *cache; /* a few emptied pages kept for reuse without atomics */
   uint32_t ncache;
-  uint32_t lt_sample_left[PM_NCLASSES]; /* sampling of a diverted class */
-  uint32_t lt_rng;
-  struct pm_heap *lt_heap;     /* POOLMALLOC_LIFETIME=2: this thread's heap of pages for
-                                  long-lived blocks (never pm_tls_heap) */
-  uint8_t aux;                 /* an lt_heap: not a thread of its own */
+  int64_t sample_left[PM_NCLASSES]; /* bytes to the next sample of the class */
+  int64_t large_left;               /* bytes to the next sample of a large block */
+  uint64_t armed;  /* classes (bit 63: large blocks) whose sample distance is drawn */
+  uint64_t forced; /* classes whose countdown is held at 0 (diverted, checks) */
+  uint64_t rng;    /* the sampler's random state */
+  struct pm_heap *aux_heap;    /* this thread's heap of watched pages: samples and
+                                  POOLMALLOC_LIFETIME=2 routed blocks (never pm_tls_heap) */
+  uint8_t aux;                 /* an aux_heap: not a thread of its own */
   uint8_t kind;                /* PM_HEAP_* */
   char *arena_cur, *arena_end; /* bump range pages are carved from */
   pm_heap_stats stats;

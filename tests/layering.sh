@@ -12,9 +12,9 @@ src=$1 design=$2
 declare -A layer=(
   [common]=0 [je_support]=1 [os]=1 [fmt]=2 [istack]=2
   [options]=3 [sizeclass]=3 [counters]=3 [types]=4 [arena]=5 [page]=6
-  [heap]=7 [fallback]=7 [lifetime]=7 [sample]=7 [start]=8
-  [alloc]=9 [aligned]=9 [stats]=9 [report]=10 [init]=11
-  [glibc_compat]=12 [override]=13
+  [heap]=7 [fallback]=7 [sample]=7 [lifetime]=8 [start]=9
+  [alloc]=10 [aligned]=10 [stats]=10 [report]=11 [init]=12
+  [glibc_compat]=13 [override]=14
 )
 # modules whose .c file implements another module's header
 declare -A module=([aligned]=alloc)

@@ -42,7 +42,7 @@ run() { # label, then env assignments and the driver's arguments
 }
 
 run default "$bin" --seed 7 --ops 100000000 --seconds "$half" --threads 4 --generations 5
-run "lifetime, 4K pages" POOLMALLOC_LIFETIME=1 POOLMALLOC_LIFETIME_RATE=16 \
+run "lifetime, 4K pages" POOLMALLOC_LIFETIME=1 POOLMALLOC_PROFILE_RATE=16 \
     POOLMALLOC_LIFETIME_THRESHOLD=1024 POOLMALLOC_POOL_SIZE=4K \
     "$bin" --seed 13 --ops 100000000 --seconds "$half" --threads 4 --generations 5
 echo "PASS: fuzz_ops_tsan"

@@ -10,7 +10,7 @@ import sys
 
 preload, prog, plugin, work = sys.argv[1:5]
 os.makedirs(work, exist_ok=True)
-fast = {"POOLMALLOC_LIFETIME_RATE": "16", "POOLMALLOC_LIFETIME_THRESHOLD": "20000"}
+fast = {"POOLMALLOC_PROFILE_RATE": "1024", "POOLMALLOC_LIFETIME_THRESHOLD": "1280000"}
 failures = []
 
 

@@ -87,7 +87,7 @@ COUNTERS = ["pages_fresh", "pages_reused", "pages_released", "pages_abandoned", 
             "tail_bytes", "pinned_pages", "pinned_bytes", "purged_bytes", "region_committed", "jemalloc_allocated",
             "jemalloc_resident", "rss", "rss_peak"]
 OPTIONS = ["POOL_SIZE", "MAX_POOLED", "DISABLE", "VERBOSE", "STATS", "STATS_FILE", "DECAY_MS",
-           "CHECK", "LIFETIME", "LIFETIME_RATE", "LIFETIME_THRESHOLD", "REGION_SIZE"]
+           "CHECK", "PROFILE", "PROFILE_RATE", "LIFETIME", "LIFETIME_THRESHOLD", "REGION_SIZE"]
 
 
 def is_uint(v):
@@ -863,8 +863,8 @@ def t_reader_lifetime():
     # a real run: lifetime routing on, the long-lived site is in the aggregate
     dd = tempfile.mkdtemp(dir=TMP)
     run_prog(["sparse", "400000"], {"POOLMALLOC_STATS": "json", "POOLMALLOC_STATS_FILE": dd + "/r-%p.json",
-                                    "POOLMALLOC_LIFETIME": "1", "POOLMALLOC_LIFETIME_RATE": "16",
-                                    "POOLMALLOC_LIFETIME_THRESHOLD": "4096"})
+                                    "POOLMALLOC_LIFETIME": "1", "POOLMALLOC_PROFILE_RATE": "1024",
+                                    "POOLMALLOC_LIFETIME_THRESHOLD": "262144"})
     j = json.loads(reader(["--json", dd]).stdout)
     check(isinstance(j.get("long_lived_sites"), list), "no long_lived_sites in --json: %s" % list(j))
 

@@ -732,7 +732,8 @@ static void expect_page_counts_agree(void) {
     sum += s.class_pages[c];
     cr_assert_leq(s.class_pages[c], s.class_pages_peak[c], "class %u", c);
   }
-  cr_assert_eq(sum, s.fig.pages_in_use, "per-class page counts (%llu) vs pages in use (%llu)",
+  cr_assert_eq(sum, s.fig.pages_in_use,
+               "per-class page counts (%llu) vs pages in use (%llu)",
                (unsigned long long)sum, (unsigned long long)s.fig.pages_in_use);
   cr_assert_leq(s.fig.pages_in_use, s.fig.pages_peak);
 }

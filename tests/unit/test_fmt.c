@@ -34,8 +34,8 @@ Test(fmt, bytes) {
       {(uint64_t)3 << 30, "3.0 GiB"},
       {(uint64_t)5 << 40, "5.0 TiB"},
       {(uint64_t)1 << 50, "1024.0 TiB"},
-      {10 * 1024 + 51, "10.0 KiB"},  /* 10.0498 rounds down */
-      {10 * 1024 + 52, "10.1 KiB"},  /* 10.0507 rounds up */
+      {10 * 1024 + 51, "10.0 KiB"}, /* 10.0498 rounds down */
+      {10 * 1024 + 52, "10.1 KiB"}, /* 10.0507 rounds up */
       {UINT64_MAX, "16777215 TiB"}, /* no overflow in the rounding */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -73,7 +73,8 @@ Test(fmt, pct_large_totals_do_not_overflow) {
   uint64_t total = UINT64_MAX, v = UINT64_MAX / 1000;
   cr_assert_str_eq(FMT(64, pm_buf_pct(b, v, total)), "0.1%");
   cr_assert_str_eq(FMT(64, pm_buf_pct(b, UINT64_MAX, UINT64_MAX)), "100.0%");
-  cr_assert_str_eq(FMT(64, pm_buf_pct(b, (uint64_t)15000000000000000, UINT64_MAX - 1)), "0.1%");
+  cr_assert_str_eq(FMT(64, pm_buf_pct(b, (uint64_t)15000000000000000, UINT64_MAX - 1)),
+                   "0.1%");
 }
 
 Test(fmt, numbers) {
@@ -99,7 +100,8 @@ Test(fmt, json_escaping) {
   cr_assert_str_eq(FMT(128, pm_buf_json_str(b, "a\"b\\c")), "\"a\\\"b\\\\c\"");
   cr_assert_str_eq(FMT(128, pm_buf_json_str(b, "tab\there\nnl\r\x01\x1f")),
                    "\"tab\\u0009here\\u000anl\\u000d\\u0001\\u001f\"");
-  cr_assert_str_eq(FMT(128, pm_buf_json_str(b, "caf\xc3\xa9 ~\x7f")), "\"caf\xc3\xa9 ~\x7f\"");
+  cr_assert_str_eq(FMT(128, pm_buf_json_str(b, "caf\xc3\xa9 ~\x7f")),
+                   "\"caf\xc3\xa9 ~\x7f\"");
 }
 
 static void append_everything(pm_buf *b) {
@@ -142,7 +144,8 @@ Test(fmt, truncation_never_overflows) {
       cr_assert_eq(strncmp(s, whole, strlen(s)), 0, "cap %zu: %s", cap, s);
       cr_assert_eq(strlen(s), cap <= whole_len ? cap - 1 : whole_len);
     }
-    for (size_t i = 0; i < 16; i++) cr_assert_eq(mem[i], '#', "cap %zu: wrote before", cap);
+    for (size_t i = 0; i < 16; i++)
+      cr_assert_eq(mem[i], '#', "cap %zu: wrote before", cap);
     for (size_t i = 16 + cap; i < sizeof mem; i++)
       cr_assert_eq(mem[i], '#', "cap %zu: wrote %zu past the end", cap, i - 16 - cap);
   }
@@ -161,7 +164,9 @@ Test(fmt, exact_fit_is_not_truncated) {
   cr_assert_str_eq(pm_buf_cstr(&b), "12345", "cstr gives up the last byte for the NUL");
 }
 
-static void redirect(void) { cr_redirect_stderr(); }
+static void redirect(void) {
+  cr_redirect_stderr();
+}
 
 Test(fmt, message_is_one_line_on_stderr, .init = redirect) {
   pm_message("hello there");

@@ -14,22 +14,23 @@
 #include "heap.h"
 #include "start.h"
 #include "lifetime.h"
+#include "sample.h"
 #include "options.h"
 
 #define CLS 3 /* 64 B blocks */
 #define FAST_ENV()                                                                       \
   do {                                                                                   \
     setenv("POOLMALLOC_LIFETIME", "1", 0); /* 2 in unit_lifetime_pages */                \
-    setenv("POOLMALLOC_LIFETIME_RATE", "16", 1);                                         \
-    setenv("POOLMALLOC_LIFETIME_THRESHOLD", "1024", 1);                                  \
+    setenv("POOLMALLOC_PROFILE_RATE", "1024", 1);                                        \
+    setenv("POOLMALLOC_LIFETIME_THRESHOLD", "65536", 1);                                 \
   } while (0)
 
-/* what pm_malloc does with a known call site: the countdown first (its
- * slow branch is pm_lt_malloc), else a pool block. Calling pm_lt_malloc for
- * every request would take a sample each time the class is not diverted and
- * run the allocation clock 16 times too fast. */
+/* what pm_malloc does with a known call site: the byte countdown first (its
+ * slow branch is pm_malloc_tick), else a pool block. Calling pm_malloc_tick
+ * for every request would take a sample each time the class is not
+ * diverted and run the clock too fast. */
 static void *lt_alloc(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
-  if (--h->countdown[cls] == 0) return pm_malloc_tick(h, size, cls, site);
+  if ((h->countdown[cls] -= (int64_t)size) < 0) return pm_malloc_tick(h, size, cls, site);
   return pm_malloc_pool(h, size, cls);
 }
 
@@ -103,14 +104,14 @@ Test(lifetime, more_sites_than_slots) {
   pm_lt_totals(&samples, &sites, &marked);
   cr_assert_gt(samples, 1000);
   cr_assert_leq(sites, 4096, "sites %lu", (unsigned long)sites);
-  cr_assert_eq(pm_lt_outstanding, 0, "every sample freed left the table");
+  cr_assert_eq(pm_sample_live, 0, "every sample freed left the table");
 }
 
 Test(lifetime, more_live_samples_than_slots) {
   FAST_ENV();
   pm_heap *h = heap();
-  /* 100,000 live blocks at rate 16: ~6000 samples for a 4096-slot table */
-  enum { N = 100000 };
+  /* 40,000 live blocks at rate 16: ~39,000 samples for a 16,384-slot table */
+  enum { N = 40000 };
   void **v = malloc(N * sizeof *v);
   for (int i = 0; i < N; i++) {
     v[i] = lt_alloc(h, 64, CLS, 0x2000 + (uintptr_t)(i % 7) * 0x100);
@@ -122,7 +123,7 @@ Test(lifetime, more_live_samples_than_slots) {
     pm_free(v[i]);
   }
   free(v);
-  cr_assert_eq(pm_lt_outstanding, 0);
+  cr_assert_eq(pm_sample_live, 0);
 }
 
 static void *worker(void *arg) {
@@ -153,5 +154,5 @@ Test(lifetime, threads_share_the_tables) {
         pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)((i % 2 + 1) << 20)), 0);
   for (int i = 0; i < 4; i++)
     pthread_join(t[i], NULL);
-  cr_assert_eq(pm_lt_outstanding, 0);
+  cr_assert_eq(pm_sample_live, 0);
 }

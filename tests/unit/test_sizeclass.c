@@ -11,18 +11,22 @@
 Test(sizeclass, lookup_table_matches_calc_for_every_size_to_1MiB) {
   for (size_t s = 0; s <= MiB; s++) {
     unsigned a = pm_class_of(s), b = pm_class_of_calc(s);
-    if (a != b) cr_assert_fail("size %zu: pm_class_of %u != pm_class_of_calc %u", s, a, b);
+    if (a != b)
+      cr_assert_fail("size %zu: pm_class_of %u != pm_class_of_calc %u", s, a, b);
     if (s <= PM_SMALL_LOOKUP_MAX) {
       unsigned t = pm_small_class[(s + 15) >> 4];
-      if (t != b) cr_assert_fail("size %zu: pm_small_class %u != pm_class_of_calc %u", s, t, b);
+      if (t != b)
+        cr_assert_fail("size %zu: pm_small_class %u != pm_class_of_calc %u", s, t, b);
     }
   }
 }
 
 Test(sizeclass, table_has_an_entry_for_every_16_byte_step) {
-  cr_assert_eq(sizeof pm_small_class / sizeof pm_small_class[0], PM_SMALL_LOOKUP_MAX / 16 + 1);
+  cr_assert_eq(sizeof pm_small_class / sizeof pm_small_class[0],
+               PM_SMALL_LOOKUP_MAX / 16 + 1);
   cr_assert_eq(pm_small_class[0], 0, "malloc(0) uses the smallest class");
-  cr_assert_eq(pm_small_class[PM_SMALL_LOOKUP_MAX / 16], pm_class_of_calc(PM_SMALL_LOOKUP_MAX));
+  cr_assert_eq(pm_small_class[PM_SMALL_LOOKUP_MAX / 16],
+               pm_class_of_calc(PM_SMALL_LOOKUP_MAX));
 }
 
 Test(sizeclass, class_sizes_are_16_multiples_and_strictly_increasing) {
@@ -30,15 +34,17 @@ Test(sizeclass, class_sizes_are_16_multiples_and_strictly_increasing) {
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
     size_t sz = pm_class_size(c);
     cr_assert_eq(sz % 16, 0, "class %u size %zu not a multiple of 16", c, sz);
-    cr_assert_gt(sz, prev, "class %u size %zu not above class %u (%zu)", c, sz, c - 1, prev);
-    cr_assert_eq(pm_class_of(sz), c, "class %u: pm_class_of(its own size %zu) is %u", c, sz,
-                 pm_class_of(sz));
+    cr_assert_gt(sz, prev, "class %u size %zu not above class %u (%zu)", c, sz, c - 1,
+                 prev);
+    cr_assert_eq(pm_class_of(sz), c, "class %u: pm_class_of(its own size %zu) is %u", c,
+                 sz, pm_class_of(sz));
     prev = sz;
   }
   cr_assert_eq(pm_class_size(0), 16);
   cr_assert_eq(pm_class_size(7), 128);
   cr_assert_eq(pm_class_size(8), 160);
-  cr_assert_eq(pm_class_size(PM_NCLASSES - 1), MiB, "the last class is 1 MiB (largest POOL_SIZE)");
+  cr_assert_eq(pm_class_size(PM_NCLASSES - 1), MiB,
+               "the last class is 1 MiB (largest POOL_SIZE)");
 }
 
 Test(sizeclass, class_of_is_the_smallest_class_that_fits) {
@@ -48,8 +54,8 @@ Test(sizeclass, class_of_is_the_smallest_class_that_fits) {
     size_t sz = pm_class_size(c);
     if (sz < s) cr_assert_fail("size %zu: class %u holds only %zu", s, c, sz);
     if (c > 0 && pm_class_size(c - 1) >= s)
-      cr_assert_fail("size %zu: class %u (%zu) chosen but class %u (%zu) fits", s, c, sz, c - 1,
-               pm_class_size(c - 1));
+      cr_assert_fail("size %zu: class %u (%zu) chosen but class %u (%zu) fits", s, c, sz,
+                     c - 1, pm_class_size(c - 1));
   }
 }
 
@@ -63,12 +69,14 @@ Test(sizeclass, waste_below_25_percent_above_128) {
   }
   cr_assert_lt(worst, 0.25, "worst waste %.3f at size %zu", worst, worst_s);
   /* small sizes: at most 15 bytes of rounding */
-  for (size_t s = 1; s <= 128; s++) cr_assert_lt(pm_class_size(pm_class_of(s)) - s, 16);
+  for (size_t s = 1; s <= 128; s++)
+    cr_assert_lt(pm_class_size(pm_class_of(s)) - s, 16);
 }
 
 Test(sizeclass, power_of_two_alignment_of_classes) {
   /* aligned.c relies on: every power of two from 16 to 1 MiB is a class */
-  for (size_t a = 16; a <= MiB; a <<= 1) cr_assert_eq(pm_class_size(pm_class_of(a)), a);
+  for (size_t a = 16; a <= MiB; a <<= 1)
+    cr_assert_eq(pm_class_size(pm_class_of(a)), a);
 }
 
 /* ---- the division magic ---- */
@@ -92,8 +100,8 @@ static void check_magic(unsigned cls, size_t page_size) {
     bool want = off == next && idx < cap;
     if (off == next) next += bsize, idx++;
     if (pm_page_is_block_start(&pg, off) != want)
-      cr_assert_fail("class %u (bsize %zu), page %zu: offset %zu: got %d, want %d", cls, bsize,
-               page_size, (size_t)off, !want, want);
+      cr_assert_fail("class %u (bsize %zu), page %zu: offset %zu: got %d, want %d", cls,
+                     bsize, page_size, (size_t)off, !want, want);
   }
 }
 
@@ -101,7 +109,8 @@ Test(sizeclass, block_start_magic_exact_for_every_class_and_offset, .timeout = 6
   for (unsigned shift = 12; shift <= 20; shift++) {
     pm_g.page_shift = shift; /* pm_page_init reads the page size from here */
     pm_g.page_mask = ((uintptr_t)1 << shift) - 1;
-    for (unsigned cls = 0; cls < PM_NCLASSES; cls++) check_magic(cls, (size_t)1 << shift);
+    for (unsigned cls = 0; cls < PM_NCLASSES; cls++)
+      check_magic(cls, (size_t)1 << shift);
   }
 }
 

@@ -18,7 +18,8 @@
 #include "stats.h"
 
 static pm_snapshot snap(void) {
-  if (!PM_COUNTING) cr_skip_test("built without POOLMALLOC_COUNTING: no counters to check");
+  if (!PM_COUNTING)
+    cr_skip_test("built without POOLMALLOC_COUNTING: no counters to check");
   pm_snapshot s;
   pm_stats_snapshot(&s);
   return s;
@@ -29,8 +30,10 @@ static pm_snapshot snap(void) {
 static void expect_page_counts_agree(void) {
   pm_snapshot s = snap();
   uint64_t sum = 0;
-  for (unsigned c = 0; c < PM_NCLASSES; c++) sum += s.class_pages[c];
-  cr_assert_eq(sum, s.fig.pages_in_use, "per-class page counts (%llu) vs pages in use (%llu)",
+  for (unsigned c = 0; c < PM_NCLASSES; c++)
+    sum += s.class_pages[c];
+  cr_assert_eq(sum, s.fig.pages_in_use,
+               "per-class page counts (%llu) vs pages in use (%llu)",
                (unsigned long long)sum, (unsigned long long)s.fig.pages_in_use);
 }
 
@@ -47,7 +50,8 @@ struct blocks {
 
 static void *free_all(void *arg) {
   struct blocks *b = arg;
-  for (size_t i = 0; i < b->n; i++) pm_free(b->v[i]);
+  for (size_t i = 0; i < b->n; i++)
+    pm_free(b->v[i]);
   return NULL;
 }
 
@@ -82,7 +86,8 @@ Test(threads, remote_frees_come_back_through_the_slow_path) {
   cr_assert_eq(q, v[cap - 1], "the last remote free comes back first");
   cr_assert_eq(pg->used, 1);
   cr_assert_null(atomic_load(&pg->remote));
-  for (size_t i = 1; i < cap; i++) cr_assert_eq(pm_page_of(pm_malloc(64)), pg);
+  for (size_t i = 1; i < cap; i++)
+    cr_assert_eq(pm_page_of(pm_malloc(64)), pg);
   cr_assert_eq(snap().heap.pages_fresh, 1, "every block was reused, no second page");
   free(v);
 }
@@ -93,7 +98,8 @@ Test(threads, remote_frees_into_a_full_page_release_it) {
   size_t cap = pg->capacity;
   void **v = calloc(cap, sizeof *v);
   v[0] = first;
-  for (size_t i = 1; i < cap; i++) v[i] = pm_malloc(64);
+  for (size_t i = 1; i < cap; i++)
+    v[i] = pm_malloc(64);
   void *extra = pm_malloc(64); /* retires the first page to the full list */
   cr_assert_neq(pm_page_of(extra), pg);
   cr_assert_eq(pg->where, PM_IN_FULL);
@@ -103,7 +109,8 @@ Test(threads, remote_frees_into_a_full_page_release_it) {
 
   struct blocks b = {v, cap};
   run(free_all, &b);
-  cr_assert_eq(atomic_load(&h->remote_full_hint), 1, "a remote free into a full page raises the hint");
+  cr_assert_eq(atomic_load(&h->remote_full_hint), 1,
+               "a remote free into a full page raises the hint");
   cr_assert_eq(pg->state, PM_PAGE_IN_USE);
 
   /* any slow path of the owner looks at the full list: the emptied page is
@@ -130,11 +137,13 @@ Test(threads, remote_frees_into_a_partly_used_page) {
   /* blocks freed remotely while the owner keeps freeing locally */
   enum { N = 100 };
   void *v[N];
-  for (int i = 0; i < N; i++) v[i] = pm_malloc(500);
+  for (int i = 0; i < N; i++)
+    v[i] = pm_malloc(500);
   pm_page *pg = pm_page_of(v[0]);
   struct blocks b = {v, N / 2};
   run(free_all, &b);
-  for (int i = N / 2; i < N; i++) pm_free(v[i]);
+  for (int i = N / 2; i < N; i++)
+    pm_free(v[i]);
   cr_assert_eq(pg->used, N / 2, "the local frees are counted, the remote ones not yet");
   cr_assert_eq(snap().fig.live_block_bytes, 0);
   /* draining the local list then collects the remote one */
@@ -145,7 +154,8 @@ Test(threads, remote_frees_into_a_partly_used_page) {
   }
   cr_assert_null(atomic_load(&pg->remote));
   for (int i = 0; i < N; i++) {
-    for (int j = 0; j < i; j++) cr_assert_neq(w[i], w[j]);
+    for (int j = 0; j < i; j++)
+      cr_assert_neq(w[i], w[j]);
     pm_free(w[i]);
   }
   cr_assert_eq(pg->used, 0);
@@ -160,9 +170,12 @@ struct leave {
 
 static void *leave_blocks(void *arg) {
   struct leave *l = arg;
-  for (int i = 0; i < 3; i++) l->freed[i] = pm_malloc(64);
-  for (int i = 0; i < 7; i++) l->live[i] = pm_malloc(64);
-  for (int i = 0; i < 3; i++) pm_free(l->freed[i]);
+  for (int i = 0; i < 3; i++)
+    l->freed[i] = pm_malloc(64);
+  for (int i = 0; i < 7; i++)
+    l->live[i] = pm_malloc(64);
+  for (int i = 0; i < 3; i++)
+    pm_free(l->freed[i]);
   return NULL;
 }
 
@@ -206,7 +219,8 @@ Test(threads, abandoned_pages_are_adopted) {
 
   /* free everything from here (remote frees into an ownerless page): the
    * next adoption finds the page empty and releases it */
-  for (int i = 0; i < 7; i++) pm_free(l.live[i]);
+  for (int i = 0; i < 7; i++)
+    pm_free(l.live[i]);
   pm_free(a.p);
   cr_assert_eq(pg->used, 8);
   void *p = pm_malloc(64);
@@ -225,9 +239,12 @@ struct pages4 {
 
 static void *four_pages(void *arg) {
   struct pages4 *f = arg;
-  for (int i = 0; i < 4 * 64; i++) f->v[i] = pm_malloc(1024);
-  for (int i = 64; i < 128; i++) pm_free(f->v[i]);   /* empties the second page */
-  for (int i = 128; i < 160; i++) pm_free(f->v[i]);  /* half of the third */
+  for (int i = 0; i < 4 * 64; i++)
+    f->v[i] = pm_malloc(1024);
+  for (int i = 64; i < 128; i++)
+    pm_free(f->v[i]); /* empties the second page */
+  for (int i = 128; i < 160; i++)
+    pm_free(f->v[i]); /* half of the third */
   return NULL;
 }
 
@@ -240,8 +257,10 @@ Test(threads, thread_exit_releases_or_abandons_every_page) {
   cr_assert_eq(s.heap.pages_abandoned, 3);
   cr_assert_eq(s.fig.pages_in_use, 3);
   cr_assert_eq(s.pages_free_cached, 0, "the page cache is flushed at thread exit");
-  for (int i = 0; i < 64; i++) pm_free(f.v[i]);
-  for (int i = 160; i < 256; i++) pm_free(f.v[i]);
+  for (int i = 0; i < 64; i++)
+    pm_free(f.v[i]);
+  for (int i = 160; i < 256; i++)
+    pm_free(f.v[i]);
   cr_assert_eq(snap().fig.live_block_bytes, 0);
   /* one slow path adopts all three; each turns out empty and is released */
   void *p = pm_malloc(1024);
@@ -257,20 +276,24 @@ Test(threads, thread_exit_releases_or_abandons_every_page) {
 static void *alloc_and_free(void *arg) {
   (void)arg;
   void *v[300];
-  for (int i = 0; i < 300; i++) v[i] = pm_malloc(256);
-  for (int i = 0; i < 300; i++) pm_free(v[i]);
+  for (int i = 0; i < 300; i++)
+    v[i] = pm_malloc(256);
+  for (int i = 0; i < 300; i++)
+    pm_free(v[i]);
   return NULL;
 }
 
 Test(threads, sequential_threads_recycle_one_heap_and_its_pages) {
-  for (int i = 0; i < 50; i++) run(alloc_and_free, NULL);
+  for (int i = 0; i < 50; i++)
+    run(alloc_and_free, NULL);
   pm_snapshot s = snap();
   cr_assert_eq((uint64_t)pm_heap_count(), 1);
   cr_assert_eq(s.threads_total, 50);
   cr_assert_eq(s.threads_peak, 1);
   cr_assert_eq(s.threads_live, 0);
   cr_assert_eq(s.heap.pages_abandoned, 0, "nothing was left live");
-  cr_assert_eq(s.heap.pages_fresh, 2, "300 blocks of 256 need two pages, reused by every thread");
+  cr_assert_eq(s.heap.pages_fresh, 2,
+               "300 blocks of 256 need two pages, reused by every thread");
   cr_assert_eq(s.fig.pages_in_use, 0);
   cr_assert_eq(s.cls[pm_class_of(256)].allocs, 50 * 300);
   cr_assert_eq(s.cls[pm_class_of(256)].frees, 50 * 300);
@@ -316,11 +339,14 @@ static void *disjoint_worker(void *arg) {
   }
   pthread_barrier_wait(&barrier);
   /* free the peer's blocks: remote frees in both directions at once */
-  for (int i = 0; i < PER; i++) pm_free(w->peer->v[i]);
+  for (int i = 0; i < PER; i++)
+    pm_free(w->peer->v[i]);
   pthread_barrier_wait(&barrier);
   /* allocate again: the slow paths collect what the peer freed */
-  for (int i = 0; i < PER; i++) w->v[i] = pm_malloc(w->sz[i]);
-  for (int i = 0; i < PER; i++) pm_free(w->v[i]);
+  for (int i = 0; i < PER; i++)
+    w->v[i] = pm_malloc(w->sz[i]);
+  for (int i = 0; i < PER; i++)
+    pm_free(w->v[i]);
   return NULL;
 }
 
@@ -333,16 +359,20 @@ Test(threads, concurrent_threads_get_disjoint_blocks, .timeout = 60) {
     w[i].peer = &w[(i + 1) % NT];
     w[i].bad = 0;
   }
-  for (int i = 0; i < NT; i++) cr_assert_eq(pthread_create(&t[i], NULL, disjoint_worker, &w[i]), 0);
-  for (int i = 0; i < NT; i++) pthread_join(t[i], NULL);
-  for (int i = 0; i < NT; i++) cr_assert_eq(w[i].bad, 0, "thread %d found %d bytes overwritten", i, w[i].bad);
+  for (int i = 0; i < NT; i++)
+    cr_assert_eq(pthread_create(&t[i], NULL, disjoint_worker, &w[i]), 0);
+  for (int i = 0; i < NT; i++)
+    pthread_join(t[i], NULL);
+  for (int i = 0; i < NT; i++)
+    cr_assert_eq(w[i].bad, 0, "thread %d found %d bytes overwritten", i, w[i].bad);
   pm_snapshot s = snap();
   cr_assert_eq(s.threads_peak, NT);
   cr_assert_eq((uint64_t)pm_heap_count(), NT);
   cr_assert_eq(s.heap.remote_frees, NT * PER);
   cr_assert_eq(s.fig.live_block_bytes, 0);
   uint64_t allocs = 0, frees = 0;
-  for (unsigned c = 0; c < PM_NCLASSES; c++) allocs += s.cls[c].allocs, frees += s.cls[c].frees;
+  for (unsigned c = 0; c < PM_NCLASSES; c++)
+    allocs += s.cls[c].allocs, frees += s.cls[c].frees;
   cr_assert_eq(allocs, 2 * NT * PER);
   cr_assert_eq(frees, 2 * NT * PER);
   expect_page_counts_agree();
@@ -370,7 +400,8 @@ static void *producer(void *arg) {
     p[1] = (uint32_t)n;
     memset((char *)p + 8, (int)(i & 0xff), n - 8);
     pthread_mutex_lock(&ring.lock);
-    while (ring.head - ring.tail == RING) pthread_cond_wait(&ring.cond, &ring.lock);
+    while (ring.head - ring.tail == RING)
+      pthread_cond_wait(&ring.cond, &ring.lock);
     ring.slot[ring.head++ % RING] = p;
     pthread_cond_broadcast(&ring.cond);
     pthread_mutex_unlock(&ring.lock);
@@ -382,7 +413,8 @@ static void *consumer(void *arg) {
   (void)arg;
   for (uint32_t i = 0; i < ITEMS; i++) {
     pthread_mutex_lock(&ring.lock);
-    while (ring.head == ring.tail) pthread_cond_wait(&ring.cond, &ring.lock);
+    while (ring.head == ring.tail)
+      pthread_cond_wait(&ring.cond, &ring.lock);
     uint32_t *p = ring.slot[ring.tail++ % RING];
     pthread_cond_broadcast(&ring.cond);
     pthread_mutex_unlock(&ring.lock);
@@ -422,7 +454,8 @@ Test(threads, producer_consumer_contents_survive, .timeout = 60) {
 
 static void *fill_one_page(void *arg) {
   void **v = arg;
-  for (int i = 0; i < 64; i++) v[i] = pm_malloc(1024); /* exactly one 64 KiB page */
+  for (int i = 0; i < 64; i++)
+    v[i] = pm_malloc(1024); /* exactly one 64 KiB page */
   return NULL;
 }
 
@@ -438,7 +471,8 @@ Test(threads, full_pages_of_exited_threads_wait_for_a_remote_free) {
   void *v[64];
   run(fill_one_page, v);
   pm_page *pg = pm_page_of(v[0]);
-  for (int i = 1; i < 64; i++) cr_assert_eq(pm_page_of(v[i]), pg);
+  for (int i = 1; i < 64; i++)
+    cr_assert_eq(pm_page_of(v[i]), pg);
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.pages_abandoned, 1);
   cr_assert_null(atomic_load(&pg->owner));
@@ -468,8 +502,10 @@ struct two_classes {
 
 static void *two_classes_leave_one(void *arg) {
   struct two_classes *t = arg;
-  for (int i = 0; i < 3; i++) t->a[i] = pm_malloc(1024), t->b[i] = pm_malloc(2048);
-  for (int i = 1; i < 3; i++) pm_free(t->a[i]), pm_free(t->b[i]);
+  for (int i = 0; i < 3; i++)
+    t->a[i] = pm_malloc(1024), t->b[i] = pm_malloc(2048);
+  for (int i = 1; i < 3; i++)
+    pm_free(t->a[i]), pm_free(t->b[i]);
   return NULL;
 }
 
@@ -497,8 +533,9 @@ Test(threads, adoption_takes_pages_of_other_classes_too) {
 Test(threads, many_full_pages_are_scanned_a_step_at_a_time) {
   enum { PAGES = 130, N = 2 * PAGES };
   static void *v[N];
-  for (int i = 0; i < N; i++) v[i] = pm_malloc(32 * 1024); /* two per page */
-  void *last = pm_malloc(32 * 1024);                         /* retires the last full page */
+  for (int i = 0; i < N; i++)
+    v[i] = pm_malloc(32 * 1024);     /* two per page */
+  void *last = pm_malloc(32 * 1024); /* retires the last full page */
   pm_heap *h = pm_tls_heap;
   cr_assert_eq(h->nfull, PAGES);
   struct blocks b = {v, N};
@@ -509,8 +546,8 @@ Test(threads, many_full_pages_are_scanned_a_step_at_a_time) {
   static const uint64_t released[] = {64, 128, 130};
   for (int k = 0; k < 3; k++) {
     pm_free(pm_malloc(new_class[k]));
-    cr_assert_eq(snap().heap.pages_released, released[k], "after slow path %d: %llu", k + 1,
-                 (unsigned long long)snap().heap.pages_released);
+    cr_assert_eq(snap().heap.pages_released, released[k], "after slow path %d: %llu",
+                 k + 1, (unsigned long long)snap().heap.pages_released);
     cr_assert_eq(h->nfull, PAGES - released[k]);
   }
   pm_free(last);
@@ -534,9 +571,11 @@ static void *hold_blocks_until_told(void *arg) {
   pthread_mutex_lock(&fork_lock);
   fork_stage = 1;
   pthread_cond_broadcast(&fork_cond);
-  while (fork_stage != 2) pthread_cond_wait(&fork_cond, &fork_lock);
+  while (fork_stage != 2)
+    pthread_cond_wait(&fork_cond, &fork_lock);
   pthread_mutex_unlock(&fork_lock);
-  for (int i = 0; i < 100; i++) pm_free(fork_blocks[i]);
+  for (int i = 0; i < 100; i++)
+    pm_free(fork_blocks[i]);
   return NULL;
 }
 
@@ -545,7 +584,8 @@ Test(threads, fork_child_frees_the_blocks_of_a_thread_it_does_not_have) {
   pthread_t t;
   pthread_create(&t, NULL, hold_blocks_until_told, NULL);
   pthread_mutex_lock(&fork_lock);
-  while (fork_stage != 1) pthread_cond_wait(&fork_cond, &fork_lock);
+  while (fork_stage != 1)
+    pthread_cond_wait(&fork_cond, &fork_lock);
   pthread_mutex_unlock(&fork_lock);
 
   pid_t pid = fork();
@@ -557,14 +597,19 @@ Test(threads, fork_child_frees_the_blocks_of_a_thread_it_does_not_have) {
     if (s.threads_live != 1) bad |= 1;
     for (int i = 0; i < 100; i++) {
       const unsigned char *c = fork_blocks[i];
-      for (int k = 16; k < 200; k++) bad |= (c[k] != 0x5c) << 1;
-      if (i % 2) pm_free(fork_blocks[i]);
-      else fork_blocks[i] = pm_realloc(fork_blocks[i], 5000);
+      for (int k = 16; k < 200; k++)
+        bad |= (c[k] != 0x5c) << 1;
+      if (i % 2)
+        pm_free(fork_blocks[i]);
+      else
+        fork_blocks[i] = pm_realloc(fork_blocks[i], 5000);
     }
     static void *v[5000];
-    for (int i = 0; i < 5000; i++) memset(v[i] = pm_malloc(200), i & 0xff, 200);
+    for (int i = 0; i < 5000; i++)
+      memset(v[i] = pm_malloc(200), i & 0xff, 200);
     for (int i = 0; i < 5000; i++) {
-      for (int k = 0; k < 200; k++) bad |= (((unsigned char *)v[i])[k] != (i & 0xff)) << 2;
+      for (int k = 0; k < 200; k++)
+        bad |= (((unsigned char *)v[i])[k] != (i & 0xff)) << 2;
       pm_free(v[i]);
     }
     pm_free(mine);

@@ -1,0 +1,417 @@
+/* sample.c - the allocation sampler and its two tables (see sample.h).
+ *
+ * Reached only from slow paths: once per sample (about one per
+ * POOLMALLOC_PROFILE_RATE bytes per class and thread), and on frees of
+ * blocks on watched pages or, while samples are live, of large blocks.
+ * Both tables are fixed arrays in .bss updated with atomics; nothing
+ * allocates. The peak: the live estimate is the sum of the weights of live
+ * samples; each time it passes the last snapshot by 1/32, every stack's
+ * live figures are copied as its figures at the peak (a logarithmic number
+ * of copies over a run, each bounded by the table). */
+#define _GNU_SOURCE
+#include "sample.h"
+#include "je_support.h"
+#include "options.h"
+#include "os.h"
+#include "page.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <string.h>
+
+bool pm_sample_on, pm_sample_stacks;
+_Atomic uint32_t pm_sample_live;
+
+/* ---- the unwinder (libgcc_s), loaded by the constructor when profiling ---- */
+
+typedef int (*trace_fn)(void *ctx, void *arg);
+static int (*unwind_backtrace)(trace_fn, void *);
+static uintptr_t (*unwind_getip)(void *);
+
+void pm_sample_load_unwinder(void) {
+  void *lib = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NOLOAD);
+  if (lib == NULL) lib = dlopen("libgcc_s.so.1", RTLD_NOW);
+  if (lib == NULL) return; /* stacks of one frame: the call site */
+  unwind_getip = (uintptr_t(*)(void *))dlsym(lib, "_Unwind_GetIP");
+  unwind_backtrace = (int (*)(trace_fn, void *))dlsym(lib, "_Unwind_Backtrace");
+}
+
+typedef struct walk {
+  uintptr_t *frames;
+  uint32_t n, skip_until_site;
+  uintptr_t site;
+} walk;
+
+static int on_frame(void *ctx, void *arg) {
+  walk *w = arg;
+  uintptr_t ip = unwind_getip(ctx);
+  if (w->skip_until_site) { /* poolmalloc's own frames come first */
+    if (ip != w->site) return w->n++ < 16 ? 0 : 5;
+    w->skip_until_site = 0;
+    w->n = 0;
+  }
+  if (w->n >= PM_STACK_MAX || ip == 0) return 5; /* _URC_END_OF_STACK */
+  w->frames[w->n++] = ip;
+  return 0;
+}
+
+/* the stack above the allocation: frames[0] is the call site */
+static uint32_t capture(uintptr_t *frames, uintptr_t site) {
+  if (!pm_sample_stacks || unwind_backtrace == NULL || unwind_getip == NULL ||
+      site == 0) {
+    frames[0] = site;
+    return 1;
+  }
+  walk w = {frames, 0, 1, site};
+  unwind_backtrace(on_frame, &w);
+  if (w.skip_until_site || w.n == 0) { /* the site was not on the stack */
+    frames[0] = site;
+    return 1;
+  }
+  return w.n;
+}
+
+/* ---- modules: the loaded objects frames fall in, kept after dlclose ---- */
+
+#define MODULE_SLOTS 256
+typedef struct module {
+  uintptr_t base, lo, hi; /* load address; the range of its PT_LOAD segments */
+  char path[200];
+} module;
+static module modules[MODULE_SLOTS];
+static _Atomic uint32_t nmodules;
+static _Atomic int modules_busy;
+
+static int module_find(uintptr_t ip) {
+  uint32_t n = atomic_load_explicit(&nmodules, memory_order_acquire);
+  for (uint32_t i = n; i-- > 0;)
+    if (ip >= modules[i].lo && ip < modules[i].hi) return (int)i;
+  return -1;
+}
+
+typedef struct module_scan {
+  uintptr_t ip;
+} module_scan;
+
+static int add_module(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  module_scan *m = arg;
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+    if (a < lo) lo = a;
+    if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+  }
+  if (m->ip < lo || m->ip >= hi) return 0;
+  uint32_t n = relaxed_load(&nmodules);
+  if (n >= MODULE_SLOTS) return 1;
+  module *mod = &modules[n];
+  mod->base = info->dlpi_addr;
+  mod->lo = lo;
+  mod->hi = hi;
+  const char *name = info->dlpi_name;
+  if (name == NULL || name[0] == 0) { /* the main program */
+    ssize_t k = 0;
+    char exe[sizeof mod->path];
+    k = pm_os_readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[k > 0 ? k : 0] = 0;
+    memcpy(mod->path, exe, sizeof exe);
+  } else {
+    size_t k = strlen(name);
+    if (k >= sizeof mod->path) k = sizeof mod->path - 1;
+    memcpy(mod->path, name, k);
+    mod->path[k] = 0;
+  }
+  atomic_store_explicit(&nmodules, n + 1, memory_order_release);
+  return 1;
+}
+
+/* makes sure the module of every frame is in the table (new stacks only) */
+static void note_modules(const uintptr_t *f, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    if (module_find(f[i]) >= 0) continue;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&modules_busy, &expected, 1)) return;
+    if (module_find(f[i]) < 0) {
+      module_scan m = {f[i]};
+      dl_iterate_phdr(add_module, &m);
+    }
+    atomic_store(&modules_busy, 0);
+  }
+}
+
+size_t pm_sample_modules(pm_module_info *out, size_t max) {
+  uint32_t n = atomic_load_explicit(&nmodules, memory_order_acquire);
+  for (uint32_t i = 0; i < n && i < max; i++) {
+    out[i].base = modules[i].base;
+    out[i].lo = modules[i].lo;
+    out[i].hi = modules[i].hi;
+    out[i].path = modules[i].path;
+  }
+  return n < max ? n : max;
+}
+
+int pm_sample_module_of(uintptr_t ip) {
+  return module_find(ip);
+}
+
+/* ---- the stack table ---- */
+
+typedef struct stack {
+  _Atomic uint64_t hash; /* 0 empty, 1 being written */
+  uint32_t depth;
+  uintptr_t frames[PM_STACK_MAX];
+  _Atomic uint64_t alloc_bytes, alloc_blocks, live_bytes, live_blocks;
+  uint64_t peak_bytes, peak_blocks; /* copied at the peak snapshot */
+} stack;
+static stack stacks[PM_STACK_SLOTS];
+static _Atomic uint32_t nstacks;
+#define STACK_PROBE 32
+#define HASH_BUSY 1
+
+static uint64_t mix(uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdull;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ull;
+  return k ^ (k >> 33);
+}
+
+static uint64_t hash_frames(const uintptr_t *f, uint32_t n) {
+  uint64_t h = n;
+  for (uint32_t i = 0; i < n; i++)
+    h = mix(h ^ f[i]);
+  return h < 2 ? h + 2 : h;
+}
+
+/* the stack's slot, inserted if new; NULL if the table is full around it */
+static stack *stack_find(const uintptr_t *f, uint32_t n) {
+  uint64_t h = hash_frames(f, n);
+  for (uint32_t i = 0; i < STACK_PROBE; i++) {
+    stack *s = &stacks[(h + i) & (PM_STACK_SLOTS - 1)];
+    uint64_t k = atomic_load_explicit(&s->hash, memory_order_acquire);
+    if (k == h && s->depth == n && memcmp(s->frames, f, n * sizeof *f) == 0) return s;
+    if (k == 0) {
+      if (!atomic_compare_exchange_strong(&s->hash, &k, HASH_BUSY)) {
+        i--; /* look at this slot again */
+        continue;
+      }
+      s->depth = n;
+      memcpy(s->frames, f, n * sizeof *f);
+      if (pm_sample_stacks) note_modules(f, n);
+      atomic_store_explicit(&s->hash, h, memory_order_release);
+      atomic_fetch_add(&nstacks, 1);
+      return s;
+    }
+  }
+  return NULL;
+}
+
+/* ---- live samples: address -> stack, weight, birth ---- */
+
+#define SAMPLE_BUCKETS 2048 /* power of two */
+#define BUCKET_SLOTS 8
+typedef struct live_sample {
+  _Atomic uintptr_t ptr; /* 0 empty, 1 being written or read */
+  uint32_t stack;        /* index + 1; 0: no stack (table full) */
+  uint32_t user;
+  uint64_t weight, birth;
+  uint32_t blocks; /* the blocks it stands for */
+  uint8_t flag;
+} live_sample;
+static live_sample samples[SAMPLE_BUCKETS * BUCKET_SLOTS];
+static _Atomic uint32_t scan_cursor;
+
+static _Atomic uint64_t clock_bytes, live_est, peak_est, snapshot_at, nsamples, ndropped;
+static _Atomic uint64_t peak_ms, peak_rss, peak_pool;
+static _Atomic int snapshotting;
+static uint64_t rate = 512 * 1024;
+
+void pm_sample_init(bool profile, bool sites) {
+  pm_sample_stacks = profile;
+  pm_sample_on = profile || sites;
+  rate = pm_opt.profile_rate ? pm_opt.profile_rate : 512 * 1024;
+}
+
+uint64_t pm_sample_clock(void) {
+  return relaxed_load(&clock_bytes);
+}
+
+int64_t pm_sample_draw(pm_heap *h) {
+  /* xorshift64*, then -rate * ln(u) with u in (0, 1] */
+  uint64_t x = h->rng ? h->rng : (uint64_t)(uintptr_t)h | 1;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  h->rng = x;
+  double u = (double)((x * 0x2545f4914f6cdd1dull) >> 11) * (1.0 / 9007199254740992.0);
+  double d = -pm_je_support_log(u > 0 ? u : 1e-300) * (double)rate;
+  if (d < 1) d = 1;
+  if (d > 1e15) d = 1e15;
+  return (int64_t)d;
+}
+
+/* the bytes a sample of `size` stands for: size / (1 - exp(-size / rate)) */
+static uint64_t weight_of(size_t size) {
+  double s = (double)(size ? size : 1), r = (double)rate;
+  if (s >= 40 * r) return (uint64_t)s;
+  double p = 1.0 - pm_je_support_exp(-s / r);
+  return (uint64_t)(s / p + 0.5);
+}
+
+static live_sample *bucket_of(const void *p) {
+  return &samples[(mix((uintptr_t)p) & (SAMPLE_BUCKETS - 1)) * BUCKET_SLOTS];
+}
+
+/* copies every stack's live figures as its figures at the peak */
+static void snapshot_peak(uint64_t est) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&snapshotting, &expected, 1)) return;
+  uint32_t n = PM_STACK_SLOTS;
+  for (uint32_t i = 0; i < n; i++) {
+    stack *s = &stacks[i];
+    if (atomic_load_explicit(&s->hash, memory_order_acquire) < 2) continue;
+    s->peak_bytes = relaxed_load(&s->live_bytes);
+    s->peak_blocks = relaxed_load(&s->live_blocks);
+  }
+  relaxed_store(&snapshot_at, est);
+  relaxed_store(&peak_ms, pm_os_uptime_ns() / 1000000);
+  size_t rss, hwm;
+  pm_os_rss(&rss, &hwm);
+  relaxed_store(&peak_rss, rss);
+  relaxed_store(&peak_pool, relaxed_load(&pm_pages_in_use) << pm_g.page_shift);
+  atomic_store(&snapshotting, 0);
+}
+
+bool pm_sample_record(const void *p, size_t size, uintptr_t site, uint32_t user) {
+  uintptr_t frames[PM_STACK_MAX];
+  uint32_t n = capture(frames, site);
+  uint64_t w = weight_of(size);
+  atomic_fetch_add_explicit(&nsamples, 1, memory_order_relaxed);
+  uint64_t now = atomic_fetch_add_explicit(&clock_bytes, w, memory_order_relaxed);
+  live_sample *b = bucket_of(p), *e = NULL;
+  for (unsigned i = 0; i < BUCKET_SLOTS && e == NULL; i++) {
+    uintptr_t expected = 0;
+    if (relaxed_load(&b[i].ptr) == 0 &&
+        atomic_compare_exchange_strong(&b[i].ptr, &expected, (uintptr_t)1))
+      e = &b[i];
+  }
+  if (e == NULL) {
+    atomic_fetch_add_explicit(&ndropped, 1, memory_order_relaxed);
+    return false;
+  }
+  stack *s = stack_find(frames, n);
+  uint64_t blocks = (w + size / 2) / (size ? size : 1);
+  if (blocks > UINT32_MAX) blocks = UINT32_MAX;
+  if (s != NULL) {
+    atomic_fetch_add_explicit(&s->alloc_bytes, w, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->alloc_blocks, blocks, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->live_bytes, w, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->live_blocks, blocks, memory_order_relaxed);
+  } else {
+    atomic_fetch_add_explicit(&ndropped, 1, memory_order_relaxed);
+  }
+  e->stack = s ? (uint32_t)(s - stacks) + 1 : 0;
+  e->user = user;
+  e->weight = w;
+  e->blocks = (uint32_t)(blocks < UINT32_MAX ? blocks : UINT32_MAX);
+  e->birth = now;
+  e->flag = 0;
+  atomic_fetch_add(&pm_sample_live, 1);
+  atomic_store_explicit(&e->ptr, (uintptr_t)p, memory_order_release);
+  uint64_t est = atomic_fetch_add_explicit(&live_est, w, memory_order_relaxed) + w;
+  pm_atomic_max(&peak_est, est);
+  if (pm_sample_stacks &&
+      est > relaxed_load(&snapshot_at) + relaxed_load(&snapshot_at) / 32)
+    snapshot_peak(est);
+  return true;
+}
+
+bool pm_sample_forget(const void *p, pm_sample_info *out) {
+  live_sample *b = bucket_of(p);
+  for (unsigned i = 0; i < BUCKET_SLOTS; i++) {
+    uintptr_t expected = (uintptr_t)p;
+    if (relaxed_load(&b[i].ptr) != expected ||
+        !atomic_compare_exchange_strong(&b[i].ptr, &expected, (uintptr_t)1))
+      continue;
+    live_sample *e = &b[i];
+    out->weight = e->weight;
+    out->birth = e->birth;
+    out->user = e->user;
+    out->flag = e->flag;
+    if (e->stack) {
+      stack *s = &stacks[e->stack - 1];
+      atomic_fetch_sub_explicit(&s->live_bytes, e->weight, memory_order_relaxed);
+      atomic_fetch_sub_explicit(&s->live_blocks, e->blocks, memory_order_relaxed);
+    }
+    atomic_fetch_sub_explicit(&live_est, e->weight, memory_order_relaxed);
+    atomic_fetch_sub(&pm_sample_live, 1);
+    atomic_store_explicit(&e->ptr, 0, memory_order_release);
+    return true;
+  }
+  return false;
+}
+
+void pm_sample_scan(unsigned n, pm_sample_visit_fn fn) {
+  uint64_t now = relaxed_load(&clock_bytes);
+  uint32_t start = atomic_fetch_add_explicit(&scan_cursor, n, memory_order_relaxed);
+  for (uint32_t k = 0; k < n; k++) {
+    live_sample *e = &samples[(start + k) % (SAMPLE_BUCKETS * BUCKET_SLOTS)];
+    uintptr_t p = atomic_load_explicit(&e->ptr, memory_order_acquire);
+    if (p <= 1 || !atomic_compare_exchange_strong(&e->ptr, &p, (uintptr_t)1)) continue;
+    pm_sample_info info = {e->weight, e->birth, e->user, e->flag};
+    fn(&info, &e->flag, now);
+    atomic_store_explicit(&e->ptr, p, memory_order_release);
+  }
+}
+
+/* ---- reports ---- */
+
+static uint64_t key_of(const pm_stack_info *s, int key) {
+  return key == 0 ? s->peak_bytes : key == 1 ? s->live_bytes : s->alloc_bytes;
+}
+
+size_t pm_sample_top(pm_stack_info *out, size_t max, int key) {
+  size_t n = 0;
+  for (uint32_t i = 0; i < PM_STACK_SLOTS; i++) {
+    stack *s = &stacks[i];
+    if (atomic_load_explicit(&s->hash, memory_order_acquire) < 2) continue;
+    pm_stack_info info = {s->depth,
+                          s->frames,
+                          relaxed_load(&s->alloc_bytes),
+                          relaxed_load(&s->alloc_blocks),
+                          relaxed_load(&s->live_bytes),
+                          relaxed_load(&s->live_blocks),
+                          s->peak_bytes,
+                          s->peak_blocks};
+    if (key_of(&info, key) == 0) continue;
+    size_t j = n < max ? n++ : max;
+    while (j > 0 && key_of(&out[j - 1], key) < key_of(&info, key)) {
+      if (j < max) out[j] = out[j - 1];
+      j--;
+    }
+    if (j < max) out[j] = info;
+  }
+  return n;
+}
+
+void pm_sample_totals(pm_profile_totals *t) {
+  t->samples = relaxed_load(&nsamples);
+  t->dropped = relaxed_load(&ndropped);
+  t->stacks = relaxed_load(&nstacks);
+  t->live_bytes = relaxed_load(&live_est);
+  t->peak_bytes = relaxed_load(&peak_est);
+  t->peak_ms = relaxed_load(&peak_ms);
+  t->peak_rss = relaxed_load(&peak_rss);
+  t->peak_pool_bytes = relaxed_load(&peak_pool);
+}
+
+uint64_t pm_sample_metadata_bytes(void) {
+  /* the stacks stored, and the pages of the sample table touched so far
+   * (samples land in random buckets) */
+  uint64_t pages = sizeof samples / 4096, touched = relaxed_load(&nsamples);
+  return (uint64_t)relaxed_load(&nstacks) * sizeof(stack) +
+         (touched < pages ? touched : pages) * 4096;
+}

@@ -1,0 +1,93 @@
+/* sample.h - the allocation sampler: one sample per POOLMALLOC_PROFILE_RATE
+ * bytes on average, with its call stack, watched until it is freed.
+ *
+ * Each thread counts down bytes per size class (the countdown the malloc
+ * fast path already has); when it runs out the request is sampled and the
+ * next distance is drawn from an exponential distribution with the rate as
+ * its mean (as tcmalloc, jemalloc's lg_prof_sample and Go's MemProfileRate
+ * do). A request of s bytes is then sampled with probability
+ * 1 - exp(-s/rate), so a sample stands for s / (1 - exp(-s/rate)) bytes
+ * (its weight) and sums of weights estimate allocated, live and peak bytes
+ * without bias. A sample's stack (up to PM_STACK_MAX frames, from libgcc's
+ * unwinder, or only the call site when profiling is off and lifetime
+ * routing asks) is stored once in a fixed table keyed by its hash; the
+ * sampled block is entered in a fixed table keyed by address until it is
+ * freed. Nothing here allocates or takes a lock; a full table drops the
+ * sample and counts it.
+ *
+ * Sampled pool blocks live on pages of the thread's auxiliary heap, marked
+ * `watched`, so only frees that already leave the fast path look them up;
+ * sampled large blocks are looked up on the large free path. */
+#ifndef PM_SAMPLE_H
+#define PM_SAMPLE_H
+
+#include "types.h"
+
+#define PM_STACK_MAX 32
+#define PM_STACK_SLOTS 4096 /* distinct stacks kept */
+
+/* Set up at process start from the options: sampling on for the profile
+ * (with stacks) or for lifetime routing (call site only). */
+void pm_sample_init(bool profile, bool sites);
+extern bool pm_sample_on;     /* either */
+extern bool pm_sample_stacks; /* whole stacks (the profile) */
+/* Loads the unwinder (the library constructor, when profiling: never from
+ * inside malloc, where the loader's lock could be held by a fork). */
+void pm_sample_load_unwinder(void);
+
+/* A distance to the next sample, in bytes (exponential, mean = the rate). */
+int64_t pm_sample_draw(pm_heap *h);
+
+/* Records the sampled block p of `size` bytes requested from `site` (the
+ * caller's return address): captures the stack, adds the sample's weight
+ * to its stack's counters. `user` is kept for the caller (lifetime.c's
+ * site). false if the sample could not be recorded (table full). */
+bool pm_sample_record(const void *p, size_t size, uintptr_t site, uint32_t user);
+
+typedef struct pm_sample_info {
+  uint64_t weight; /* bytes this sample stands for */
+  uint64_t birth;  /* pm_sample_clock() when it was taken */
+  uint32_t user;
+  uint8_t flag; /* set by a pm_sample_scan visitor */
+} pm_sample_info;
+/* p is being freed: if it was sampled, takes it out and fills *out. */
+bool pm_sample_forget(const void *p, pm_sample_info *out);
+/* live samples (cheap test for the large free path) */
+extern _Atomic uint32_t pm_sample_live;
+
+/* Estimated bytes allocated so far (the sum of every sample's weight): the
+ * clock lifetime routing measures ages with. */
+uint64_t pm_sample_clock(void);
+
+/* Visits up to n live samples (round robin): fn may mark one (*flag). */
+typedef void (*pm_sample_visit_fn)(pm_sample_info *s, uint8_t *flag, uint64_t now);
+void pm_sample_scan(unsigned n, pm_sample_visit_fn fn);
+
+/* ---- for reports ---- */
+typedef struct pm_stack_info {
+  uint32_t depth;
+  const uintptr_t *frames; /* innermost (the allocation's call site) first */
+  uint64_t alloc_bytes, alloc_blocks, live_bytes, live_blocks, peak_bytes, peak_blocks;
+} pm_stack_info;
+/* The stacks, largest `key` first (0 peak, 1 live, 2 allocated); returns
+ * how many were written (at most max). */
+size_t pm_sample_top(pm_stack_info *out, size_t max, int key);
+typedef struct pm_profile_totals {
+  uint64_t samples, dropped, stacks, live_bytes, peak_bytes, peak_ms, peak_rss,
+      peak_pool_bytes;
+} pm_profile_totals;
+void pm_sample_totals(pm_profile_totals *t);
+/* resident bytes of the sampler's tables (estimated) */
+uint64_t pm_sample_metadata_bytes(void);
+
+/* The modules (loaded objects) the stored frames fall in, recorded when a
+ * stack is first seen, so a library unloaded since still has its name. */
+typedef struct pm_module_info {
+  uintptr_t base, lo, hi; /* load address; the range of its segments */
+  const char *path;
+} pm_module_info;
+size_t pm_sample_modules(pm_module_info *out, size_t max);
+/* index of the module holding ip, -1 if none */
+int pm_sample_module_of(uintptr_t ip);
+
+#endif
