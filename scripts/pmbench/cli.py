@@ -13,11 +13,12 @@ chart to <out>/results.png when matplotlib or gnuplot is available.
 
 usage: scripts/bench [--quick] [--runs N] [--lib /path/libpoolmalloc.so]
                      [--bindir DIR] [--out DIR] [--only name,...]
-                     [--allocators name,...] [--list]
+                     [--allocators name,...] [--frag] [--list]
 
 --quick runs every workload tiny, once by default, and exits nonzero if any run
-fails or the table is incomplete; it never judges timings. See
-docs/benchmarks.md.
+fails or the table is incomplete; it never judges timings. --frag runs the
+fragmentation family instead (frag.py: RSS over live bytes, with a
+poolmalloc-lt2 column, POOLMALLOC_LIFETIME=2). See docs/benchmarks.md.
 """
 import argparse
 import json
@@ -31,6 +32,7 @@ from .common import (FULL_SCALE, FULL_TIMEOUT, QUICK_SCALE, QUICK_TIMEOUT, REAL_
                      TOP, log)
 from .peers import (ALL_ALLOCATORS, DEFAULT_ALLOCATORS, POOLMALLOC_COLUMNS,
                     allocator_versions, resolve_allocators)
+from .frag import check_frag_complete, frag_report, frag_workloads
 from .redis import redis_workloads
 from .runner import run_all, summarise, write_csv
 from .startup import startup_workloads
@@ -50,6 +52,9 @@ def parse_args(argv):
                    help="output directory (default bench-results/)")
     p.add_argument("--only", help="comma-separated workload names or groups (churn, real, ...)")
     p.add_argument("--allocators", help="comma-separated subset of " + ",".join(ALL_ALLOCATORS))
+    p.add_argument("--frag", action="store_true",
+                   help="run the fragmentation family instead (RSS over live bytes; with "
+                   "poolmalloc-lt2 among the default allocators)")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
     p.add_argument("--render-chart", nargs=2, metavar=("JSON", "PNG"), help=argparse.SUPPRESS)
     opts = p.parse_args(argv)
@@ -154,6 +159,11 @@ def check_complete(text, workloads, allocs):
 
 
 def list_workloads(opts):
+    if opts.frag:
+        with tempfile.TemporaryDirectory() as tmp:
+            for w in frag_workloads(Path("tests/bench"), Path(tmp), opts.quick)[0]:
+                print(f"{w.name:16} {w.what}")
+        return
     scale = QUICK_SCALE if opts.quick else FULL_SCALE
     real_scale = REAL_QUICK_SCALE if opts.quick else FULL_SCALE
     for w in bench_workloads(Path("tests/bench"), scale):
@@ -169,7 +179,7 @@ def list_workloads(opts):
 
 def wanted_allocators(opts):
     if not opts.allocators:
-        return list(DEFAULT_ALLOCATORS)
+        return list(ALL_ALLOCATORS if opts.frag else DEFAULT_ALLOCATORS)
     wanted = [a.strip() for a in opts.allocators.split(",") if a.strip()]
     bad = [a for a in wanted if a not in ALL_ALLOCATORS]
     if bad:
@@ -189,6 +199,13 @@ def suite_workloads(opts, notes):
     workloads = select(workloads + real + redis + startup, opts.only)
     notes += real_notes
     return prepare_workloads(workloads, notes)
+
+
+def family_workloads(opts, notes):
+    """The selected workloads of the fragmentation family (--frag), prepared."""
+    found, frag_notes = frag_workloads(resolve_bindir(opts), opts.out / "work", opts.quick)
+    notes += frag_notes
+    return prepare_workloads(select(found, opts.only), notes)
 
 
 def columns(opts, wanted, notes):
@@ -245,13 +262,17 @@ def main(argv):
     if opts.list:
         list_workloads(opts)
         return 0
-    workloads = suite_workloads(opts, notes)
+    workloads = (family_workloads if opts.frag else suite_workloads)(opts, notes)
     allocs = columns(opts, wanted, notes)
     timeout = QUICK_TIMEOUT if opts.quick else FULL_TIMEOUT
     own = sorted({w.timeout for w in workloads if w.timeout})
     log(f"bench: {len(workloads)} workloads x {len(allocs)} allocators x {opts.runs} runs, "
-        f"timeout {timeout}s" + (f" (start-up workloads {own[-1]}s)" if own else "")
+        f"timeout {timeout}s" + (f" ({'these' if opts.frag else 'start-up'} workloads "
+                                 f"{own[-1]}s)" if own else "")
         + f", output in {opts.out}")
     results = run_all(workloads, allocs, opts.runs, timeout, opts.out / "failures")
-    text = finish(opts, results, workloads, allocs, notes, report)
-    return quick_verdict(opts, text, results, workloads, allocs) if opts.quick else 0
+    text = finish(opts, results, workloads, allocs, notes, frag_report if opts.frag else report)
+    if not opts.quick:
+        return 0
+    check = check_frag_complete if opts.frag else check_complete
+    return quick_verdict(opts, text, results, workloads, allocs, check)

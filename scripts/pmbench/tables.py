@@ -286,21 +286,34 @@ def load_text():
         return "?"
 
 
-def report(cells, workloads, allocs, opts, notes, versions):
+def report_header(allocs, opts, versions, title="Benchmark results"):
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     mode = "quick (tiny scale; timings meaningless)" if opts.quick else "full"
-    lines = [f"## Benchmark results — {when}", "",
-             f"- machine: {machine_line()}",
-             f"- load average (1/5/15 min): {opts.load_start} at the start, {load_text()} at "
-             "the end (other work on the machine makes timings noisy)",
-             f"- mode: {mode}; {opts.runs} run(s) per allocator, interleaved; medians",
-             "- cells: median value (ratio to the best of glibc/jemalloc/mimalloc/tcmalloc); "
-             "geomean row: geometric mean of those ratios",
-             *(["- poolmalloc-lt: poolmalloc with POOLMALLOC_LIFETIME=1 (lifetime routing on; "
-                "poolmalloc runs with it unset); not a peer"] if "poolmalloc-lt" in allocs
-               else []),
-             f"- peak RSS: {rss_method()}",
-             "- allocators: " + "; ".join(f"{a} = {v}" for a, v in versions.items()), ""]
+    return [f"## {title} — {when}", "",
+            f"- machine: {machine_line()}",
+            f"- load average (1/5/15 min): {opts.load_start} at the start, {load_text()} at "
+            "the end (other work on the machine makes timings noisy)",
+            f"- mode: {mode}; {opts.runs} run(s) per allocator, interleaved; medians",
+            "- cells: median value (ratio to the best of glibc/jemalloc/mimalloc/tcmalloc); "
+            "geomean row: geometric mean of those ratios",
+            *(["- poolmalloc-lt: poolmalloc with POOLMALLOC_LIFETIME=1 (lifetime routing on; "
+               "poolmalloc runs with it unset); not a peer"] if "poolmalloc-lt" in allocs
+              else []),
+            *(["- poolmalloc-lt2: poolmalloc with POOLMALLOC_LIFETIME=2 (long-lived sites get "
+               "pool pages of their own); not a peer"] if "poolmalloc-lt2" in allocs else []),
+            f"- peak RSS: {rss_method()}",
+            "- allocators: " + "; ".join(f"{a} = {v}" for a, v in versions.items()), ""]
+
+
+def report_tail(workloads, notes):
+    lines = ["### Workloads", ""] + [f"- `{w.name}`: {w.what}" for w in workloads]
+    if notes:
+        lines += ["", "### Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def report(cells, workloads, allocs, opts, notes, versions):
+    lines = report_header(allocs, opts, versions)
     timed = [w for w in workloads if not w.higher]
     if timed:
         lines += metric_table(cells, timed, allocs, "wall", "Wall time (s)") + [""]
@@ -314,7 +327,4 @@ def report(cells, workloads, allocs, opts, notes, versions):
                   lifetime_table(cells, workloads, allocs)):
         if extra:
             lines += extra + [""]
-    lines += ["### Workloads", ""] + [f"- `{w.name}`: {w.what}" for w in workloads]
-    if notes:
-        lines += ["", "### Notes", ""] + [f"- {n}" for n in notes]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + report_tail(workloads, notes)
