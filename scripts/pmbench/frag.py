@@ -3,7 +3,9 @@ long-lived data is small next to what they allocated, and how much RSS each
 allocator keeps for it. Every workload ends with a line giving live_bytes,
 end_rss_kib and end_ratio (RSS ÷ live, right after the program dropped its
 short-lived data) and idle_rss_kib and idle_ratio (the same after an idle
-period); the report's table is RSS ÷ live per workload, point and allocator.
+period; bench_fragsites adds tick_*: after as long again with a few calls
+every 10 ms); the report's table is RSS ÷ live per workload, point and
+allocator.
 
 - frag-immortal, frag-k4, frag-1phase: tests/bench/bench_fragsites (site A's
   short-lived blocks, site B's long-lived ones: kept to the end, kept 4
@@ -28,14 +30,16 @@ from .workloads import Workload
 FRAG_IDLE, FRAG_QUICK_IDLE = 3.0, 0.05         # seconds of the idle period
 FRAG_PER_PHASE, FRAG_QUICK_PER_PHASE = 200000, 20000
 FRAG_TIMEOUT = 300                   # seconds per run (full runs; --quick: the suite's)
-POINTS = [("end", "right after the frees"), ("idle", "after the idle period")]
+POINTS = [("end", "right after the frees"), ("idle", "after an idle sleep"),
+          ("tick", "after as long with calls")]
 
 
 def sites_workloads(bindir, quick):
     idle = FRAG_QUICK_IDLE if quick else FRAG_IDLE
     n = FRAG_QUICK_PER_PHASE if quick else FRAG_PER_PHASE
     prog = str(bindir / "bench_fragsites")
-    common = ["--per-phase", str(n), "--every", "100", "--idle", f"{idle:g}"]
+    common = ["--per-phase", str(n), "--every", "100", "--idle", f"{idle:g}",
+              "--tick", f"{idle:g}"]
     table = [
         ("frag-immortal", f"40 phases of {n} short-lived 16-512 B (site A), 1 in 100 from "
          "site B kept to the end (issue 14)", ["--phases", "40"]),

@@ -2,7 +2,7 @@
  * blocks sit among another site's many short-lived ones (issue 14).
  *
  * Usage: bench_fragsites [scale] [--phases N] [--per-phase N] [--every N]
- *                        [--keep K] [--idle SEC] [--tick]
+ *                        [--keep K] [--idle SEC] [--tick SEC]
  *
  * Each phase, site A (short_alloc) allocates per-phase (200,000 x scale)
  * blocks of 16-512 B and frees them all, in allocation order, at the end of
@@ -21,10 +21,12 @@
  * first phase (bookkeeping arrays are mmap'd and touched before, outside the
  * allocator under test). With --idle SEC it then sleeps SEC seconds, makes one
  * malloc/free (an allocator that gives memory back lazily, on its next call
- * after a delay, gets that call), reads VmRSS again and prints point=idle;
- * with --tick it allocates and frees a few blocks every 10 ms instead of
- * sleeping, the way an idle server does. The last line repeats everything as
- * key=value pairs and ends in check=ok.
+ * after a delay, gets that call), reads VmRSS again and prints point=idle.
+ * With --tick SEC it then (after the sleep, if any) goes on for SEC seconds
+ * allocating and freeing 16 small blocks every 10 ms, the way an idle server
+ * does, and prints point=tick: an allocator whose decay runs only when it is
+ * called gets to run it. The last line repeats everything as key=value pairs
+ * (end_*, idle_*, tick_*) and ends in check=ok.
  *
  * Every block carries a head and a tail tag checked before its free; a
  * mismatch prints CORRUPTION and exits with status 3. A fixed-seed xorshift
@@ -57,9 +59,8 @@ struct block {
 };
 
 struct config {
-  double scale, idle;
+  double scale, idle, tick;
   long phases, per_phase, every, keep;
-  int tick;
 };
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -122,7 +123,7 @@ static long long_arg(int argc, char **argv, int *i) {
 }
 
 static struct config parse(int argc, char **argv) {
-  struct config c = {1.0, 0.0, 40, 0, 100, 0, 0};
+  struct config c = {1.0, 0.0, 0.0, 40, 0, 100, 0};
   int i = 1;
   if (argc > 1 && argv[1][0] != '-') c.scale = atof(argv[i++]);
   if (c.scale <= 0) c.scale = 1.0;
@@ -132,7 +133,7 @@ static struct config parse(int argc, char **argv) {
     else if (!strcmp(argv[i], "--every")) c.every = long_arg(argc, argv, &i);
     else if (!strcmp(argv[i], "--keep")) c.keep = long_arg(argc, argv, &i);
     else if (!strcmp(argv[i], "--idle") && i + 1 < argc) c.idle = atof(argv[++i]);
-    else if (!strcmp(argv[i], "--tick")) c.tick = 1;
+    else if (!strcmp(argv[i], "--tick") && i + 1 < argc) c.tick = atof(argv[++i]);
     else die("unknown option at argument", i);
   }
   if (c.per_phase <= 0) c.per_phase = (long)(200000 * c.scale) < 1000 ? 1000
@@ -141,22 +142,30 @@ static struct config parse(int argc, char **argv) {
   return c;
 }
 
-/* the idle period: a sleep and one call, or (--tick) a little work every 10 ms */
-static void idle(const struct config *c) {
-  double end = now_sec() + c->idle;
-  struct timespec slice = {0, 10 * 1000 * 1000};
+/* a little work: 16 blocks of 16-512 B allocated, then freed */
+static void few_calls(void) {
   void *few[16];
-  if (!c->tick) {
-    struct timespec all = {(time_t)c->idle, (long)((c->idle - (time_t)c->idle) * 1e9)};
-    nanosleep(&all, NULL);
-  }
+  for (int i = 0; i < 16; i++)
+    if ((few[i] = malloc(random_size())) == NULL) die("malloc failed", 0);
+  for (int i = 0; i < 16; i++)
+    free(few[i]);
+}
+
+/* --idle: a sleep, then one round of calls */
+static void idle_sleep(double sec) {
+  struct timespec all = {(time_t)sec, (long)((sec - (time_t)sec) * 1e9)};
+  nanosleep(&all, NULL);
+  few_calls();
+}
+
+/* --tick: a round of calls every 10 ms */
+static void idle_tick(double sec) {
+  double end = now_sec() + sec;
+  struct timespec slice = {0, 10 * 1000 * 1000};
   do {
-    for (int i = 0; i < 16; i++)
-      if ((few[i] = malloc(random_size())) == NULL) die("malloc failed", 0);
-    for (int i = 0; i < 16; i++)
-      free(few[i]);
-    if (c->tick) nanosleep(&slice, NULL);
-  } while (c->tick && now_sec() < end);
+    few_calls();
+    nanosleep(&slice, NULL);
+  } while (now_sec() < end);
 }
 
 static size_t live_bytes(const struct block *b, size_t n) {
@@ -197,6 +206,13 @@ static void point(const char *name, long rss, long base, size_t live) {
          live ? rss * 1024.0 / live : 0.0, live ? (rss - base) * 1024.0 / live : 0.0);
 }
 
+/* name_rss_kib, name_ratio and name_heap_ratio on the result line (rss < 0: none) */
+static void print_point(const char *name, long rss, long base, size_t live) {
+  if (rss < 0) return;
+  printf(" %s_rss_kib=%ld %s_ratio=%.2f %s_heap_ratio=%.2f", name, rss, name,
+         live ? rss * 1024.0 / live : 0.0, name, live ? (rss - base) * 1024.0 / live : 0.0);
+}
+
 int main(int argc, char **argv) {
   struct config c = parse(argc, argv);
   size_t cap = (size_t)c.phases * (size_t)(c.per_phase / c.every + 1);
@@ -212,12 +228,17 @@ int main(int argc, char **argv) {
   double dt = now_sec() - t0;
 
   size_t live = live_bytes(bs, nb);
-  long end_rss = status_kib("VmRSS"), idle_rss = -1;
+  long end_rss = status_kib("VmRSS"), idle_rss = -1, tick_rss = -1;
   point("end", end_rss, base, live);
   if (c.idle > 0) {
-    idle(&c);
+    idle_sleep(c.idle);
     idle_rss = status_kib("VmRSS");
     point("idle", idle_rss, base, live);
+  }
+  if (c.tick > 0) {
+    idle_tick(c.tick);
+    tick_rss = status_kib("VmRSS");
+    point("tick", tick_rss, base, live);
   }
   long hwm = status_kib("VmHWM");
   fflush(stdout);
@@ -227,15 +248,13 @@ int main(int argc, char **argv) {
       count_b != (size_t)c.phases * (size_t)(c.per_phase / c.every))
     die("allocation count mismatch", (long)count_b);
 
-  printf("bench_fragsites phases=%ld per_phase=%ld every=%ld keep=%ld idle=%g tick=%d "
-         "time=%.3fs live_blocks=%zu live_bytes=%zu live_kib=%.0f base_rss_kib=%ld "
-         "end_rss_kib=%ld end_ratio=%.2f end_heap_ratio=%.2f",
+  printf("bench_fragsites phases=%ld per_phase=%ld every=%ld keep=%ld idle=%g tick=%g "
+         "time=%.3fs live_blocks=%zu live_bytes=%zu live_kib=%.0f base_rss_kib=%ld",
          c.phases, c.per_phase, c.every, c.keep, c.idle, c.tick, dt, nb, live, live / 1024.0,
-         base, end_rss, live ? end_rss * 1024.0 / live : 0.0,
-         live ? (end_rss - base) * 1024.0 / live : 0.0);
-  if (idle_rss >= 0)
-    printf(" idle_rss_kib=%ld idle_ratio=%.2f idle_heap_ratio=%.2f", idle_rss,
-           live ? idle_rss * 1024.0 / live : 0.0, live ? (idle_rss - base) * 1024.0 / live : 0.0);
+         base);
+  print_point("end", end_rss, base, live);
+  print_point("idle", idle_rss, base, live);
+  print_point("tick", tick_rss, base, live);
   printf(" peak_rss_kib=%ld check=ok\n", hwm);
   return 0;
 }
