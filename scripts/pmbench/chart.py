@@ -1,6 +1,7 @@
 """results.png: per workload, each allocator's wall time (redis: time per
-request) over the best peer's, log scale; drawn with matplotlib (this Python's
-or Debian's), else gnuplot, else skipped with a note."""
+request) over the best peer's, log scale (--frag: RSS over live bytes); drawn
+with matplotlib (this Python's or Debian's), else gnuplot, else skipped with a
+note."""
 import importlib.util
 import json
 import os
@@ -11,6 +12,10 @@ import sys
 from .common import DEBIAN_PYTHON, SCRIPT, apt_install, can_install, log
 from .peers import child_env
 from .tables import best_peer, cell_value
+
+# (y label, title) of the chart
+LABELS_TIME = ("time / best peer (log; lower is better)",
+               "wall time (redis: time per request) relative to the best peer")
 
 
 def chart_data(cells, workloads, allocs):
@@ -29,7 +34,7 @@ def chart_data(cells, workloads, allocs):
     return data
 
 
-def chart_matplotlib(path, data, names):
+def chart_matplotlib(path, data, names, labels=LABELS_TIME):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -45,14 +50,14 @@ def chart_matplotlib(path, data, names):
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.set_ylabel("time / best peer (log; lower is better)")
-    ax.set_title("wall time (redis: time per request) relative to the best peer")
+    ax.set_ylabel(labels[0])
+    ax.set_title(labels[1])
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
 
-def chart_gnuplot(path, data, names, workdir):
+def chart_gnuplot(path, data, names, workdir, labels=LABELS_TIME):
     dat = workdir / "chart.dat"
     with open(dat, "w") as f:
         f.write("workload " + " ".join(names) + "\n")
@@ -66,8 +71,7 @@ def chart_gnuplot(path, data, names, workdir):
     script = (f"set terminal {term} noenhanced size {max(800, 90 * len(data))},500\n"
               f"set output '{path}'\nset style data histograms\n"
               "set style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
-              "set logscale y\nset ylabel 'time / best peer (log; lower is better)'\n"
-              "set title 'wall time (redis: time per request) relative to the best peer'\n"
+              f"set logscale y\nset ylabel '{labels[0]}'\nset title '{labels[1]}'\n"
               "set xtics rotate by -45\nset key top left\nset grid ytics\n"
               f"plot {plots}, 1 notitle lc rgb 'black'\n")
     res = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
@@ -106,30 +110,32 @@ def need_chart_tool():
     importlib.invalidate_caches()
 
 
-def make_chart(path, cells, workloads, allocs, workdir):
-    """Returns a note saying what happened."""
-    data = chart_data(cells, workloads, allocs)
+def make_chart(path, cells, workloads, allocs, workdir, spec=None):
+    """Draws the chart: wall time over the best peer's, or, with spec (a
+    callable(cells, workloads, allocs) -> (data, labels)), that. Returns a note
+    saying what happened."""
+    data, labels = (spec or (lambda *a: (chart_data(*a), LABELS_TIME)))(cells, workloads, allocs)
     names = list(allocs)
     if not data:
         return "chart: skipped, no workload has a peer result"
     py = matplotlib_python()
     if py == sys.executable:
         try:
-            chart_matplotlib(path, data, names)
+            chart_matplotlib(path, data, names, labels)
             return f"chart: {path.name} (matplotlib)"
         except Exception as e:  # a broken matplotlib should not lose the results
             log(f"bench: matplotlib chart failed: {e}")
     elif py:  # draw it with that Python: this script, in its --render-chart mode
-        spec = workdir / "chart.json"
-        spec.write_text(json.dumps({"data": data, "names": names}))
-        res = subprocess.run([py, str(SCRIPT), "--render-chart", str(spec),
+        spec_file = workdir / "chart.json"
+        spec_file.write_text(json.dumps({"data": data, "names": names, "labels": labels}))
+        res = subprocess.run([py, str(SCRIPT), "--render-chart", str(spec_file),
                               str(path)], capture_output=True, text=True, env=child_env({}))
         if res.returncode == 0 and path.exists():
             return f"chart: {path.name} (matplotlib, {py})"
         log(f"bench: matplotlib chart with {py} failed: {res.stderr.strip()[-300:]}")
     if shutil.which("gnuplot"):
         try:
-            chart_gnuplot(path, data, names, workdir)
+            chart_gnuplot(path, data, names, workdir, labels)
             return f"chart: {path.name} (gnuplot)"
         except Exception as e:
             return f"chart: skipped, gnuplot failed: {e}"

@@ -32,7 +32,7 @@ from .common import (FULL_SCALE, FULL_TIMEOUT, QUICK_SCALE, QUICK_TIMEOUT, REAL_
                      TOP, log)
 from .peers import (ALL_ALLOCATORS, DEFAULT_ALLOCATORS, POOLMALLOC_COLUMNS,
                     allocator_versions, resolve_allocators)
-from .frag import check_frag_complete, frag_report, frag_workloads
+from .frag import check_frag_complete, frag_chart, frag_report, frag_workloads
 from .redis import redis_workloads
 from .runner import run_all, summarise, write_csv
 from .startup import startup_workloads
@@ -216,13 +216,14 @@ def columns(opts, wanted, notes):
                               pm_lib, notes)
 
 
-def finish(opts, results, workloads, allocs, notes, render):
+def finish(opts, results, workloads, allocs, notes, render, chart_spec=None):
     """Summary, runs.csv, the chart, the report; returns the report's text."""
     cells = summarise(results, workloads, allocs)
     write_csv(opts.out / "runs.csv", results)
     if not opts.quick:
         chart.need_chart_tool()
-    notes.append(chart.make_chart(opts.out / "results.png", cells, workloads, allocs, opts.out))
+    notes.append(chart.make_chart(opts.out / "results.png", cells, workloads, allocs, opts.out,
+                                  chart_spec))
     for r in results:
         if not r.ok:
             notes.append(f"FAIL: {r.workload} under {r.allocator}, run {r.index + 1}: "
@@ -252,7 +253,8 @@ def main(argv):
     opts = parse_args(argv)
     if opts.render_chart:  # internal: make_chart runs this under a Python with matplotlib
         spec = json.loads(Path(opts.render_chart[0]).read_text())
-        chart.chart_matplotlib(Path(opts.render_chart[1]), spec["data"], spec["names"])
+        chart.chart_matplotlib(Path(opts.render_chart[1]), spec["data"], spec["names"],
+                               spec.get("labels", chart.LABELS_TIME))
         return 0
     opts.out = opts.out.resolve()
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -271,7 +273,8 @@ def main(argv):
                                  f"{own[-1]}s)" if own else "")
         + f", output in {opts.out}")
     results = run_all(workloads, allocs, opts.runs, timeout, opts.out / "failures")
-    text = finish(opts, results, workloads, allocs, notes, frag_report if opts.frag else report)
+    text = (finish(opts, results, workloads, allocs, notes, frag_report, frag_chart) if opts.frag
+            else finish(opts, results, workloads, allocs, notes, report))
     if not opts.quick:
         return 0
     check = check_frag_complete if opts.frag else check_complete

@@ -324,3 +324,18 @@ def frag_report(cells, workloads, allocs, opts, notes, versions):
                           "period)") + [""]
     lines += metric_table(cells, workloads, allocs, "rss", "Peak RSS (MiB, ru_maxrss)") + [""]
     return "\n".join(lines) + "\n" + report_tail(workloads, notes)
+
+
+def frag_chart(cells, workloads, allocs):
+    """Chart data: per workload, each allocator's RSS ÷ live at its last point
+    (tick, else idle, else end); the line at 1 is the live data alone."""
+    data = []
+    for w in workloads:
+        for pt, _ in reversed(POINTS):
+            vals = [cells[w.name, a].metrics.get(f"{pt}_ratio") if cells[w.name, a].ok
+                    else None for a in allocs]
+            if any(vals):
+                data.append((f"{w.name} ({pt})", vals))
+                break
+    return data, ("RSS / live bytes (log; lower is better)",
+                  "RSS over live bytes after the idle period (--frag)")
