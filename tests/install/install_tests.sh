@@ -333,12 +333,28 @@ t_deb() {
   deb_installed "$deb"
 }
 
+# dpkg_wait ARGS...: dpkg ARGS, waiting up to 5 minutes while another apt or
+# dpkg holds its lock (dpkg has no DPkg::Lock::Timeout of its own)
+dpkg_wait() {
+  local i out rc
+  for i in $(seq 60); do
+    out=$(LC_ALL=C dpkg "$@" 2>&1) && rc=0 || rc=$?
+    if [ "$rc" = 0 ] || ! grep -q 'locked by another process' <<< "$out"; then
+      printf '%s\n' "$out"
+      return "$rc"
+    fi
+    sleep 5
+  done
+  printf '%s\n' "$out"
+  return "$rc"
+}
+
 # dpkg -i, checks, dpkg -r (also when a check fails or the test is killed)
 deb_installed() {
   local out
-  trap 'dpkg --purge poolmalloc > dpkg-purge.log 2>&1' EXIT
+  trap 'dpkg_wait --purge poolmalloc > dpkg-purge.log 2>&1' EXIT
   trap 'exit 1' INT TERM HUP
-  if dpkg -i "$1" > dpkg-i.log 2>&1; then ok "dpkg -i $(basename "$1")"; else
+  if dpkg_wait -i "$1" > dpkg-i.log 2>&1; then ok "dpkg -i $(basename "$1")"; else
     fail "dpkg -i failed: $(cat dpkg-i.log)"; return
   fi
   check "installed: poolmalloc --version" "poolmalloc $VERSION" "$(poolmalloc --version 2>&1)"
@@ -357,9 +373,9 @@ deb_installed() {
   if command -v man >/dev/null 2>&1; then
     check "installed: man -w poolmalloc" /usr/share/man/man1/poolmalloc.1 "$(man -w poolmalloc 2>&1)"
   fi
-  if dpkg -r poolmalloc > dpkg-r.log 2>&1; then ok "dpkg -r poolmalloc"; else fail "dpkg -r: $(cat dpkg-r.log)"; fi
+  if dpkg_wait -r poolmalloc > dpkg-r.log 2>&1; then ok "dpkg -r poolmalloc"; else fail "dpkg -r: $(cat dpkg-r.log)"; fi
   # the postrm (ldconfig) stays registered until a purge
-  if dpkg --purge poolmalloc > dpkg-purge.log 2>&1; then ok "dpkg --purge poolmalloc"; else
+  if dpkg_wait --purge poolmalloc > dpkg-purge.log 2>&1; then ok "dpkg --purge poolmalloc"; else
     fail "dpkg --purge: $(cat dpkg-purge.log)"
   fi
   trap - EXIT INT TERM HUP
