@@ -11,8 +11,8 @@
 
 # shellcheck disable=SC2016,SC2086,SC2015,SC2012  # single-quoted $VARS are for the commands' shells
 set -u
-tests="exit_status preload output_pipeline options version unknown_option missing_library help
-  shim only killed stats_file_dir not_poolmalloc other_allocator static_setuid"
+tests="exit_status preload output_pipeline options version unknown_option missing_library help"
+tests+=" shim only killed stats_file_dir not_poolmalloc other_allocator static_setuid"
 if [ "${1-}" = list ]; then printf '%s\n' ${tests}; exit 0; fi
 [ $# -eq 6 ] || { echo "usage: $0 TEST WRAPPER LIB PM_OPTIONS FAKE_LIB WORKDIR" >&2; exit 2; }
 test=$1 W=$2 LIB=$3 PMOPT=$4 FAKE=$5 WORK=$6
@@ -314,8 +314,8 @@ t_help() {
   out=$("$W" --help 2>&1); st=$?
   check "--help: status" 0 "$st"
   check "-h same as --help" "$out" "$("$W" -h 2>&1)"
-  for o in --stats --output --stats-file --pool-size --max-pooled --decay-ms --region-size \
-           --disable --verbose --signal --library --lib --version --help; do
+  for o in --stats --output --stats-file --only --pool-size --max-pooled --decay-ms --region-size \
+           --lifetime --check-full --disable --verbose --signal --no-resolve --library --lib --version --help; do
     grep -q -- "$o\b" <<< "$out" || fail "--help does not list $o"
   done
   # every variable of the library's option table
@@ -326,13 +326,35 @@ t_help() {
     grep -q "$v" <<< "$out" || fail "--help does not list $v"
   done
   [ "$n" -ge 5 ] && ok "$n variables listed" || fail "pm-options listed only $n variables"
-  # the built-in list (no pm-options beside the library) has them too
+  # the wrapper has no copy of the library's option table: without
+  # pm-options beside the library it asks the library itself
   mkdir -p lonely
   cp "$LIBREAL" lonely/libpoolmalloc.so
   out=$("$W" --library lonely/libpoolmalloc.so --help 2>&1)
+  grep -q '^variables (names and defaults from the library' <<< "$out" && ok "lonely library: its own list" ||
+    fail "lonely library: $(grep '^variables' <<< "$out")"
   for v in $("$PMOPT" | awk '{print $1}'); do
-    grep -q "$v" <<< "$out" || fail "the built-in list lacks $v (update builtin_variables in scripts/poolmalloc)"
+    grep -q "^  $v " <<< "$out" || fail "the library's own list lacks $v"
   done
+  # ...and a pm-options that does not match the library is not believed
+  printf '#!/bin/sh\necho "POOLMALLOC_BOGUS 1  not an option"\n' > lonely/pm-options && chmod +x lonely/pm-options
+  out=$("$W" --library lonely/libpoolmalloc.so --help 2>&1)
+  grep -q BOGUS <<< "$out" && fail "a pm-options that does not match the library was believed" ||
+    ok "a mismatching pm-options is ignored"
+  # no variable name the wrapper has no option for is written in it
+  for v in LIFETIME_RATE LIFETIME_THRESHOLD; do
+    grep -q "POOLMALLOC_$v" "$W" && fail "scripts/poolmalloc names POOLMALLOC_$v: a copy of the option table" ||
+      ok "scripts/poolmalloc does not name POOLMALLOC_$v"
+  done
+  # every option --help lists is one the wrapper accepts
+  local opts
+  opts=$(sed -n 's/^  \(-[-a-z]*\)\(, \(--[a-z-]*\)\)\{0,1\}.*/\1 \3/p' <<< "$("$W" --help)")
+  for o in $opts; do
+    case $o in -h|--help|--version) continue ;; esac
+    "$W" "$o" x true > /dev/null 2> err
+    grep -q "unknown option" err && fail "--help lists $o, which the wrapper does not accept"
+  done
+  [ "$(wc -w <<< "$opts")" -ge 18 ] && ok "$(wc -w <<< "$opts") options in --help, all accepted" || fail "options in --help: $opts"
   # --help works without a library
   out=$("$W" --library "$WORK/nonexistent.so" --help 2>&1); st=$?
   check "--help without a library: status" 0 "$st"
