@@ -386,19 +386,39 @@ t_apt_lock() {
     done < <(sed -e 's/#.*//' -e '/echo/d' "$f" | grep -E '(^|[;&|(!]|then|do|if)[[:space:]]*dpkg[[:space:]]+(-i|-r|--purge|--install|--remove)')
   done
   [ "$n" -ge 2 ] && ok "$n apt-get commands looked at" || fail "only $n apt-get commands found"
+  # dpkg_wait waits while the lock is held: a dpkg that finds it locked twice
+  mkdir -p fake
+  cat > fake/dpkg <<'EOF'
+#!/bin/sh
+n=$(cat tries 2>/dev/null || echo 0); echo $((n + 1)) > tries
+if [ "$n" -lt 2 ]; then
+  echo "dpkg: error: dpkg frontend lock was locked by another process with pid 4242" >&2; exit 2
+fi
+echo "installed $*"
+EOF
+  chmod +x fake/dpkg
+  local out
+  out=$(PATH=$PWD/fake:$PATH dpkg_wait_sleep=0 dpkg_wait -i x.deb 2>&1)
+  check "dpkg_wait: after the lock is free" "installed -i x.deb" "$out"
+  check "dpkg_wait: tries" 3 "$(cat tries)"
+  # a failure that is not the lock is not retried
+  echo 5 > tries
+  printf '#!/bin/sh\necho "dpkg: error: cannot access archive" >&2; exit 2\n' > fake/dpkg
+  out=$(PATH=$PWD/fake:$PATH dpkg_wait_sleep=0 dpkg_wait -i x.deb 2>&1)
+  check "dpkg_wait: another error comes back at once" "dpkg: error: cannot access archive" "$out"
 }
 
 # dpkg_wait ARGS...: dpkg ARGS, waiting up to 5 minutes while another apt or
 # dpkg holds its lock (dpkg has no DPkg::Lock::Timeout of its own)
 dpkg_wait() {
-  local i out rc
-  for i in $(seq 60); do
+  local out rc
+  for _ in $(seq 60); do
     out=$(LC_ALL=C dpkg "$@" 2>&1) && rc=0 || rc=$?
     if [ "$rc" = 0 ] || ! grep -q 'locked by another process' <<< "$out"; then
       printf '%s\n' "$out"
       return "$rc"
     fi
-    sleep 5
+    sleep "${dpkg_wait_sleep:-5}"
   done
   printf '%s\n' "$out"
   return "$rc"
