@@ -346,6 +346,10 @@ t_help() {
     grep -q "POOLMALLOC_$v" "$W" && fail "scripts/poolmalloc names POOLMALLOC_$v: a copy of the option table" ||
       ok "scripts/poolmalloc does not name POOLMALLOC_$v"
   done
+  # every variable the options set is one the library has
+  for v in $("$W" --help | sed '/^variables/,$d' | grep -o 'POOLMALLOC_[A-Z_]*[A-Z]' | sort -u); do
+    [ "$v" = POOLMALLOC_LIB ] || "$PMOPT" | grep -q "^$v " || fail "--help's options name $v, which pm-options does not list"
+  done
   # every option --help lists is one the wrapper accepts
   local opts
   opts=$(sed -n 's/^  \(-[-a-z]*\)\(, \(--[a-z-]*\)\)\{0,1\}.*/\1 \3/p' <<< "$("$W" --help)")
