@@ -578,7 +578,7 @@ t_static_setuid() {
     cp "$(type -P id)" suid && chown nobody suid && chmod 4755 suid
     out=$("$W" ./suid -un 2> err); st=$?
     check "set-user-ID: status" 0 "$st"
-    check "set-user-ID: message" "poolmalloc: ./suid is set-user-ID or set-group-ID: the loader ignores LD_PRELOAD for it, it runs without poolmalloc (no report)" "$(cat err)"
+    check "set-user-ID: message" "poolmalloc: ./suid is set-user-ID: the loader ignores LD_PRELOAD for it, it runs without poolmalloc (no report)" "$(cat err)"
   else
     echo "(not root: set-user-ID not tried)"
   fi
