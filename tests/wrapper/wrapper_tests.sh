@@ -514,6 +514,18 @@ t_not_poolmalloc() {
     "$W" --library "$m" --stats true 2> err; st=$?
     check "--library libmimalloc: status" 2 "$st"
   fi
+  # without binutils (a fresh system): the same answers
+  local t
+  mkdir -p nobin
+  for t in bash sh env od tr sed awk grep readlink ls mkdir find sort comm wc mktemp rm cat stat id head tail touch true; do
+    ln -sf "$(type -P "$t")" nobin/"$t"
+  done
+  PATH=$WORK/nobin "$W" --library /etc/passwd touch ran 2> err; st=$?
+  check "no readelf, --library /etc/passwd: status" 2 "$st"
+  PATH=$WORK/nobin "$W" --library "$m" touch ran 2> err; st=$?
+  check "no readelf, --library ${m##*/}: status" 2 "$st"
+  [ ! -e ran ] && ok "command not run" || { fail "the command ran"; rm -f ran; }
+  check "no readelf, the real library" "$LIBREAL" "$(PATH=$WORK/nobin "$W" sh -c 'echo "$LD_PRELOAD"' 2>&1)"
   # --help still works and says why
   "$W" --library /etc/passwd --help > out 2>&1; st=$?
   check "--help with /etc/passwd: status" 0 "$st"
