@@ -56,6 +56,16 @@ else:
     print("<no report>")' "$1" "$2" 2>&1
 }
 
+# make_nobin: ./nobin, a PATH with what the wrapper needs but binutils
+# (readelf), as on a fresh system
+make_nobin() {
+  local t
+  mkdir -p nobin
+  for t in bash sh env od tr sed awk grep readlink ls mkdir find sort comm wc mktemp rm cat stat id head tail touch true; do
+    ln -sf "$(type -P "$t")" nobin/"$t"
+  done
+}
+
 # run_status WRAPPER-ARGS...: the wrapper's exit status as a shell sees it
 run_status() { "$W" "$@" >/dev/null 2>&1; echo $?; }
 
@@ -515,11 +525,7 @@ t_not_poolmalloc() {
     check "--library libmimalloc: status" 2 "$st"
   fi
   # without binutils (a fresh system): the same answers
-  local t
-  mkdir -p nobin
-  for t in bash sh env od tr sed awk grep readlink ls mkdir find sort comm wc mktemp rm cat stat id head tail touch true; do
-    ln -sf "$(type -P "$t")" nobin/"$t"
-  done
+  make_nobin
   PATH=$WORK/nobin "$W" --library /etc/passwd touch ran 2> err; st=$?
   check "no readelf, --library /etc/passwd: status" 2 "$st"
   PATH=$WORK/nobin "$W" --library "$m" touch ran 2> err; st=$?
@@ -553,6 +559,9 @@ t_other_allocator() {
     "$W" ./je 2> err; st=$?
     check "linked against jemalloc: status" 3 "$st"
     check "linked against jemalloc: message" "poolmalloc: ./je is linked against libjemalloc.so.2: poolmalloc serves its malloc and free, so that allocator's own statistics (e.g. redis INFO memory) describe an allocator that sees almost nothing" "$(cat err)"
+    make_nobin
+    PATH=$WORK/nobin "$W" ./je 2> err2
+    check "linked against jemalloc, no readelf: same message" "$(cat err)" "$(cat err2)"
   else
     echo "(cc -ljemalloc failed: linked case not tried)"
   fi
@@ -575,6 +584,11 @@ t_static_setuid() {
     "$W" "$s" 2> err; st=$?
     check "static: status" 4 "$st"
     check "static: message" "poolmalloc: ./static is statically linked: LD_PRELOAD does not apply to it, it runs without poolmalloc (no report)" "$(cat err)"
+    make_nobin
+    PATH=$WORK/nobin "$W" "$s" 2> err2
+    check "static, no readelf: same message" "$(cat err)" "$(cat err2)"
+    PATH=$WORK/nobin "$W" ls / > /dev/null 2> err2
+    check "dynamic ls, no readelf: no message" "" "$(cat err2)"
   else
     echo "(cc -static failed: static program not tried)"
   fi
