@@ -10,7 +10,9 @@
 #   <libdir>/cmake/poolmalloc/                find_package(poolmalloc): poolmalloc::poolmalloc
 #   libexec/poolmalloc/pm-options             the option table (poolmalloc --help)
 #   share/man/man1/poolmalloc{,-report}.1, share/man/man3/poolmalloc.3 (+ one page per function)
-#   share/doc/poolmalloc/                     README.md and docs/
+#   share/doc/poolmalloc/                     README.md (links to files not
+#                                             installed made plain text) and
+#                                             docs/{install,report,design}.md
 #
 # Every version in them (library file name, pkg-config, CMake package, man
 # pages, .deb) is project(VERSION) of CMakeLists.txt, as is the library's own
@@ -60,14 +62,17 @@ add_custom_command(OUTPUT "${PM_INSTALLED_WRAPPER}"
   DEPENDS ${CMAKE_SOURCE_DIR}/scripts/poolmalloc ${PM_GEN}
   COMMENT "Generating the installed copy of scripts/poolmalloc" VERBATIM)
 
-# poolmalloc.1: the template plus `pm-options --man` (the variables, from the
-# option table the library is built with)
+# poolmalloc.1: the template plus `scripts/poolmalloc --help-roff` (the
+# options, from the table --help prints) and `pm-options --man` (the
+# variables, from the option table the library is built with)
 set(PM_MAN_DIR "${CMAKE_BINARY_DIR}/man")
 add_custom_command(OUTPUT "${PM_MAN_DIR}/poolmalloc.1"
   COMMAND ${CMAKE_COMMAND} -DIN=${CMAKE_SOURCE_DIR}/man/poolmalloc.1.in
           -DOUT=${PM_MAN_DIR}/poolmalloc.1 -DVERSION=${PROJECT_VERSION}
-          -DTOOL=$<TARGET_FILE:pm-options> -P ${PM_GEN}
-  DEPENDS ${CMAKE_SOURCE_DIR}/man/poolmalloc.1.in pm-options ${PM_GEN}
+          -DTOOL=$<TARGET_FILE:pm-options> -DWRAPPER=${CMAKE_SOURCE_DIR}/scripts/poolmalloc
+          -P ${PM_GEN}
+  DEPENDS ${CMAKE_SOURCE_DIR}/man/poolmalloc.1.in ${CMAKE_SOURCE_DIR}/scripts/poolmalloc
+          pm-options ${PM_GEN}
   COMMENT "Generating man/poolmalloc.1" VERBATIM)
 set(PM_MAN_PAGES "${PM_MAN_DIR}/poolmalloc.1")
 foreach(page poolmalloc-report.1 poolmalloc.3)
@@ -78,7 +83,18 @@ foreach(page poolmalloc-report.1 poolmalloc.3)
     COMMENT "Generating man/${page}" VERBATIM)
   list(APPEND PM_MAN_PAGES "${PM_MAN_DIR}/${page}")
 endforeach()
-add_custom_target(pm_install_files ALL DEPENDS "${PM_INSTALLED_WRAPPER}" ${PM_MAN_PAGES})
+
+# the installed README.md: links to what is not installed beside it (examples/,
+# docs/benchmarks.md...) become plain text
+set(PM_DOCS docs/install.md docs/report.md docs/design.md)
+set(PM_INSTALLED_README "${PM_GEN_DIR}/README.md")
+add_custom_command(OUTPUT "${PM_INSTALLED_README}"
+  COMMAND ${CMAKE_COMMAND} -DIN=${CMAKE_SOURCE_DIR}/README.md -DOUT=${PM_INSTALLED_README}
+          "-DDOC_KEEP=${PM_DOCS}" -P ${PM_GEN}
+  DEPENDS ${CMAKE_SOURCE_DIR}/README.md ${PM_GEN}
+  COMMENT "Generating the installed copy of README.md" VERBATIM)
+add_custom_target(pm_install_files ALL
+  DEPENDS "${PM_INSTALLED_WRAPPER}" ${PM_MAN_PAGES} "${PM_INSTALLED_README}")
 
 # man poolmalloc_version etc.: one-line pages that include poolmalloc(3)
 set(PM_MAN3_LINKS)
@@ -101,9 +117,9 @@ install(FILES "${PM_MAN_DIR}/poolmalloc.1" "${PM_MAN_DIR}/poolmalloc-report.1"
   DESTINATION "${CMAKE_INSTALL_MANDIR}/man1")
 install(FILES "${PM_MAN_DIR}/poolmalloc.3" ${PM_MAN3_LINKS}
   DESTINATION "${CMAKE_INSTALL_MANDIR}/man3")
-install(FILES "${CMAKE_SOURCE_DIR}/README.md" DESTINATION "${CMAKE_INSTALL_DOCDIR}")
-install(FILES "${CMAKE_SOURCE_DIR}/docs/install.md" "${CMAKE_SOURCE_DIR}/docs/report.md"
-  "${CMAKE_SOURCE_DIR}/docs/design.md" DESTINATION "${CMAKE_INSTALL_DOCDIR}/docs")
+install(FILES "${PM_INSTALLED_README}" DESTINATION "${CMAKE_INSTALL_DOCDIR}")
+list(TRANSFORM PM_DOCS PREPEND "${CMAKE_SOURCE_DIR}/")
+install(FILES ${PM_DOCS} DESTINATION "${CMAKE_INSTALL_DOCDIR}/docs")
 
 # pkg-config: written at install time, so that prefix= is the prefix really
 # installed to (`cmake --install --prefix P`, /usr for the .deb)

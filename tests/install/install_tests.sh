@@ -14,6 +14,9 @@
 #                 own: --version, --help, a report, poolmalloc-report
 #   man           the generated poolmalloc(1) lists every variable pm-options
 #                 lists; the pages render without warnings
+#   apt_lock      every apt-get in scripts/deps.sh and .ci/run waits for the
+#                 dpkg lock (DPkg::Lock::Timeout), every dpkg -i/-r/--purge
+#                 here goes through dpkg_wait
 #   deb           cpack -G DEB: dpkg-deb -I fields, dpkg-deb -c paths, the
 #                 unpacked tree works; as root with CI=true or
 #                 POOLMALLOC_TEST_DPKG=1 also dpkg -i, use, dpkg -r
@@ -26,7 +29,7 @@
 
 # shellcheck disable=SC2016,SC2015,SC2086,SC2317,SC2013  # single-quoted $VARS are for the commands' shells; functions run through "t_$test"
 set -u
-tests="tree pkgconfig find_package wrapper man deb"
+tests="tree pkgconfig find_package wrapper man deb apt_lock"
 if [ "${1-}" = list ]; then printf '%s\n' $tests; exit 0; fi
 [ $# -eq 3 ] || { echo "usage: $0 TEST BUILD PM_OPTIONS" >&2; exit 2; }
 test=$1 BUILD=$2 PMOPT=$3
@@ -100,6 +103,15 @@ layout() {
   has "poolmalloc.pc: Version" "$lib/pkgconfig/poolmalloc.pc" "^Version: $VERSION\$"
   has "poolmalloc-config-version.cmake: version" \
     "$lib/cmake/poolmalloc/poolmalloc-config-version.cmake" "PACKAGE_VERSION \"$VERSION\""
+  # the installed README.md links only to files installed beside it
+  local link target broken=''
+  while IFS= read -r link; do
+    target=${link#*](} target=${target%)} target=${target%%#*}
+    case $target in ''|*://*|mailto:*) continue ;; esac
+    [ -e "$r/share/doc/poolmalloc/$target" ] || broken+=" $target"
+  done < <(grep -oE '!?\[[^]]*\]\([^)]*\)' "$r/share/doc/poolmalloc/README.md")
+  [ -z "$broken" ] && ok "README.md: every relative link resolves under share/doc/poolmalloc" ||
+    fail "README.md: links to files not installed:$broken"
   # the man pages carry the version
   has "poolmalloc.1: version" "$r/share/man/man1/poolmalloc.1" "^\.TH POOLMALLOC 1 .*poolmalloc $VERSION"
   # no text file refers to the build or the source tree (but to the prefix,
@@ -148,6 +160,19 @@ t_pkgconfig() {
   local out
   out=$(LD_LIBRARY_PATH=$(pkg-config --variable=libdir poolmalloc) ./consumer "$VERSION" 2>&1) &&
     ok "consumer runs: $out" || fail "consumer failed: $out"
+  # README "Install": a program linked against a prefix outside the loader's
+  # path does not start without help; -Wl,-rpath from pkg-config is the fix
+  out=$(./consumer "$VERSION" 2>&1) && fail "consumer started without LD_LIBRARY_PATH or rpath: $out" ||
+    { grep -q 'libpoolmalloc.so.0: cannot open shared object file' <<< "$out" && ok "without rpath: $out" ||
+      fail "without rpath: $out"; }
+  # shellcheck disable=SC2086  # the flags are words
+  if "$PM_CC" -o consumer-rpath "$SRC/tests/install/consumer.c" $flags \
+       -Wl,-rpath,"$(pkg-config --variable=libdir poolmalloc)" 2> cc.log; then
+    out=$(./consumer-rpath "$VERSION" 2>&1) && ok "with -Wl,-rpath,\$(pkg-config --variable=libdir poolmalloc): $out" ||
+      fail "consumer built with rpath failed: $out"
+  else
+    fail "consumer with rpath did not build: $(cat cc.log)"
+  fi
   out=$(LD_LIBRARY_PATH=$PREFIX/$LIBDIR ldd ./consumer 2>&1 | grep libpoolmalloc)
   case $out in
     *"$PREFIX/$LIBDIR/libpoolmalloc.so.$MAJOR"*) ok "ldd: $out" ;;
@@ -242,6 +267,16 @@ t_man() {
     grep -qx "\.B $v" "$page" && ok "poolmalloc.1 documents $v" || fail "poolmalloc.1 does not document $v"
   done
   [ "$n" -ge 5 ] && ok "pm-options lists $n variables" || fail "pm-options listed only $n variables"
+  # every option of the installed wrapper's --help is in OPTIONS
+  local o opts
+  opts=$(sed -n 's/^  \(-[-a-z]*\)\(, \(--[a-z-]*\)\)\{0,1\}.*/\1 \3/p' <<< "$("$PREFIX/bin/poolmalloc" --help 2>&1)")
+  n=0
+  for o in $opts; do
+    n=$((n + 1))
+    sed -n '/^\.SH OPTIONS/,/^\.SH /p' "$page" | grep -qF "\fB${o//-/\\-}\fR" ||
+      fail "poolmalloc.1 OPTIONS lacks $o (from poolmalloc --help)"
+  done
+  [ "$n" -ge 15 ] && ok "poolmalloc.1 OPTIONS has the $n options of --help" || fail "--help listed only $n options: $opts"
   # and the page lists no variable the library does not have (but POOLMALLOC_LIB, the wrapper's)
   for v in $(grep -o '^\.B POOLMALLOC_[A-Z][A-Z_]*$' "$page" | sed 's/^\.B //'); do
     [ "$v" = POOLMALLOC_LIB ] || "$PMOPT" | grep -q "^$v " || fail "poolmalloc.1 documents $v, which pm-options does not list"
@@ -333,12 +368,68 @@ t_deb() {
   deb_installed "$deb"
 }
 
+t_apt_lock() {
+  local f line n=0
+  for f in "$SRC/scripts/deps.sh" "$SRC/.ci/run" "$SRC/tests/install/install_tests.sh"; do
+    [ -f "$f" ] || continue
+    # apt-get run as a command (not in a comment or an echoed hint; this
+    # file has none, only the patterns below)
+    [ "${f##*/}" = install_tests.sh ] || while IFS= read -r line; do
+      n=$((n + 1))
+      case $line in
+        *DPkg::Lock::Timeout*) ok "${f#"$SRC"/}: $line" ;;
+        *) fail "${f#"$SRC"/}: apt-get without DPkg::Lock::Timeout: $line" ;;
+      esac
+    done < <(sed -e 's/#.*//' -e '/echo/d' -e '/skip /d' "$f" | grep -E '(^|[^-a-z_])apt-get[[:space:]]')
+    while IFS= read -r line; do
+      fail "${f#"$SRC"/}: dpkg without dpkg_wait: $line"
+    done < <(sed -e 's/#.*//' -e '/echo/d' "$f" | grep -E '(^|[;&|(!]|then|do|if)[[:space:]]*dpkg[[:space:]]+(-i|-r|--purge|--install|--remove)')
+  done
+  [ "$n" -ge 2 ] && ok "$n apt-get commands looked at" || fail "only $n apt-get commands found"
+  # dpkg_wait waits while the lock is held: a dpkg that finds it locked twice
+  mkdir -p fake
+  cat > fake/dpkg <<'EOF'
+#!/bin/sh
+n=$(cat tries 2>/dev/null || echo 0); echo $((n + 1)) > tries
+if [ "$n" -lt 2 ]; then
+  echo "dpkg: error: dpkg frontend lock was locked by another process with pid 4242" >&2; exit 2
+fi
+echo "installed $*"
+EOF
+  chmod +x fake/dpkg
+  local out
+  out=$(PATH=$PWD/fake:$PATH dpkg_wait_sleep=0 dpkg_wait -i x.deb 2>&1)
+  check "dpkg_wait: after the lock is free" "installed -i x.deb" "$out"
+  check "dpkg_wait: tries" 3 "$(cat tries)"
+  # a failure that is not the lock is not retried
+  echo 5 > tries
+  printf '#!/bin/sh\necho "dpkg: error: cannot access archive" >&2; exit 2\n' > fake/dpkg
+  out=$(PATH=$PWD/fake:$PATH dpkg_wait_sleep=0 dpkg_wait -i x.deb 2>&1)
+  check "dpkg_wait: another error comes back at once" "dpkg: error: cannot access archive" "$out"
+}
+
+# dpkg_wait ARGS...: dpkg ARGS, waiting up to 5 minutes while another apt or
+# dpkg holds its lock (dpkg has no DPkg::Lock::Timeout of its own)
+dpkg_wait() {
+  local out rc
+  for _ in $(seq 60); do
+    out=$(LC_ALL=C dpkg "$@" 2>&1) && rc=0 || rc=$?
+    if [ "$rc" = 0 ] || ! grep -q 'locked by another process' <<< "$out"; then
+      printf '%s\n' "$out"
+      return "$rc"
+    fi
+    sleep "${dpkg_wait_sleep:-5}"
+  done
+  printf '%s\n' "$out"
+  return "$rc"
+}
+
 # dpkg -i, checks, dpkg -r (also when a check fails or the test is killed)
 deb_installed() {
   local out
-  trap 'dpkg --purge poolmalloc > dpkg-purge.log 2>&1' EXIT
+  trap 'dpkg_wait --purge poolmalloc > dpkg-purge.log 2>&1' EXIT
   trap 'exit 1' INT TERM HUP
-  if dpkg -i "$1" > dpkg-i.log 2>&1; then ok "dpkg -i $(basename "$1")"; else
+  if dpkg_wait -i "$1" > dpkg-i.log 2>&1; then ok "dpkg -i $(basename "$1")"; else
     fail "dpkg -i failed: $(cat dpkg-i.log)"; return
   fi
   check "installed: poolmalloc --version" "poolmalloc $VERSION" "$(poolmalloc --version 2>&1)"
@@ -357,9 +448,9 @@ deb_installed() {
   if command -v man >/dev/null 2>&1; then
     check "installed: man -w poolmalloc" /usr/share/man/man1/poolmalloc.1 "$(man -w poolmalloc 2>&1)"
   fi
-  if dpkg -r poolmalloc > dpkg-r.log 2>&1; then ok "dpkg -r poolmalloc"; else fail "dpkg -r: $(cat dpkg-r.log)"; fi
+  if dpkg_wait -r poolmalloc > dpkg-r.log 2>&1; then ok "dpkg -r poolmalloc"; else fail "dpkg -r: $(cat dpkg-r.log)"; fi
   # the postrm (ldconfig) stays registered until a purge
-  if dpkg --purge poolmalloc > dpkg-purge.log 2>&1; then ok "dpkg --purge poolmalloc"; else
+  if dpkg_wait --purge poolmalloc > dpkg-purge.log 2>&1; then ok "dpkg --purge poolmalloc"; else
     fail "dpkg --purge: $(cat dpkg-purge.log)"
   fi
   trap - EXIT INT TERM HUP

@@ -12,6 +12,7 @@
 # shellcheck disable=SC2016,SC2086,SC2015,SC2012  # single-quoted $VARS are for the commands' shells
 set -u
 tests="exit_status preload output_pipeline options version unknown_option missing_library help"
+tests+=" shim only killed stats_file_dir not_poolmalloc other_allocator static_setuid"
 if [ "${1-}" = list ]; then printf '%s\n' ${tests}; exit 0; fi
 [ $# -eq 6 ] || { echo "usage: $0 TEST WRAPPER LIB PM_OPTIONS FAKE_LIB WORKDIR" >&2; exit 2; }
 test=$1 W=$2 LIB=$3 PMOPT=$4 FAKE=$5 WORK=$6
@@ -53,6 +54,16 @@ for line in open(sys.argv[1]):
         break
 else:
     print("<no report>")' "$1" "$2" 2>&1
+}
+
+# make_nobin: ./nobin, a PATH with what the wrapper needs but binutils
+# (readelf), as on a fresh system
+make_nobin() {
+  local t
+  mkdir -p nobin
+  for t in bash sh env od tr sed awk grep readlink ls mkdir find sort comm wc mktemp rm cat stat id head tail touch true; do
+    ln -sf "$(type -P "$t")" nobin/"$t"
+  done
 }
 
 # run_status WRAPPER-ARGS...: the wrapper's exit status as a shell sees it
@@ -313,8 +324,8 @@ t_help() {
   out=$("$W" --help 2>&1); st=$?
   check "--help: status" 0 "$st"
   check "-h same as --help" "$out" "$("$W" -h 2>&1)"
-  for o in --stats --output --stats-file --pool-size --max-pooled --decay-ms --region-size \
-           --disable --verbose --signal --library --lib --version --help; do
+  for o in --stats --output --stats-file --only --pool-size --max-pooled --decay-ms --region-size \
+           --lifetime --check-full --disable --verbose --signal --no-resolve --library --lib --version --help; do
     grep -q -- "$o\b" <<< "$out" || fail "--help does not list $o"
   done
   # every variable of the library's option table
@@ -325,16 +336,278 @@ t_help() {
     grep -q "$v" <<< "$out" || fail "--help does not list $v"
   done
   [ "$n" -ge 5 ] && ok "$n variables listed" || fail "pm-options listed only $n variables"
-  # the built-in list (no pm-options beside the library) has them too
+  # the wrapper has no copy of the library's option table: without
+  # pm-options beside the library it asks the library itself
   mkdir -p lonely
   cp "$LIBREAL" lonely/libpoolmalloc.so
   out=$("$W" --library lonely/libpoolmalloc.so --help 2>&1)
+  grep -q '^variables (names and defaults from the library' <<< "$out" && ok "lonely library: its own list" ||
+    fail "lonely library: $(grep '^variables' <<< "$out")"
   for v in $("$PMOPT" | awk '{print $1}'); do
-    grep -q "$v" <<< "$out" || fail "the built-in list lacks $v (update builtin_variables in scripts/poolmalloc)"
+    grep -q "^  $v " <<< "$out" || fail "the library's own list lacks $v"
   done
+  # ...and a pm-options that does not match the library is not believed
+  printf '#!/bin/sh\necho "POOLMALLOC_BOGUS 1  not an option"\n' > lonely/pm-options && chmod +x lonely/pm-options
+  out=$("$W" --library lonely/libpoolmalloc.so --help 2>&1)
+  grep -q BOGUS <<< "$out" && fail "a pm-options that does not match the library was believed" ||
+    ok "a mismatching pm-options is ignored"
+  # no variable name the wrapper has no option for is written in it
+  for v in LIFETIME_RATE LIFETIME_THRESHOLD; do
+    grep -q "POOLMALLOC_$v" "$W" && fail "scripts/poolmalloc names POOLMALLOC_$v: a copy of the option table" ||
+      ok "scripts/poolmalloc does not name POOLMALLOC_$v"
+  done
+  # every variable the options set is one the library has
+  for v in $("$W" --help | sed '/^variables/,$d' | grep -o 'POOLMALLOC_[A-Z_]*[A-Z]' | sort -u); do
+    [ "$v" = POOLMALLOC_LIB ] || "$PMOPT" | grep -q "^$v " || fail "--help's options name $v, which pm-options does not list"
+  done
+  # every option --help lists is one the wrapper accepts
+  local opts
+  opts=$(sed -n 's/^  \(-[-a-z]*\)\(, \(--[a-z-]*\)\)\{0,1\}.*/\1 \3/p' <<< "$("$W" --help)")
+  for o in $opts; do
+    case $o in -h|--help|--version) continue ;; esac
+    "$W" "$o" x ./no-such-command > /dev/null 2> err
+    grep -q "unknown option" err && fail "--help lists $o, which the wrapper does not accept"
+  done
+  [ "$(wc -w <<< "$opts")" -ge 18 ] && ok "$(wc -w <<< "$opts") options in --help, all accepted" || fail "options in --help: $opts"
   # --help works without a library
   out=$("$W" --library "$WORK/nonexistent.so" --help 2>&1); st=$?
   check "--help without a library: status" 0 "$st"
+}
+
+# a version-manager shim (as pyenv's: a bash script in shims/ that runs a
+# few processes, then `exec MANAGER exec NAME "$@"`; the manager runs a few
+# more, then the real program): one report and one warning, not one per
+# process of the shim
+t_shim() {
+  local m=$WORK/mgr out n
+  mkdir -p "$m/shims" "$m/libexec" "$m/versions/1.0/bin"
+  ln -s "$(type -P ls)" "$m/versions/1.0/bin/prog"
+  ln -s "$(type -P env)" "$m/versions/1.0/bin/showenv"
+  cat > "$m/libexec/fakeenv" <<'MGR'
+#!/usr/bin/env bash
+# a stand-in for pyenv: `fakeenv which NAME`, `fakeenv exec NAME ARGS...`
+root=${FAKEENV_ROOT:?}
+cmd=$1 name=$2; shift 2
+uname >/dev/null; cat /dev/null; sort < /dev/null
+case $cmd in
+  which) echo "$root/versions/1.0/bin/$name" ;;
+  exec) ls "$root" >/dev/null; PATH="$root/versions/1.0/bin:$PATH" exec "$root/versions/1.0/bin/$name" "$@" ;;
+esac
+MGR
+  for n in prog showenv; do
+    cat > "$m/shims/$n" <<SHIM
+#!/usr/bin/env bash
+set -e
+program="\${0##*/}"
+export FAKEENV_ROOT="$m"
+uname >/dev/null; cat /dev/null
+exec "$m/libexec/fakeenv" exec "\$program" "\$@"
+SHIM
+  done
+  chmod +x "$m/libexec/fakeenv" "$m"/shims/*
+  export PATH="$m/shims:$PATH"
+  # through the shim by hand: many reports (what the wrapper must avoid)
+  n=$("$W" --no-resolve --stats prog / 2>&1 >/dev/null | grep -c 'report begin')
+  [ "$n" -gt 3 ] && ok "--no-resolve: the shim's processes write $n reports" || fail "--no-resolve: expected several reports, got $n"
+  out=$("$W" --stats prog / 2>&1 >/dev/null)
+  check "reports through a shim" 1 "$(grep -c 'report begin' <<< "$out")"
+  if grep -q 'program: .*/versions/1.0/bin/prog /$' <<< "$out"; then ok "the report is prog's"; else fail "the report is not prog's: $(grep program: <<< "$out")"; fi
+  check "warnings of a bad value through a shim" 1 "$("$W" --pool-size 12x prog / 2>&1 >/dev/null | grep -c "POOLMALLOC_POOL_SIZE='12x'")"
+  check "status through a shim" 2 "$(run_status prog /no/such/dir)"
+  "$W" --output "$WORK/out" prog / >/dev/null 2>&1
+  check "--output through a shim: files" "prog" "$(ls "$WORK/out" | sed 's/-[0-9]*\.json$//' | tr '\n' ' ' | sed 's/ $//')"
+  # the program runs as `MANAGER exec` runs it: its directory first in PATH
+  check "PATH of the program" "$m/versions/1.0/bin" "$("$W" showenv | sed -n 's/^PATH=\([^:]*\):.*/\1/p')"
+  # --verbose says what it ran
+  out=$("$W" --verbose prog / 2>&1 >/dev/null | grep -v '^poolmalloc: version')
+  check "--verbose names the program" "poolmalloc: prog is a fakeenv shim: running $m/versions/1.0/bin/prog (--no-resolve runs the shim)" "$out"
+  # this machine's pyenv, when python3 is one of its shims
+  local py
+  py=$(type -P python3 2>/dev/null)
+  case $py in
+    */shims/python3)
+      out=$("$W" --stats python3 -c pass 2>&1)
+      check "reports of python3 through $py" 1 "$(grep -c 'report begin' <<< "$out")" ;;
+    *) echo "(python3 is not a shim here: ${py:-none})" ;;
+  esac
+}
+
+# a launcher script that is no shim: --only NAME keeps NAME's reports
+t_only() {
+  local out f
+  cat > launch <<'SH'
+#!/bin/sh
+uname >/dev/null; cat /dev/null; sort < /dev/null
+exec ls "$@"
+SH
+  chmod +x launch
+  out=$("$W" --stats ./launch / 2>&1 >/dev/null)
+  n=$(grep -c 'report begin' <<< "$out")
+  [ "$n" -ge 4 ] && ok "without --only: $n reports" || fail "without --only: expected 4 reports, got $n"
+  out=$("$W" --stats --only ls ./launch / 2>&1 >/dev/null)
+  check "--only ls: reports" 1 "$(grep -c 'report begin' <<< "$out")"
+  if grep -q 'program: *ls /' <<< "$out"; then ok "--only ls: the report is ls's"; else fail "--only ls: not ls's: $out"; fi
+  "$W" --only ls --output "$WORK/o" ./launch / > /dev/null 2> err
+  check "--only ls --output: files" ls "$(ls "$WORK/o" | sed 's/-[0-9]*\.json$//' | tr '\n' ' ' | sed 's/ $//')"
+  check "--only ls --output: final line" "poolmalloc: reports in $WORK/o (1 file)" "$(tail -n 1 err)"
+  "$W" --only ls --stats-file "$WORK/sf/r-%e-%p.txt" ./launch / > /dev/null 2> err
+  f=$(ls "$WORK/sf")
+  case $f in r-ls-[0-9]*.txt) ok "--only ls --stats-file: $f" ;; *) fail "--only ls --stats-file: files [$f]" ;; esac
+  out=$("$W" --stats --only nosuch ./launch / 2>&1 >/dev/null)
+  check "--only nosuch: reports" 0 "$(grep -c 'report begin' <<< "$out")"
+  if grep -q '^poolmalloc: --only nosuch: no process of that name wrote a report (reports came from: .*ls' <<< "$out"; then
+    ok "--only nosuch: says so"; else fail "--only nosuch: $out"; fi
+  # nothing left behind
+  check "no private directory left" "" "$(ls -d "${TMPDIR:-/tmp}"/poolmalloc-only.* 2>/dev/null | while read -r d; do [ -O "$d" ] && [ "$(find "$d" -newer launch -maxdepth 0)" ] && echo "$d"; done)"
+}
+
+# a command killed by a signal: one line, the status 128+N
+t_killed() {
+  local st
+  "$W" sh -c 'kill -ABRT $$' 2> err; st=$?
+  check "SIGABRT: status" 134 "$st"
+  check "SIGABRT: stderr" "poolmalloc: sh killed by SIGABRT" "$(cat err)"
+  "$W" --stats-file "$WORK/r/%p.json" sh -c 'kill -SEGV $$' 2> err; st=$?
+  check "SIGSEGV with --stats-file: status" 139 "$st"
+  check "SIGSEGV with --stats-file: stderr" "poolmalloc: sh killed by SIGSEGV; no report written" "$(cat err)"
+  "$W" --output "$WORK/o" sh -c 'ls >/dev/null; kill -KILL $$' 2> err; st=$?
+  check "SIGKILL with --output: status" 137 "$st"
+  check "SIGKILL with --output: stderr" "poolmalloc: sh killed by SIGKILL; reports in $WORK/o (1 file), none from it" "$(cat err)"
+  "$W" --stats sh -c 'kill -ABRT $$' 2> err
+  check "SIGABRT with --stats" "poolmalloc: sh killed by SIGABRT; no report from it" "$(cat err)"
+  # an exit with the same status is no death by signal
+  "$W" sh -c 'exit 134' 2> err; st=$?
+  check "exit 134: status" 134 "$st"
+  check "exit 134: stderr" "" "$(cat err)"
+  # poolmalloc's own abort on a double free: its line and the wrapper's
+  if command -v python3 >/dev/null 2>&1; then
+    "$W" python3 -c 'import ctypes; c = ctypes.CDLL(None); c.malloc.restype = ctypes.c_void_p; p = c.malloc(16); c.free(ctypes.c_void_p(p)); c.free(ctypes.c_void_p(p))' 2> err; st=$?
+    check "double free: status" 134 "$st"
+    check "double free: stderr lines" 2 "$(wc -l < err)"
+    if grep -q '^poolmalloc: free(): double free' err && grep -qE '^poolmalloc: python3 killed by SIGABRT$' err; then
+      ok "double free: $(tr '\n' '|' < err)"; else fail "double free: $(cat err)"; fi
+  fi
+}
+
+# --stats-file into a directory that does not exist: created, as --output does
+t_stats_file_dir() {
+  local d=$WORK/new/sub
+  "$W" --stats-file "$d/%e-%p.json" ls / > /dev/null 2> err
+  check "files in the new directory" 1 "$(find "$d" -name 'ls-*.json' 2>/dev/null | wc -l)"
+  check "final line" "poolmalloc: reports in $d (1 file)" "$(tail -n 1 err)"
+  if grep -q 'report begin\|"poolmalloc":' err; then fail "the report went to stderr"; else ok "no report on stderr"; fi
+  # a directory that cannot be made: status 2, command not run
+  touch afile
+  "$W" --stats-file "$WORK/afile/x/%p.json" touch ran 2> err; st=$?
+  check "uncreatable directory: status" 2 "$st"
+  [ ! -e ran ] && ok "command not run" || fail "the command ran"
+}
+
+# a library that is not poolmalloc: one line, status 2, the command not run
+t_not_poolmalloc() {
+  local st m
+  "$W" --library /etc/passwd touch ran 2> err; st=$?
+  check "--library /etc/passwd: status" 2 "$st"
+  check "--library /etc/passwd: message" "poolmalloc: '/etc/passwd' (--library) is not the poolmalloc library: not an ELF shared object" "$(cat err)"
+  [ ! -e ran ] && ok "command not run" || { fail "the command ran"; rm -f ran; }
+  POOLMALLOC_LIB=/etc/passwd "$W" touch ran 2> err; st=$?
+  check "POOLMALLOC_LIB=/etc/passwd: status" 2 "$st"
+  # another shared library: libm
+  m=$(readlink -f "$(ldconfig -p 2>/dev/null | awk '/libm\.so\.6 .*x86-64/ {print $NF; exit}')" 2>/dev/null)
+  [ -f "$m" ] || m=$(readlink -f /lib/x86_64-linux-gnu/libm.so.6)
+  "$W" --library "$m" --stats touch ran 2> err; st=$?
+  check "--library libm: status" 2 "$st"
+  check "--library libm: message" "poolmalloc: '$m' (--library) is not the poolmalloc library: it does not export poolmalloc_version" "$(cat err)"
+  [ ! -e ran ] && ok "command not run" || { fail "the command ran"; rm -f ran; }
+  m=$(ldconfig -p 2>/dev/null | awk '/libmimalloc\.so\.2 / {print $NF; exit}')
+  if [ -n "$m" ]; then
+    "$W" --library "$m" --stats true 2> err; st=$?
+    check "--library libmimalloc: status" 2 "$st"
+  fi
+  # without binutils (a fresh system): the same answers
+  make_nobin
+  PATH=$WORK/nobin "$W" --library /etc/passwd touch ran 2> err; st=$?
+  check "no readelf, --library /etc/passwd: status" 2 "$st"
+  PATH=$WORK/nobin "$W" --library "$m" touch ran 2> err; st=$?
+  check "no readelf, --library ${m##*/}: status" 2 "$st"
+  [ ! -e ran ] && ok "command not run" || { fail "the command ran"; rm -f ran; }
+  check "no readelf, the real library" "$LIBREAL" "$(PATH=$WORK/nobin "$W" sh -c 'echo "$LD_PRELOAD"' 2>&1)"
+  # --help still works and says why
+  "$W" --library /etc/passwd --help > out 2>&1; st=$?
+  check "--help with /etc/passwd: status" 0 "$st"
+  grep -q '^library: not found: .*not the poolmalloc library' out && ok "--help says why" || fail "--help: $(tail -n 1 out)"
+}
+
+# another allocator: in LD_PRELOAD, or linked into the program
+t_other_allocator() {
+  local m st
+  m=$(ldconfig -p 2>/dev/null | awk '/libmimalloc\.so\.2 / {print $NF; exit}')
+  [ -n "$m" ] || m=$(ldconfig -p 2>/dev/null | awk '/libjemalloc\.so\.2 / {print $NF; exit}')
+  if [ -n "$m" ]; then
+    LD_PRELOAD=${m##*/} "$W" sh -c 'exit 5' 2> err; st=$?
+    check "another allocator in LD_PRELOAD: status" 5 "$st"
+    check "another allocator in LD_PRELOAD: lines" 1 "$(wc -l < err)"
+    grep -q "^poolmalloc: LD_PRELOAD already holds ${m##*/}, another allocator" err && ok "warned: $(cat err)" || fail "no warning: $(cat err)"
+  else
+    echo "(no libmimalloc.so.2 or libjemalloc.so.2: LD_PRELOAD case not tried)"
+  fi
+  LD_PRELOAD=libm.so.6 "$W" sh -c 'exit 0' 2> err
+  check "libm in LD_PRELOAD: no warning" "" "$(cat err)"
+  # a program linked against libjemalloc
+  if command -v cc >/dev/null 2>&1 && echo 'int main(void) { return 3; }' |
+       cc -x c - -o je -Wl,--no-as-needed -ljemalloc 2>/dev/null; then
+    "$W" ./je 2> err; st=$?
+    check "linked against jemalloc: status" 3 "$st"
+    check "linked against jemalloc: message" "poolmalloc: ./je is linked against libjemalloc.so.2: poolmalloc serves its malloc and free, so that allocator's own statistics (e.g. redis INFO memory) describe an allocator that sees almost nothing" "$(cat err)"
+    make_nobin
+    PATH=$WORK/nobin "$W" ./je 2> err2
+    check "linked against jemalloc, no readelf: same message" "$(cat err)" "$(cat err2)"
+  else
+    echo "(cc -ljemalloc failed: linked case not tried)"
+  fi
+  if command -v redis-server >/dev/null 2>&1; then
+    "$W" redis-server --version > /dev/null 2> err
+    grep -q '^poolmalloc: redis-server is linked against libjemalloc' err && ok "redis-server: $(cat err)" ||
+      echo "(redis-server not linked against jemalloc here: $(cat err))"
+  fi
+  "$W" ls / > /dev/null 2> err
+  check "ls: no warning" "" "$(cat err)"
+}
+
+# commands the loader runs without the library: one line, and they still run
+t_static_setuid() {
+  local st s=''
+  if command -v cc >/dev/null 2>&1 && echo 'int main(void) { return 4; }' | cc -x c - -static -o static 2>/dev/null; then
+    s=./static
+  fi
+  if [ -n "$s" ]; then
+    "$W" "$s" 2> err; st=$?
+    check "static: status" 4 "$st"
+    check "static: message" "poolmalloc: ./static is statically linked: LD_PRELOAD does not apply to it, it runs without poolmalloc (no report)" "$(cat err)"
+    make_nobin
+    PATH=$WORK/nobin "$W" "$s" 2> err2
+    check "static, no readelf: same message" "$(cat err)" "$(cat err2)"
+    PATH=$WORK/nobin "$W" ls / > /dev/null 2> err2
+    check "dynamic ls, no readelf: no message" "" "$(cat err2)"
+  else
+    echo "(cc -static failed: static program not tried)"
+  fi
+  if [ -x /sbin/ldconfig ] && file -L /sbin/ldconfig 2>/dev/null | grep -q 'static'; then
+    out=$("$W" /sbin/ldconfig -p 2> err | head -n 1)
+    [ -n "$out" ] && ok "ldconfig ran: $out" || fail "ldconfig did not run"
+    grep -q '^poolmalloc: /sbin/ldconfig is statically linked' err && ok "ldconfig: static" || fail "ldconfig: $(cat err)"
+  fi
+  "$W" ls / > /dev/null 2> err
+  check "dynamic ls: no message" "" "$(cat err)"
+  # set-user-ID to another user (as root: a copy of id owned by nobody)
+  if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+    cp "$(type -P id)" suid && chown nobody suid && chmod 4755 suid
+    out=$("$W" ./suid -un 2> err); st=$?
+    check "set-user-ID: status" 0 "$st"
+    check "set-user-ID: message" "poolmalloc: ./suid is set-user-ID: the loader ignores LD_PRELOAD for it, it runs without poolmalloc (no report)" "$(cat err)"
+  else
+    echo "(not root: set-user-ID not tried)"
+  fi
 }
 
 case " $tests " in
