@@ -404,20 +404,44 @@ def rule_decay(ctx):
 
 
 def rule_lifetime(ctx):
+    # Only carved free blocks in pinned pages cost RSS: pinned_bytes of
+    # older reports also counts never-carved tails (address space), so for
+    # them the reader uses pinned_bytes less the process's tails
+    # (Proc.pinned_carved). Reports with remote_pending_* count carved bytes.
     procs, a = ctx.procs, ctx.a
-    pinned = a["pinned"]["bytes"]
+    pinned = a["pinned"]["carved_free_bytes"]
     rss_sum = sum(p.c.get("rss", 0) for p in procs)
     off = [p for p in procs if not num(p.options.get("LIFETIME"))]
     if not (pinned >= 4 * MiB and pct(pinned, rss_sum) >= 10 and off):
         return
+    estimated = a["pinned"]["carved_free_estimated"]
     ctx.add("lifetime", "POOLMALLOC_LIFETIME", 1,
-            {"pinned_bytes": pinned, "pinned_pages": a["pinned"]["pages"], "rss_sum": rss_sum},
-            "%s of free blocks sit in %s pool pages that are at most a quarter full (%s of the "
-            "summed RSS): a few live blocks keep those pages. POOLMALLOC_LIFETIME=1 learns the "
-            "call sites of long-lived blocks and sends their requests to jemalloc, so the pages "
+            {"pinned_bytes": a["pinned"]["bytes"], "pinned_carved_free_bytes": pinned,
+             "pinned_carved_free_estimated": estimated,
+             "pinned_pages": a["pinned"]["pages"], "rss_sum": rss_sum},
+            "%s of free carved blocks sit in %s pool pages that are at most a quarter full (%s of "
+            "the summed RSS%s): a few live blocks keep those pages. POOLMALLOC_LIFETIME=1 learns "
+            "the call sites of long-lived blocks and sends their requests to jemalloc, so the pages "
             "around them can empty and go back to the OS"
-            % (human(pinned), count(a["pinned"]["pages"]), fpct(pct(pinned, rss_sum))),
-            weight=lambda p: p.c.get("pinned_bytes", 0) if p in off else 0)
+            % (human(pinned), count(a["pinned"]["pages"]), fpct(pct(pinned, rss_sum)),
+               "; at least: these reports count never-carved tails in pinned_bytes, so their "
+               "tails were taken off" if estimated else ""),
+            weight=lambda p: p.pinned_carved if p in off else 0)
+
+
+def rule_remote_pending(ctx):
+    rp = ctx.a.get("remote_pending", {})
+    rss_sum = sum(p.c.get("rss", 0) for p in ctx.procs)
+    b = rp.get("bytes", 0)
+    if not (b >= 4 * MiB and pct(b, rss_sum) >= 10):
+        return
+    ctx.note("remote-pending", {"remote_pending_pages": rp.get("pages", 0),
+                                "remote_pending_bytes": b, "rss_sum": rss_sum},
+             "%s pool pages (%s, %s of the summed RSS) were held at the report only by blocks "
+             "freed by another thread that their owner had not collected yet: the owning thread "
+             "collects them when it next needs a block of that class; a thread that allocates "
+             "little after handing its blocks over keeps them (see the remote-frees rule)"
+             % (count(rp.get("pages", 0)), human(b), fpct(pct(b, rss_sum))))
 
 
 def rule_long_lived_sites(ctx):
@@ -475,7 +499,9 @@ RULES = [
     ("decay", rule_decay,
      "pages returned to the OS and taken back: a longer POOLMALLOC_DECAY_MS"),
     ("lifetime", rule_lifetime,
-     "free blocks in pages at most a quarter full are much of RSS: POOLMALLOC_LIFETIME=1"),
+     "carved free blocks in pages at most a quarter full are much of RSS: POOLMALLOC_LIFETIME=1"),
+    ("remote-pending", rule_remote_pending,
+     "note: pages held only by remote frees not yet collected are much of RSS"),
     ("long-lived-sites", rule_long_lived_sites,
      "note: the call sites lifetime routing learned to be long-lived"),
     ("conflict", rule_conflict,

@@ -1,0 +1,106 @@
+"""pmreport.schema - the JSON fields poolmalloc-report reads, per schema.
+
+FIELDS[schema] maps the path of every object in a report (inside the
+top-level "poolmalloc" object; "[]" stands for the elements of an array) to
+the keys the reader knows there. A key in OPTIONAL[schema] may be absent
+(a report of an older library with the same schema, or an object the library
+writes only when a feature is on); every other key is expected in a report
+of the current library. tests/report/report_schema_tests.py runs the real
+library and checks, with check_report(), that every key expected is present
+and that every key written is known here: a new field must be added both in
+the library and here (and read, or knowingly ignored, by the reader).
+"""
+
+_COUNTERS_1 = (
+    "pages_fresh", "pages_reused", "pages_released", "pages_abandoned", "pages_adopted",
+    "remote_frees", "fallback_too_large", "fallback_alignment", "fallback_disabled",
+    "fallback_region_full", "fallback_no_heap", "fallback_long_lived", "long_lived_to_pages",
+    "lifetime_samples", "large_bytes", "large_frees", "realloc_in_place", "realloc_moved",
+    "pages_in_use", "pages_peak", "page_size", "live_block_bytes", "tail_bytes",
+    "pinned_pages", "pinned_bytes", "purged_bytes", "region_committed", "jemalloc_allocated",
+    "jemalloc_resident", "rss", "rss_peak",
+    # pages held only by blocks freed by another thread and not yet collected
+    # (added with the pinned_bytes fix: pinned_bytes then counts carved free
+    # bytes only; older schema 1 reports lack both)
+    "remote_pending_pages", "remote_pending_bytes",
+)
+
+_SCHEMA_1 = {
+    "": ("schema", "version", "pid", "ppid", "forked_without_exec", "trigger", "program",
+         "run_time_ms", "options", "threads", "counters", "too_large_sizes", "lifetime",
+         "classes"),
+    "options": ("POOL_SIZE", "MAX_POOLED", "DISABLE", "VERBOSE", "STATS", "STATS_FILE",
+                "STATS_SIGNAL", "DECAY_MS", "CHECK", "LIFETIME", "LIFETIME_RATE",
+                "LIFETIME_THRESHOLD", "REGION_SIZE"),
+    "threads": ("total", "peak", "live"),
+    "counters": _COUNTERS_1,
+    "too_large_sizes[]": ("max_bytes", "count"),
+    "lifetime": ("samples", "sites", "marked", "long_lived_sites"),
+    "lifetime.long_lived_sites[]": ("site", "address", "marked", "block_sizes", "routed_blocks",
+                                    "routed_bytes", "long_samples", "short_samples"),
+    "classes[]": ("class", "block_size", "allocs", "frees", "requested_bytes", "live", "pages",
+                  "peak_pages"),
+}
+
+_RSS_PARTS = ("rss", "pool_in_use", "pool_free_resident", "jemalloc_resident", "metadata", "other")
+
+_SCHEMA_2 = dict(_SCHEMA_1)
+_SCHEMA_2.update({
+    "": _SCHEMA_1[""] + ("profile", "rss_account"),
+    # the sampling heap profiler
+    "profile": ("rate_bytes", "samples", "stacks", "stacks_dropped", "allocated_bytes", "peak",
+                "exit", "modules", "sites"),
+    "profile.peak": ("bytes", "time_ms"),
+    "profile.exit": ("bytes", "time_ms"),
+    "profile.modules[]": ("id", "path", "base", "end"),
+    "profile.sites[]": ("frames", "peak_bytes", "peak_blocks", "exit_bytes", "exit_blocks",
+                        "alloc_bytes", "alloc_blocks"),
+    "profile.sites[].frames[]": ("address", "module", "offset", "symbol"),
+    "rss_account": ("exit", "peak"),
+    "rss_account.exit": _RSS_PARTS,
+    "rss_account.peak": _RSS_PARTS,
+})
+
+FIELDS = {1: _SCHEMA_1, 2: _SCHEMA_2}
+
+OPTIONAL = {
+    1: {"counters.remote_pending_pages", "counters.remote_pending_bytes"},
+    # the profile is written only when the profiler is on
+    2: {"profile"},
+}
+
+KNOWN_SCHEMAS = tuple(sorted(FIELDS))
+
+
+def check_report(rep):
+    """rep: the object inside "poolmalloc". Returns (missing, unknown): the
+    dotted paths of keys the reader expects that the report lacks, and of
+    keys the report has that the reader does not know. An unknown schema
+    is one unknown key, "schema"."""
+    schema = rep.get("schema")
+    if schema not in FIELDS or isinstance(schema, bool):
+        return [], ["schema=%r" % (schema,)]
+    fields, optional = FIELDS[schema], OPTIONAL[schema]
+    missing, unknown = [], []
+
+    def walk(path, value):
+        if isinstance(value, list):
+            for v in value:
+                walk(path + "[]", v)
+            return
+        if not isinstance(value, dict) or path not in fields:
+            return
+        known = fields[path]
+        for k in known:
+            full = (path + "." if path else "") + k
+            if k not in value and full not in optional:
+                missing.append(full)
+        for k, v in value.items():
+            full = (path + "." if path else "") + k
+            if k not in known:
+                unknown.append(full)
+            else:
+                walk(full, v)
+
+    walk("", rep)
+    return sorted(set(missing)), sorted(set(unknown))
