@@ -13,6 +13,7 @@ import math
 
 from .util import (KiB, MiB, OPTION_DEFAULTS, POOL_SIZE_MIN, POOL_SIZE_MAX, REGION_SIZE_MAX,
                    num, pct, human, size_range, size_span, fpct, count, mode)
+from . import profile as prof
 
 
 class Context:
@@ -476,6 +477,126 @@ def rule_abandoned(ctx):
                  "nothing to set" % (count(ab), count(ad)))
 
 
+# ---- rules on the heap profile (schema 2 reports with "profile"/"rss_account")
+
+SITE_PEAK_PCT = 10          # a site named when it holds this share of the summed peak
+SITE_LEAK_MIN = 1 * MiB     # live at exit: at least this much for a site
+EXIT_HEAP_MIN = 1 * MiB     # a process's exit live heap is significant from this...
+EXIT_HEAP_PCT = 10          # ...and this share of its peak live heap
+
+
+def _stack_text(frames):
+    return " < ".join(prof.short_stack(frames))
+
+
+def _tier_hint(ctx, s, live_key):
+    """what poolmalloc can do for a site, from the mean size of its blocks:
+    a size above MAX_POOLED goes to jemalloc (a larger POOL_SIZE pools it);
+    pooled blocks that stay live in processes with pinned pages suggest
+    POOLMALLOC_LIFETIME=1. (text, figures)"""
+    blocks = s["alloc_blocks"] or s[live_key.replace("bytes", "blocks")]
+    size = (s["alloc_bytes"] / blocks) if blocks else 0
+    fig = {"mean_block_bytes": int(size)}
+    if not size:
+        return "", fig
+    if size > ctx.max_pooled:
+        t = 1
+        while t < size:
+            t *= 2
+        if t <= POOL_SIZE_MAX // 2:
+            var = ("POOLMALLOC_MAX_POOLED=%d" % t if t <= ctx.pool_size // 2
+                   else "POOLMALLOC_POOL_SIZE=%d" % (2 * t))
+            fig["pooled_by"] = var
+            return ("; its blocks (%s on average) are larger than MAX_POOLED=%s and go to "
+                    "jemalloc: %s would pool them" % (human(size), human(ctx.max_pooled), var)), fig
+        return ("; its blocks (%s on average) are too large for any pool and go to jemalloc"
+                % human(size)), fig
+    pinned = [p for p in ctx.procs if p.name in s["programs"] and p.pinned_carved >= 1 * MiB
+              and not num(p.options.get("LIFETIME"))]
+    if pinned and live_key == "exit_bytes":
+        fig["lifetime"] = 1
+        return ("; its blocks (%s on average) are pooled and stay live, and %s of free carved "
+                "blocks sit in mostly empty pages of %s: POOLMALLOC_LIFETIME=1 would learn this "
+                "site and send its requests to jemalloc, so those pages can empty"
+                % (human(size), human(sum(p.pinned_carved for p in pinned)),
+                   ", ".join(sorted({p.name for p in pinned})))), fig
+    return "; its blocks (%s on average) are pooled" % human(size), fig
+
+
+def rule_site_peak(ctx):
+    have = prof.profiled(ctx.procs)
+    total = sum(p.profile.peak_bytes for p in have)
+    if not total:
+        return
+    sites = prof.merged_sites(ctx.procs)
+    top = [s for s in prof.top_sites(sites, "peak", 3) if pct(s["peak_bytes"], total) >= SITE_PEAK_PCT]
+    prof.prepare_names(top)
+    for s in top:
+        hint, fig = _tier_hint(ctx, s, "peak_bytes")
+        fig.update({"peak_bytes": s["peak_bytes"], "peak_blocks": s["peak_blocks"],
+                    "pct_of_peak": round(pct(s["peak_bytes"], total), 1), "peak_sum": total,
+                    "stack": prof.short_stack(s["frames"]),
+                    "programs": dict(sorted(s["programs"].items()))})
+        ctx.note("site-peak", fig,
+                 "site %s holds %s of the peak (%s of %s, %s blocks, in %s)%s"
+                 % (_stack_text(s["frames"]), fpct(pct(s["peak_bytes"], total)), human(s["peak_bytes"]),
+                    human(total), count(s["peak_blocks"]),
+                    ", ".join(sorted(s["programs"])), hint))
+
+
+def rule_site_leak(ctx):
+    leaky = [p for p in prof.profiled(ctx.procs)
+             if p.profile.exit_bytes >= EXIT_HEAP_MIN
+             and pct(p.profile.exit_bytes, p.profile.peak_bytes or p.profile.exit_bytes) >= EXIT_HEAP_PCT]
+    if not leaky:
+        return
+    exit_sum = sum(p.profile.exit_bytes for p in leaky)
+    sites = [s for s in prof.merged_sites(leaky)]
+    top = [s for s in prof.top_sites(sites, "exit", 3)
+           if s["exit_bytes"] >= SITE_LEAK_MIN and pct(s["exit_bytes"], exit_sum) >= SITE_PEAK_PCT]
+    prof.prepare_names(top)
+    for s in top:
+        hint, fig = _tier_hint(ctx, s, "exit_bytes")
+        fig.update({"exit_bytes": s["exit_bytes"], "exit_blocks": s["exit_blocks"],
+                    "pct_of_exit": round(pct(s["exit_bytes"], exit_sum), 1), "exit_sum": exit_sum,
+                    "stack": prof.short_stack(s["frames"]),
+                    "programs": dict(sorted(s["programs"].items()))})
+        ctx.note("site-leak", fig,
+                 "site %s leaks %s: %s blocks still live at exit (%s of the %s live at exit in %s)%s"
+                 % (_stack_text(s["frames"]), human(s["exit_bytes"]), count(s["exit_blocks"]),
+                    fpct(pct(s["exit_bytes"], exit_sum)), human(exit_sum),
+                    ", ".join(sorted(s["programs"])), hint))
+
+
+def rule_rss_account(ctx):
+    procs = [p for p in ctx.procs if p.rss_account]
+    if not procs:
+        return
+    when = "peak" if all("peak" in p.rss_account for p in procs) else "exit"
+    parts = collections.OrderedDict((k, sum(p.rss_account.get(when, {}).get(k, 0) for p in procs))
+                                    for k in ("rss",) + prof.RSS_PARTS)
+    rss = parts["rss"]
+    if not rss:
+        return
+    label = {"pool_in_use": "pool pages in use", "pool_free_resident": "free pool pages still resident",
+             "jemalloc_resident": "jemalloc", "metadata": "poolmalloc's metadata",
+             "other": "not from malloc"}
+    text = ("RSS at the %s: %s%s = %s. What is not from malloc is the program's code and data, "
+            "thread stacks and memory it maps itself"
+            % ("peak" if when == "peak" else "report", human(rss),
+               " summed over %d processes" % len(procs) if len(procs) > 1 else "",
+               ", ".join("%s %s (%s)" % (label[k], human(parts[k]), fpct(pct(parts[k], rss)))
+                         for k in prof.RSS_PARTS)))
+    py = sorted({p.name for p in procs if p.name.startswith("python")})
+    if py:
+        text += ("; for %s that includes pymalloc's arenas: Python's small-object allocator takes "
+                 "memory in arenas it maps itself, which poolmalloc never sees. PYTHONMALLOC=malloc "
+                 "sends those objects through malloc, so that poolmalloc (and this report) see them"
+                 % ", ".join(py))
+    ctx.note("rss-account", dict(parts, when=when, processes=len(procs),
+                                 other_pct=round(pct(parts["other"], rss), 1)), text)
+
+
 # (name, function, one-line doc), run in this order; the order is the order
 # of the items in the output. "conflict" looks at the advice of the rules
 # before it.
@@ -508,6 +629,12 @@ RULES = [
      "note: one variable advised with different values by different rules"),
     ("abandoned", rule_abandoned,
      "note: pages left with live blocks by exiting threads and not adopted"),
+    ("site-peak", rule_site_peak,
+     "note (heap profile): the sites that hold >= 10% of the summed peak live heap"),
+    ("site-leak", rule_site_leak,
+     "note (heap profile): sites live at exit in processes whose exit live heap is significant"),
+    ("rss-account", rule_rss_account,
+     "note (heap profile): RSS by where it comes from, and what is not from malloc"),
 ]
 
 

@@ -104,3 +104,49 @@ def check_report(rep):
 
     walk("", rep)
     return sorted(set(missing)), sorted(set(unknown))
+
+
+# The JSON type of the known containers, for shape_problems()
+_OBJECTS = ("options", "threads", "counters", "lifetime", "profile", "profile.peak", "profile.exit",
+            "rss_account", "rss_account.exit", "rss_account.peak")
+_ARRAYS = ("too_large_sizes", "classes", "lifetime.long_lived_sites", "profile.modules",
+           "profile.sites", "profile.sites[].frames")
+_NUMBERS = ("threads", "counters", "too_large_sizes[]", "classes[]", "rss_account.exit",
+            "rss_account.peak", "profile.peak", "profile.exit")
+
+
+def shape_problems(rep):
+    """The known fields of rep whose JSON type is not the documented one
+    (an object that is an array, a counter that is a string...), as dotted
+    paths. Used for schemas after 1: a report that names a schema the reader
+    knows but does not have its shape is read as one of an unknown schema."""
+    fields = FIELDS.get(rep.get("schema"), FIELDS[1])
+    bad = []
+
+    def at(path, value):
+        if path in _OBJECTS and not isinstance(value, dict):
+            bad.append(path)
+            return
+        if path in _ARRAYS:
+            if not isinstance(value, list):
+                bad.append(path)
+                return
+            for v in value:
+                if not isinstance(v, dict):
+                    bad.append(path + "[]")
+                    return
+                at(path + "[]", v)
+            return
+        if isinstance(value, dict) and path in fields:
+            for k in fields[path]:
+                if k not in value:
+                    continue
+                full = (path + "." if path else "") + k
+                v = value[k]
+                if path in _NUMBERS and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                    bad.append(full)
+                else:
+                    at(full, v)
+
+    at("", rep)
+    return sorted(set(bad))
