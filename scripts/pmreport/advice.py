@@ -485,6 +485,10 @@ EXIT_HEAP_MIN = 1 * MiB     # a process's exit live heap is significant from thi
 EXIT_HEAP_PCT = 10          # ...and this share of its peak live heap
 
 
+def blocks(n):
+    return "%s block%s" % (count(n), "" if n == 1 else "s")
+
+
 def _stack_text(frames):
     return " < ".join(prof.short_stack(frames))
 
@@ -503,14 +507,16 @@ def _tier_hint(ctx, s, live_key):
         t = 1
         while t < size:
             t *= 2
-        if t <= POOL_SIZE_MAX // 2:
+        # pages at most 4 times larger: beyond that a pool page per class
+        # and thread costs more than jemalloc's handling of large blocks
+        if t <= ctx.pool_size // 2 or 2 * t <= min(POOL_SIZE_MAX, 4 * ctx.pool_size):
             var = ("POOLMALLOC_MAX_POOLED=%d" % t if t <= ctx.pool_size // 2
                    else "POOLMALLOC_POOL_SIZE=%d" % (2 * t))
             fig["pooled_by"] = var
             return ("; its blocks (%s on average) are larger than MAX_POOLED=%s and go to "
                     "jemalloc: %s would pool them" % (human(size), human(ctx.max_pooled), var)), fig
-        return ("; its blocks (%s on average) are too large for any pool and go to jemalloc"
-                % human(size)), fig
+        return ("; its blocks (%s on average) are larger than MAX_POOLED=%s and go to jemalloc, "
+                "where blocks that large belong" % (human(size), human(ctx.max_pooled))), fig
     pinned = [p for p in ctx.procs if p.name in s["programs"] and p.pinned_carved >= 1 * MiB
               and not num(p.options.get("LIFETIME"))]
     if pinned and live_key == "exit_bytes":
@@ -538,9 +544,9 @@ def rule_site_peak(ctx):
                     "stack": prof.short_stack(s["frames"]),
                     "programs": dict(sorted(s["programs"].items()))})
         ctx.note("site-peak", fig,
-                 "site %s holds %s of the peak (%s of %s, %s blocks, in %s)%s"
+                 "site %s holds %s of the peak (%s of %s, %s, in %s)%s"
                  % (_stack_text(s["frames"]), fpct(pct(s["peak_bytes"], total)), human(s["peak_bytes"]),
-                    human(total), count(s["peak_blocks"]),
+                    human(total), blocks(s["peak_blocks"]),
                     ", ".join(sorted(s["programs"])), hint))
 
 
@@ -562,8 +568,8 @@ def rule_site_leak(ctx):
                     "stack": prof.short_stack(s["frames"]),
                     "programs": dict(sorted(s["programs"].items()))})
         ctx.note("site-leak", fig,
-                 "site %s leaks %s: %s blocks still live at exit (%s of the %s live at exit in %s)%s"
-                 % (_stack_text(s["frames"]), human(s["exit_bytes"]), count(s["exit_blocks"]),
+                 "site %s leaks %s: %s still live at exit (%s of the %s live at exit in %s)%s"
+                 % (_stack_text(s["frames"]), human(s["exit_bytes"]), blocks(s["exit_blocks"]),
                     fpct(pct(s["exit_bytes"], exit_sum)), human(exit_sum),
                     ", ".join(sorted(s["programs"])), hint))
 

@@ -234,12 +234,16 @@ class Symbolizer:
 
     def chain(self, f):
         """[(function, location or None)], innermost first: addr2line's
-        answer, or one element from the report's symbol or module+offset"""
+        answer when it has file:line (debug information), else the report's
+        symbol, else addr2line's function name (symbol table), else
+        module+offset"""
         got = self.cache.get(f.key)
-        if got:
-            return got
+        if got and any(loc for _, loc in got):
+            return got          # debug information: file:line
         if f.symbol:
             return [(re.sub(r"\+0x[0-9a-fA-F]+$", "", f.symbol), None)]
+        if got:
+            return got          # a name from the module's symbol table
         if f.path:
             return [("%s+0x%x" % (os.path.basename(f.path), f.offset), None)]
         return [("0x%x" % (f.address or 0), None)]
@@ -352,7 +356,7 @@ def flame_svg(procs, of="peak", sym=None, title=None, width=1200):
         node = root
         # root first: the outermost frame, and in a frame the outer function
         # before the inlined ones
-        path = [nm for f in reversed(s["frames"]) for nm in reversed(sym.names(f, full=True))]
+        path = [nm for f in reversed(s["frames"]) for nm in reversed(sym.names(f))]
         for nm in path:
             ch = node["children"].get(nm)
             if ch is None:
@@ -391,9 +395,8 @@ def flame_svg(procs, of="peak", sym=None, title=None, width=1200):
            '<text class="t" x="%d" y="24" text-anchor="middle">%s</text>\n'
            % (width // 2, escape(title)),
            '<text class="s" x="%d" y="42" text-anchor="middle">%s</text>\n'
-           % (width // 2, escape("%s in %s from %d process%s with a profile; hover a frame for "
-                                 "its bytes" % (human(total), count(total) + " B" if total else "0 B",
-                                                n, "" if n == 1 else "es")))]
+           % (width // 2, escape("%s (%s B) from %d process%s with a profile; hover a frame for "
+                                 "its bytes" % (human(total), count(total), n, "" if n == 1 else "es")))]
     if not total:
         out.append('<text x="%d" y="%d" text-anchor="middle">no sampled bytes</text>\n'
                    % (width // 2, top + fh))
