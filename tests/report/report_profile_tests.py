@@ -87,6 +87,15 @@ def library_reports():
         check(r.returncode == 0, "report_prog %s exited %d: %s" % (args, r.returncode, r.stderr[-500:]))
     files = sorted(os.listdir(d))
     check(len(files) == len(runs), "expected %d reports in %s, found %s" % (len(runs), d, files))
+    # a library with the heap profiler (schema 2): one more run with it on,
+    # so that the keys of "profile" are checked too
+    with open(os.path.join(d, files[0])) as fh:
+        options = json.loads(fh.readline())["poolmalloc"].get("options", {})
+    if "PROFILE" in options:
+        env = base_env(LD_PRELOAD=LIB, POOLMALLOC_STATS="json", POOLMALLOC_PROFILE="1",
+                       POOLMALLOC_STATS_FILE="%s/profile-%%p.json" % d)
+        r = subprocess.run([PROG, "count", "20000"], env=env, capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "report_prog with POOLMALLOC_PROFILE=1 exited %d" % r.returncode)
     return d
 
 
