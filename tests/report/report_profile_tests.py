@@ -112,6 +112,20 @@ def t_fields():
             reps += [json.loads(l) for l in fh if l.strip()]
     check(any(x["poolmalloc"]["lifetime"]["long_lived_sites"] for x in reps),
           "no report with long_lived_sites elements: the test does not cover their keys")
+    # the counters the reader's code reads by name are in its declared list
+    here = os.path.dirname(os.path.realpath(READER))
+    sys.path.insert(0, here)
+    from pmreport import schema
+    known = set(schema.FIELDS[1]["counters"])
+    code = ""
+    for f in [READER] + [os.path.join(here, "pmreport", n) for n in sorted(os.listdir(os.path.join(here, "pmreport")))
+                         if n.endswith(".py")]:
+        with open(f, encoding="utf-8") as fh:
+            code += fh.read()
+    used = set(re.findall(r'\bc\.get\("(\w+)"', code)) | set(re.findall(r'\bc\["(\w+)"\]', code))
+    used |= set(re.findall(r'^\s+\("(fallback_\w+|lifetime_samples)", "', code, re.M))
+    check(len(used) > 15, "the scan of the reader's code found only %s" % sorted(used))
+    check(used <= known, "counters read by the reader but not in pmreport/schema.py: %s" % sorted(used - known))
 
 
 def t_fields_detect():
