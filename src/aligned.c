@@ -7,7 +7,7 @@
  * to jemalloc. Argument rules follow glibc 2.36 (_mid_memalign). */
 #define _GNU_SOURCE
 #include "alloc.h"
-#include "init.h"
+#include "start.h"
 #include "options.h"
 #include "os.h"
 

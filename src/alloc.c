@@ -12,34 +12,13 @@
 #include "alloc.h"
 #include "fallback.h"
 #include "fmt.h"
-#include "init.h"
 #include "lifetime.h"
 #include "options.h"
+#include "start.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* pm_small_class[(size + 15) >> 4] for size <= 1024 (checked against
- * pm_class_of_calc by the unit tests) */
-const uint8_t pm_small_class[PM_SMALL_LOOKUP_MAX / 16 + 1] = {
-    0,  0,  1,  2,  3,  4,  5,  6,  7,  8,  8,  9,  9,  10, 10, 11, 11,
-    12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15, 16,
-    16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17, 17, 18, 18,
-    18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19};
-
-_Noreturn void pm_heap_error(const char *call, const char *what, const void *p) {
-  char line[256];
-  pm_buf b = pm_buf_make(line, sizeof line);
-  pm_buf_str(&b, call);
-  pm_buf_str(&b, ": ");
-  pm_buf_str(&b, what);
-  pm_buf_str(&b, " (address ");
-  pm_buf_hex(&b, (uintptr_t)p);
-  pm_buf_str(&b, "); aborting");
-  pm_message(pm_buf_cstr(&b));
-  abort();
-}
 
 /* ---- the jemalloc tier ---- */
 
@@ -104,44 +83,76 @@ static void *malloc_refill(pm_heap *h, size_t size, unsigned cls) {
   return pop_block(h, pg, pg->free, cls, size);
 }
 
-/* ---- POOLMALLOC_CHECK=full: a bit per 16 bytes of the region ---- */
-
-pm_inline _Atomic uint64_t *live_word(uintptr_t off, uint64_t *bit) {
-  *bit = 1ull << ((off >> 4) & 63);
-  return &pm_g.live[off >> 10];
-}
-
-/* a block just handed out: its bit must be clear, and the free list it
- * came from must still point into its page (a write into a freed block,
- * decoded, lands anywhere) */
-static void mark_live(void *p) {
-  uintptr_t off = (uintptr_t)p - pm_g.base;
-  pm_page *pg = &pm_g.pages[off >> pm_g.page_shift];
-  pm_block *next = pg->free;
-  if (next != NULL && (pm_page_of(next) != pg || !pm_is_pool_ptr(next) ||
-                       !pm_page_is_block_start(pg, (uintptr_t)next & pm_g.page_mask)))
-    pm_heap_error("malloc()", "free list corrupted (a write into a freed block?)", p);
-  uint64_t bit;
-  _Atomic uint64_t *w = live_word(off, &bit);
-  if (atomic_fetch_or(w, bit) & bit)
-    pm_heap_error("malloc()", "block handed out twice (heap corrupted)", p);
-}
-
 void *pm_malloc_pool(pm_heap *h, size_t size, unsigned cls) {
   pm_page *pg = h->pages[cls];
   pm_block *b = pg->free;
   void *p =
       likely(b != NULL) ? pop_block(h, pg, b, cls, size) : malloc_refill(h, size, cls);
-  if (unlikely(pm_g.live != NULL) && p != NULL && pm_is_pool_ptr(p)) mark_live(p);
+  if (unlikely(pm_g.live != NULL) && p != NULL && pm_is_pool_ptr(p))
+    pm_page_mark_live(pm_page_of(p), p);
   return p;
 }
 
-/* every allocation with POOLMALLOC_CHECK=full (the countdown stays at 1) */
-static void *malloc_checked(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
-  void *p =
-      pm_opt.lifetime ? pm_lt_malloc(h, size, cls, site) : pm_malloc_pool(h, size, cls);
-  h->countdown[cls] = 1;
+/* ---- the slow-path tick: sampling, routing, housekeeping ---- */
+
+/* Without routing the countdown still runs out every PM_TICK allocations of
+ * a class: the tick that lets free memory go back to the OS in a program
+ * whose allocations no longer reach a slow path (a steady malloc/free of a
+ * few blocks after a spike), the way jemalloc's decay ticker does. */
+#define PM_TICK 4096
+
+static void housekeeping(void) {
+  pm_pages_maybe_purge();
+  pm_fallback_maybe_purge();
+}
+
+/* a sampled block: outside the pools, so its free reaches the sample table */
+static void *malloc_sample(pm_heap *h, size_t size, unsigned cls, pm_lt_site *s) {
+  void *p = pm_fallback_alloc(size, 0, false);
+  if (p == NULL) return NULL;
+  if (!pm_lt_sampled(s, p, cls)) { /* no room: an unsampled block */
+    pm_fallback_free(p);
+    return NULL;
+  }
+  PM_STAT_ADD(h, lt_samples, 1);
+  PM_STAT_ADD(h, large_bytes, size);
   return p;
+}
+
+/* a routed block: to pool pages of their own, or to jemalloc */
+static void *malloc_routed(pm_heap *h, size_t size, unsigned cls, pm_lt_site *s) {
+  void *p = NULL;
+  if (pm_opt.lifetime == 2) {
+    if (h->lt_heap == NULL) h->lt_heap = pm_heap_acquire_aux();
+    if (h->lt_heap != NULL) {
+      p = pm_malloc_pool(h->lt_heap, size, cls);
+      if (p != NULL) PM_STAT_ADD(h, lt_to_pages, 1);
+    }
+  }
+  if (p == NULL) p = pm_malloc_fallback(h, size, 0, false, PM_FB_LONG_LIVED);
+  if (p != NULL) pm_lt_routed(s, size);
+  return p;
+}
+
+/* The countdown of class cls ran out (or stays at 1: a diverted class,
+ * POOLMALLOC_CHECK=full). */
+void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
+  if (!pm_opt.lifetime) {
+    h->countdown[cls] = pm_g.live != NULL ? 1 : PM_TICK;
+    housekeeping();
+    return pm_malloc_pool(h, size, cls);
+  }
+  pm_lt_site *s;
+  pm_lt_action act = pm_lt_decide(h, cls, site, &s);
+  if (pm_g.live != NULL) h->countdown[cls] = 1;
+  void *p = NULL;
+  if (act == PM_LT_SAMPLE) {
+    housekeeping();
+    p = malloc_sample(h, size, cls, s);
+  } else if (act == PM_LT_ROUTE) {
+    p = malloc_routed(h, size, cls, s);
+  }
+  return p != NULL ? p : pm_malloc_pool(h, size, cls);
 }
 
 static pm_noinline void *malloc_slow(size_t size, unsigned cls, uintptr_t site) {
@@ -151,18 +162,15 @@ static pm_noinline void *malloc_slow(size_t size, unsigned cls, uintptr_t site) 
   size_t bsize = pm_class_size(cls);
   if (unlikely(size > pm_g.max_pooled || bsize > pm_page_size()))
     return pm_malloc_fallback(h, size, 0, false, PM_FB_TOO_LARGE);
-  if (unlikely(pm_g.live != NULL)) return malloc_checked(h, size, cls, site);
   /* a diverted class routes every request, also those that need a page */
-  if (unlikely((relaxed_load(&pm_lt_diverted) >> cls) & 1))
-    return pm_lt_malloc(h, size, cls, site);
+  if (unlikely(pm_g.live != NULL || ((relaxed_load(&pm_lt_diverted) >> cls) & 1)))
+    return pm_malloc_tick(h, size, cls, site);
   return malloc_refill(h, size, cls);
 }
 
-/* the countdown to the next lifetime sample of the class ran out */
 static pm_noinline void *malloc_counted(pm_heap *h, size_t size, unsigned cls,
                                         uintptr_t site) {
-  if (unlikely(pm_g.live != NULL)) return malloc_checked(h, size, cls, site);
-  return pm_lt_malloc(h, size, cls, site);
+  return pm_malloc_tick(h, size, cls, site);
 }
 
 static pm_noinline void *malloc_large(size_t size) {
@@ -244,12 +252,11 @@ static void *calloc_large(pm_heap *h, size_t total, int reason) {
   return p;
 }
 
-static pm_noinline void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
-  if (unlikely(pg->state != PM_PAGE_IN_USE))
-    pm_heap_error("free()", "invalid pointer: its pool page is not in use", b);
-  if (unlikely(!pm_page_is_block_start(pg, (uintptr_t)b & pm_g.page_mask)))
-    pm_heap_error("free()", "invalid pointer: not the start of a block", b);
-  if (unlikely(b->tag == pm_g.tag)) pm_heap_error("free()", "double free detected", b);
+/* pushes b on pg's remote list (pg is another thread's page, checked) */
+static void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
+  /* a thread that only frees (a consumer) gets a heap too, so it counts
+   * with plain adds instead of atomics on shared cache lines */
+  if (unlikely(h == &pm_heap_empty)) h = pm_thread_start();
   b->tag = pm_g.tag;
   unsigned cls = pg->cls; /* read before the push publishes the block */
   pm_block *old = atomic_load_explicit(&pg->remote, memory_order_relaxed);
@@ -288,28 +295,19 @@ pm_inline void free_local(pm_heap *h, pm_page *pg, pm_block *b) {
  * the cheap checks fired (the tag may be user data: confirm on the list) */
 static pm_noinline void free_unusual(pm_heap *h, pm_page *pg, pm_block *b) {
   if (relaxed_load(&pg->owner) != h) {
+    pm_page_check("free()", pg, b, PM_FREED_TAG, false);
     free_remote(h, pg, b);
     return;
   }
-  if (!pm_page_is_block_start(pg, (uintptr_t)b & pm_g.page_mask))
-    pm_heap_error("free()", "invalid pointer: not the start of a block", b);
-  if (pm_page_holds_free(pg, b)) pm_heap_error("free()", "double free detected", b);
+  pm_page_check("free()", pg, b, PM_FREED_LIST, false);
   free_local(h, pg, b);
 }
 
 /* POOLMALLOC_CHECK=full: the block's live bit must be set */
 static pm_noinline void free_checked(void *p) {
-  uintptr_t off = (uintptr_t)p - pm_g.base;
-  pm_page *pg = &pm_g.pages[off >> pm_g.page_shift];
+  pm_page *pg = pm_page_of(p);
   pm_block *b = p;
-  if (unlikely(pg->state != PM_PAGE_IN_USE))
-    pm_heap_error("free()", "invalid pointer: its pool page is not in use", p);
-  if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask)))
-    pm_heap_error("free()", "invalid pointer: not the start of a block", p);
-  uint64_t bit;
-  _Atomic uint64_t *w = live_word(off, &bit);
-  if (!(atomic_fetch_and(w, ~bit) & bit))
-    pm_heap_error("free()", "double free detected", p);
+  pm_page_check("free()", pg, p, PM_FREED_BIT, true);
   pm_heap *h = pm_tls_heap;
   if (relaxed_load(&pg->owner) != h) {
     b->tag = 0; /* checked above: a value equal to the tag is user data */
@@ -357,16 +355,7 @@ void *pm_calloc(size_t n, size_t size) {
  * freed or foreign pool pointer would otherwise corrupt the heap */
 static pm_page *checked_page(const char *call, const void *p) {
   pm_page *pg = pm_page_of(p);
-  if (unlikely(pg->state != PM_PAGE_IN_USE ||
-               !pm_page_is_block_start(pg, (uintptr_t)p & pm_g.page_mask)))
-    pm_heap_error(call, "invalid pointer", p);
-  if (pm_g.live != NULL) {
-    uint64_t bit;
-    _Atomic uint64_t *w = live_word((uintptr_t)p - pm_g.base, &bit);
-    if (!(atomic_load(w) & bit)) pm_heap_error(call, "pointer already freed", p);
-  } else if (unlikely(((const pm_block *)p)->tag == pm_g.tag)) {
-    pm_heap_error(call, "pointer already freed", p);
-  }
+  pm_page_check(call, pg, p, pm_g.live != NULL ? PM_FREED_BIT : PM_FREED_TAG, false);
   return pg;
 }
 

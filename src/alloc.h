@@ -5,7 +5,7 @@
 #ifndef PM_ALLOC_H
 #define PM_ALLOC_H
 
-#include "common.h"
+#include "heap.h"
 
 void *pm_malloc(size_t size);
 /* malloc for a caller whose own caller is the call site (operator new) */
@@ -23,12 +23,14 @@ void *pm_aligned_alloc(size_t align, size_t size);
 void *pm_valloc(size_t size);
 void *pm_pvalloc(size_t size);
 
-struct pm_heap;
 /* A pool block of exactly class cls (a real heap, a class no larger than
- * POOLMALLOC_MAX_POOLED), without the lifetime checks: lifetime.c decided,
- * or aligned.c needs the class's alignment. Falls back to jemalloc if the
+ * POOLMALLOC_MAX_POOLED), without the lifetime checks: lifetime routing
+ * decided, or aligned.c needs the class's alignment. Falls back to jemalloc if the
  * region is full. */
 void *pm_malloc_pool(struct pm_heap *h, size_t size, unsigned cls);
+/* The slow-path tick of class cls (its countdown ran out): sampling,
+ * routing and housekeeping, then a block from wherever they decided. */
+void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site);
 /* The jemalloc tier with statistics; reason is a PM_FB_* value. */
 enum {
   PM_FB_TOO_LARGE,
@@ -40,8 +42,5 @@ enum {
 };
 void *pm_malloc_fallback(struct pm_heap *h, size_t size, size_t align, bool zero,
                          int reason);
-
-/* Heap corruption seen by the call `call`: one line, then abort(). */
-_Noreturn void pm_heap_error(const char *call, const char *what, const void *p);
 
 #endif

@@ -1,17 +1,18 @@
-/* arena.c - the reserved region, arenas, page descriptors and the global
+/* arena.c - the reserved region, arenas, page sourcing and the global
  * stacks of free and abandoned pages (see arena.h). */
 #include "arena.h"
+#include "istack.h"
 #include "options.h"
 #include "os.h"
 
 /* max_pooled starts at the default so requests made before the options
  * are read take the pool path, which initialises the process */
-pm_globals pm_g __attribute__((aligned(PM_CACHELINE))) = {.max_pooled = 32768};
+pm_globals pm_g
+    __attribute__((aligned(PM_CACHELINE))) = {.max_pooled = PM_POOL_SIZE_DEFAULT / 2};
 
 static size_t arena_size;
 static _Atomic uint64_t region_cursor; /* offset of the next untaken arena */
-static _Atomic uint64_t free_head;     /* (tag << 32) | (index + 1) */
-static _Atomic uint64_t abandoned_head;
+static pm_istack free_head, abandoned_head;
 static _Atomic uint64_t purged_total;
 static _Atomic uint64_t last_purge_ms;
 static _Atomic int purging;
@@ -51,7 +52,7 @@ bool pm_arena_init(void) {
   return true;
 }
 
-bool pm_arena_take(char **start, char **end) {
+static bool arena_take(char **start, char **end) {
   uint64_t off =
       atomic_fetch_add_explicit(&region_cursor, arena_size, memory_order_relaxed);
   if (off + arena_size > pm_g.size) return false;
@@ -60,6 +61,14 @@ bool pm_arena_take(char **start, char **end) {
   *start = p;
   *end = p + arena_size;
   return true;
+}
+
+pm_page *pm_arena_carve_page(char **cur, char **end) {
+  size_t psize = pm_page_size();
+  if ((size_t)(*end - *cur) < psize && !arena_take(cur, end)) return NULL;
+  pm_page *pg = pm_page_of(*cur);
+  *cur += psize;
+  return pg;
 }
 
 uint64_t pm_arena_committed(void) {
@@ -71,40 +80,14 @@ uint64_t pm_pages_purged_total(void) {
   return atomic_load(&purged_total);
 }
 
-/* ---- lock-free stacks of page indexes, tagged against ABA ---- */
+/* ---- the global stacks of pages (istack.h) ---- */
 
-static void stack_push_chain(_Atomic uint64_t *head, pm_page *first, pm_page *last) {
-  uint64_t old = atomic_load_explicit(head, memory_order_relaxed), next;
-  do {
-    relaxed_store(&last->stack_next, (uint32_t)old);
-    next = ((old >> 32) + 1) << 32 | (uint64_t)(pm_page_index(first) + 1);
-  } while (!atomic_compare_exchange_weak_explicit(head, &old, next, memory_order_release,
-                                                  memory_order_relaxed));
+static _Atomic uint32_t *page_link(uint32_t index) {
+  return &pm_g.pages[index].stack_next;
 }
 
-static pm_page *stack_pop(_Atomic uint64_t *head) {
-  uint64_t old = atomic_load_explicit(head, memory_order_acquire), next;
-  pm_page *pg;
-  do {
-    uint32_t idx = (uint32_t)old;
-    if (idx == 0) return NULL;
-    pg = &pm_g.pages[idx - 1];
-    uint32_t after = relaxed_load(&pg->stack_next);
-    next = ((old >> 32) + 1) << 32 | after;
-  } while (!atomic_compare_exchange_weak_explicit(head, &old, next, memory_order_acquire,
-                                                  memory_order_acquire));
-  return pg;
-}
-
-/* detaches the whole stack */
-static pm_page *stack_take_all(_Atomic uint64_t *head) {
-  uint64_t old = atomic_load_explicit(head, memory_order_acquire), next;
-  do {
-    if ((uint32_t)old == 0) return NULL;
-    next = ((old >> 32) + 1) << 32;
-  } while (!atomic_compare_exchange_weak_explicit(head, &old, next, memory_order_acquire,
-                                                  memory_order_acquire));
-  return &pm_g.pages[(uint32_t)old - 1];
+static pm_page *page_at(uint32_t index) {
+  return index == UINT32_MAX ? NULL : &pm_g.pages[index];
 }
 
 static pm_page *stack_next_of(pm_page *pg) {
@@ -119,17 +102,17 @@ void pm_pages_push_free(pm_page *pg) {
     atomic_fetch_add_explicit(&purged_total, pm_page_size(), memory_order_relaxed);
   }
   pg->freed_ms = pm_os_now_ms();
-  stack_push_chain(&free_head, pg, pg);
+  pm_istack_push(&free_head, pm_page_index(pg), &pg->stack_next);
 }
 
 pm_page *pm_pages_pop_free(void) {
-  return stack_pop(&free_head);
+  return page_at(pm_istack_pop(&free_head, page_link));
 }
 void pm_pages_push_abandoned(pm_page *pg) {
-  stack_push_chain(&abandoned_head, pg, pg);
+  pm_istack_push(&abandoned_head, pm_page_index(pg), &pg->stack_next);
 }
 pm_page *pm_pages_pop_abandoned(void) {
-  return stack_pop(&abandoned_head);
+  return page_at(pm_istack_pop(&abandoned_head, page_link));
 }
 
 /* madvise runs of adjacent pages with one call each */
@@ -156,7 +139,7 @@ size_t pm_pages_purge(bool all) {
   pm_page *clean_first = NULL, *clean_last = NULL, *dirty_first = NULL,
           *dirty_last = NULL;
   purge_run run = {0};
-  pm_page *pg = stack_take_all(&free_head);
+  pm_page *pg = page_at(pm_istack_take_all(&free_head));
   while (pg != NULL) {
     pm_page *next = stack_next_of(pg);
     bool old_enough = now - pg->freed_ms >= pm_opt.decay_ms;
@@ -177,8 +160,10 @@ size_t pm_pages_purge(bool all) {
   }
   if (run.start) pm_os_purge(run.start, (size_t)(run.end - run.start));
   /* clean pages below, dirty (warm) pages on top so they are reused first */
-  if (clean_first) stack_push_chain(&free_head, clean_first, clean_last);
-  if (dirty_first) stack_push_chain(&free_head, dirty_first, dirty_last);
+  if (clean_first)
+    pm_istack_push(&free_head, pm_page_index(clean_first), &clean_last->stack_next);
+  if (dirty_first)
+    pm_istack_push(&free_head, pm_page_index(dirty_first), &dirty_last->stack_next);
   atomic_fetch_add(&purged_total, run.bytes);
   atomic_store(&last_purge_ms, now);
   atomic_store(&purging, 0);
@@ -186,7 +171,7 @@ size_t pm_pages_purge(bool all) {
 }
 
 void pm_pages_maybe_purge(void) {
-  if ((uint32_t)atomic_load_explicit(&free_head, memory_order_relaxed) == 0) return;
+  if (pm_istack_empty(&free_head)) return;
   uint64_t now = pm_os_now_ms();
   uint64_t period = pm_opt.decay_ms / 2 ? pm_opt.decay_ms / 2 : 1;
   if (now - atomic_load_explicit(&last_purge_ms, memory_order_relaxed) >= period)

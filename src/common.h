@@ -34,4 +34,12 @@
 #define relaxed_load(p) atomic_load_explicit((p), memory_order_relaxed)
 #define relaxed_store(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 
+/* Raises *peak to v if v is larger (a relaxed maximum; slow paths only). */
+pm_inline void pm_atomic_max(_Atomic uint64_t *peak, uint64_t v) {
+  uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
+  while (v > old && !atomic_compare_exchange_weak_explicit(
+                        peak, &old, v, memory_order_relaxed, memory_order_relaxed)) {
+  }
+}
+
 #endif

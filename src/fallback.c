@@ -69,6 +69,17 @@ static uint64_t je_u64(const char *name) {
   return v;
 }
 
+/* jemalloc's statistics are refreshed by advancing its epoch */
+static void je_refresh(void) {
+  uint64_t epoch = 1;
+  size_t len = sizeof epoch;
+  pm_je_mallctl("epoch", &epoch, &len, &epoch, len);
+}
+
+static void je_purge_all(void) {
+  pm_je_mallctl("arena.4096.purge", NULL, NULL, NULL, 0); /* 4096: all arenas */
+}
+
 void pm_fallback_maybe_purge(void) {
   if (!own_purging || !pm_fallback_started()) return;
   uint64_t now = pm_os_now_ms(), last = relaxed_load(&last_look_ms);
@@ -76,12 +87,10 @@ void pm_fallback_maybe_purge(void) {
   if (!atomic_compare_exchange_strong(&last_look_ms, &last, now)) return;
   int saved = errno;
   uint64_t recent = atomic_exchange(&recent_bytes, 0);
-  uint64_t epoch = 1;
-  size_t len = sizeof epoch;
-  pm_je_mallctl("epoch", &epoch, &len, &epoch, len);
+  je_refresh();
   uint64_t dirty = je_u64("stats.arenas.4096.pdirty") * pm_os_page_size();
   if (dirty > recent) {
-    pm_je_mallctl("arena.4096.purge", NULL, NULL, NULL, 0); /* 4096: all arenas */
+    je_purge_all();
     atomic_fetch_add_explicit(&purged_bytes, dirty, memory_order_relaxed);
   }
   errno = saved;
@@ -248,28 +257,22 @@ size_t pm_fallback_usable(const void *p) {
   return pm_je_sallocx(p, 0);
 }
 
-void pm_fallback_figures(uint64_t *allocated, uint64_t *resident, uint64_t *mapped) {
+void pm_fallback_figures(uint64_t *allocated, uint64_t *resident) {
   uint64_t d = 0; /* direct blocks count as this tier's (resident: an upper bound) */
   for (unsigned i = 0; i < DIRECT_SLOTS; i++)
     if (atomic_load_explicit(&direct[i].p, memory_order_acquire)) d += direct[i].len;
-  *allocated = *resident = *mapped = d;
+  *allocated = *resident = d;
   if (!pm_fallback_started()) return;
   int saved = errno;
-  uint64_t epoch = 1;
-  size_t len = sizeof epoch;
-  pm_je_mallctl("epoch", &epoch, &len, &epoch, len);
-  size_t v, vlen = sizeof v;
-  if (pm_je_mallctl("stats.allocated", &v, &vlen, NULL, 0) == 0) *allocated += v;
-  vlen = sizeof v;
-  if (pm_je_mallctl("stats.resident", &v, &vlen, NULL, 0) == 0) *resident += v;
-  vlen = sizeof v;
-  if (pm_je_mallctl("stats.mapped", &v, &vlen, NULL, 0) == 0) *mapped += v;
+  je_refresh();
+  *allocated += je_u64("stats.allocated");
+  *resident += je_u64("stats.resident");
   errno = saved;
 }
 
 void pm_fallback_trim(void) {
   if (!pm_fallback_started()) return;
   int saved = errno;
-  pm_je_mallctl("arena.4096.purge", NULL, NULL, NULL, 0); /* 4096: all arenas */
+  je_purge_all();
   errno = saved;
 }

@@ -29,7 +29,7 @@ bool pm_fallback_owns(const void *p);
  * and reports must not start it */
 bool pm_fallback_started(void);
 /* jemalloc's own figures (0 if it never started) */
-void pm_fallback_figures(uint64_t *allocated, uint64_t *resident, uint64_t *mapped);
+void pm_fallback_figures(uint64_t *allocated, uint64_t *resident);
 /* At most once per POOLMALLOC_DECAY_MS: gives jemalloc's free pages back
  * if large-block activity no longer needs them (see fallback.c). */
 void pm_fallback_maybe_purge(void);

@@ -2,6 +2,7 @@
 #include "fmt.h"
 #include "os.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void pm_buf_mem(pm_buf *b, const char *s, size_t n) {
@@ -111,10 +112,26 @@ void pm_buf_pct(pm_buf *b, uint64_t v, uint64_t total) {
   pm_buf_char(b, '%');
 }
 
+/* the length of the valid UTF-8 sequence at s, 0 if it is not one */
+static size_t utf8_len(const unsigned char *s) {
+  unsigned c = s[0];
+  size_t n = c < 0x80                 ? 1
+             : c >= 0xc2 && c <= 0xdf ? 2
+             : c >= 0xe0 && c <= 0xef ? 3
+             : c >= 0xf0 && c <= 0xf4 ? 4
+                                      : 0;
+  for (size_t i = 1; i < n; i++)
+    if ((s[i] & 0xc0) != 0x80) return 0;
+  if (n == 3 && ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))) return 0;
+  if (n == 4 && ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))) return 0;
+  return n;
+}
+
 void pm_buf_json_str(pm_buf *b, const char *s) {
   pm_buf_char(b, '"');
-  for (; s && *s; s++) {
+  while (s && *s) {
     unsigned char c = (unsigned char)*s;
+    size_t n = utf8_len((const unsigned char *)s);
     if (c == '"' || c == '\\') {
       pm_buf_char(b, '\\');
       pm_buf_char(b, (char)c);
@@ -122,11 +139,30 @@ void pm_buf_json_str(pm_buf *b, const char *s) {
       pm_buf_str(b, "\\u00");
       pm_buf_char(b, "0123456789abcdef"[c >> 4]);
       pm_buf_char(b, "0123456789abcdef"[c & 15]);
+    } else if (n == 0) {
+      pm_buf_str(b, "\\ufffd"); /* a byte that is not UTF-8 */
+      n = 1;
+    } else {
+      pm_buf_mem(b, s, n);
+    }
+    s += n ? n : 1;
+  }
+  pm_buf_char(b, '"');
+}
+
+void pm_buf_text(pm_buf *b, const char *s) {
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '\n') {
+      pm_buf_str(b, "\\n");
+    } else if (c < 0x20 || c == 0x7f) {
+      pm_buf_str(b, "\\x");
+      pm_buf_char(b, "0123456789abcdef"[c >> 4]);
+      pm_buf_char(b, "0123456789abcdef"[c & 15]);
     } else {
       pm_buf_char(b, (char)c);
     }
   }
-  pm_buf_char(b, '"');
 }
 
 const char *pm_buf_cstr(pm_buf *b) {
@@ -144,4 +180,17 @@ void pm_message(const char *msg) {
   if (b.len > sizeof line - 2) b.len = sizeof line - 2;
   line[b.len++] = '\n';
   pm_os_write(2, line, b.len);
+}
+
+_Noreturn void pm_heap_error(const char *call, const char *what, const void *p) {
+  char line[256];
+  pm_buf b = pm_buf_make(line, sizeof line);
+  pm_buf_str(&b, call);
+  pm_buf_str(&b, ": ");
+  pm_buf_str(&b, what);
+  pm_buf_str(&b, " (address ");
+  pm_buf_hex(&b, (uintptr_t)p);
+  pm_buf_str(&b, "); aborting");
+  pm_message(pm_buf_cstr(&b));
+  abort();
 }

@@ -32,12 +32,17 @@ void pm_buf_pad(pm_buf *b, const char *s, int width); /* left-aligned */
 void pm_buf_bytes(pm_buf *b, uint64_t v);
 /* v/total as "12.3%" */
 void pm_buf_pct(pm_buf *b, uint64_t v, uint64_t total);
-/* a JSON string literal, escaped */
+/* a JSON string literal, escaped; bytes that are not UTF-8 become U+FFFD */
 void pm_buf_json_str(pm_buf *b, const char *s);
+/* text for one line of a report: control characters escaped (\n, \x1b) */
+void pm_buf_text(pm_buf *b, const char *s);
 /* NUL-terminates (within capacity) and returns data */
 const char *pm_buf_cstr(pm_buf *b);
 
 /* Writes "poolmalloc: <msg>\n" to stderr in one write(2). */
 void pm_message(const char *msg);
+/* Heap corruption seen by the call `call` ("free()"): one line
+ * "poolmalloc: free(): <what> (address 0x...); aborting", then abort(). */
+_Noreturn void pm_heap_error(const char *call, const char *what, const void *p);
 
 #endif

@@ -20,23 +20,18 @@
 void pm_mallinfo2(struct mallinfo2 *mi) {
   pm_snapshot s;
   pm_stats_snapshot(&s);
-  uint64_t je_alloc, je_res, je_mapped;
-  pm_fallback_figures(&je_alloc, &je_res, &je_mapped);
-  uint64_t pool_bytes = s.pages_in_use << pm_g.page_shift;
-  uint64_t pool_used = s.block_bytes_live < pool_bytes ? s.block_bytes_live : pool_bytes;
+  uint64_t pool_bytes = s.fig.pages_in_use_bytes;
+  uint64_t pool_used =
+      s.fig.live_block_bytes < pool_bytes ? s.fig.live_block_bytes : pool_bytes;
+  uint64_t large = PM_JEMALLOC_REQUESTS(s.heap);
   struct mallinfo2 m = {0};
   m.arena = pool_bytes;
-  m.ordblks = s.pages_in_use;
-  m.hblks = s.heap.fb_too_large + s.heap.fb_alignment + s.heap.fb_disabled +
-                        s.heap.fb_region_full + s.heap.fb_no_heap >
-                    s.heap.large_frees
-                ? s.heap.fb_too_large + s.heap.fb_alignment + s.heap.fb_disabled +
-                      s.heap.fb_region_full + s.heap.fb_no_heap - s.heap.large_frees
-                : 0;
-  m.hblkhd = je_alloc;
+  m.ordblks = s.fig.pages_in_use;
+  m.hblks = large > s.heap.large_frees ? large - s.heap.large_frees : 0;
+  m.hblkhd = s.fig.jemalloc_allocated;
   m.uordblks = pool_used;
   m.fordblks = pool_bytes - pool_used;
-  uint64_t cached = s.pages_free_cached << pm_g.page_shift;
+  uint64_t cached = s.pages_free_cached * s.fig.page_size;
   m.keepcost = cached < m.fordblks ? cached : m.fordblks;
   *mi = m;
 }

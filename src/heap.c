@@ -5,9 +5,7 @@
  * only through its atomic remote list and full flag, and a heap only through
  * remote_full_hint. Nothing here takes a lock. */
 #include "heap.h"
-#include "fallback.h"
-#include "lifetime.h"
-#include "options.h"
+#include "istack.h"
 #include "os.h"
 
 #define PM_MAX_HEAPS 16384
@@ -26,7 +24,7 @@ pm_shared_stats pm_shared;
 static pm_heap *heaps;
 static uint32_t max_heaps;
 static _Atomic uint32_t nheaps;
-static _Atomic uint64_t free_heaps; /* (tag << 32) | (index + 1) */
+static pm_istack free_heaps;
 _Atomic uint64_t pm_threads_live, pm_threads_peak, pm_threads_total;
 
 bool pm_heaps_init(void) {
@@ -47,36 +45,36 @@ pm_heap *pm_heap_at(uint32_t i) {
   return &heaps[i];
 }
 
+static _Atomic uint32_t *heap_link(uint32_t index) {
+  return &heaps[index].stack_next;
+}
+
 static pm_heap *acquire(bool aux) {
-  pm_heap *h = NULL;
-  uint64_t old = atomic_load_explicit(&free_heaps, memory_order_acquire), next;
-  do {
-    if ((uint32_t)old == 0) break;
-    h = &heaps[(uint32_t)old - 1];
-    next = ((old >> 32) + 1) << 32 | relaxed_load(&h->stack_next);
-  } while (!atomic_compare_exchange_weak_explicit(
-      &free_heaps, &old, next, memory_order_acquire, memory_order_acquire));
-  if ((uint32_t)old == 0) {
-    uint32_t i = atomic_fetch_add(&nheaps, 1);
+  pm_heap *h;
+  uint32_t i = pm_istack_pop(&free_heaps, heap_link);
+  if (i != UINT32_MAX) {
+    h = &heaps[i];
+  } else {
+    i = atomic_fetch_add(&nheaps, 1);
     if (i >= max_heaps) {
       atomic_fetch_sub(&nheaps, 1);
       return NULL;
     }
     h = &heaps[i];
-    for (unsigned c = 0; c < PM_NCLASSES; c++)
+    for (unsigned c = 0; c < PM_NCLASSES; c++) {
       h->pages[c] = &pm_page_empty;
-    pm_lt_heap_init(h);
+      h->countdown[c] = 1; /* the first allocation of a class arms it (alloc.c) */
+      h->lt_sample_left[c] = 1;
+    }
+    h->lt_rng = (uint32_t)(uintptr_t)h | 1;
     h->kind = PM_HEAP_REAL;
   }
-  h->live = 1;
   h->aux = aux;
   h->lt_heap = NULL;
   if (aux) return h;
   uint64_t live = atomic_fetch_add(&pm_threads_live, 1) + 1;
   atomic_fetch_add(&pm_threads_total, 1);
-  uint64_t peak = atomic_load(&pm_threads_peak);
-  while (live > peak && !atomic_compare_exchange_weak(&pm_threads_peak, &peak, live)) {
-  }
+  pm_atomic_max(&pm_threads_peak, live);
   return h;
 }
 
@@ -156,7 +154,6 @@ static void release_page(pm_heap *h, pm_page *pg) {
   }
   pm_pages_push_free(pg);
   pm_pages_maybe_purge();
-  pm_fallback_maybe_purge();
 }
 
 void pm_heap_flush_cache(pm_heap *h) {
@@ -232,12 +229,8 @@ static pm_page *new_page(pm_heap *h) {
     PM_COUNT(h->stats.pages_reused++);
     return pg;
   }
-  size_t psize = pm_page_size();
-  if ((size_t)(h->arena_end - h->arena_cur) < psize &&
-      !pm_arena_take(&h->arena_cur, &h->arena_end))
-    return NULL;
-  pg = pm_page_of(h->arena_cur);
-  h->arena_cur += psize;
+  pg = pm_arena_carve_page(&h->arena_cur, &h->arena_end);
+  if (pg == NULL) return NULL;
   PM_COUNT(h->stats.pages_fresh++);
   return pg;
 }
@@ -313,11 +306,6 @@ static void abandon_page(pm_heap *h, pm_page *pg) {
   pm_pages_push_abandoned(pg);
 }
 
-void pm_page_claim_orphan(pm_page *pg) {
-  uint8_t one = 1;
-  if (atomic_compare_exchange_strong(&pg->full, &one, 0)) pm_pages_push_abandoned(pg);
-}
-
 void pm_heap_release(pm_heap *h) {
   if (h->lt_heap != NULL) {
     pm_heap_release(h->lt_heap);
@@ -340,15 +328,8 @@ void pm_heap_release(pm_heap *h) {
   h->nfull = h->scan_left = 0;
   h->full_cursor = NULL;
   pm_heap_flush_cache(h);
-  h->live = 0;
   if (!h->aux) atomic_fetch_sub(&pm_threads_live, 1);
-  uint32_t idx = (uint32_t)(h - heaps);
-  uint64_t old = atomic_load_explicit(&free_heaps, memory_order_relaxed), next;
-  do {
-    relaxed_store(&h->stack_next, (uint32_t)old);
-    next = ((old >> 32) + 1) << 32 | (uint64_t)(idx + 1);
-  } while (!atomic_compare_exchange_weak_explicit(
-      &free_heaps, &old, next, memory_order_release, memory_order_relaxed));
+  pm_istack_push(&free_heaps, (uint32_t)(h - heaps), &h->stack_next);
 }
 
 void pm_heaps_after_fork(pm_heap *self) {
@@ -356,8 +337,5 @@ void pm_heaps_after_fork(pm_heap *self) {
    * runs, so frees into them are remote pushes (safe) and the memory is held
    * until exit. Touching their lists is not safe: a thread may have been in
    * the middle of changing them when fork() copied the address space. */
-  uint32_t n = atomic_load(&nheaps);
-  for (uint32_t i = 0; i < n; i++)
-    if (&heaps[i] != self && &heaps[i] != self->lt_heap) heaps[i].live = 0;
   atomic_store(&pm_threads_live, self->kind == PM_HEAP_REAL ? 1 : 0);
 }

@@ -12,35 +12,6 @@
 #define PM_HEAP_H
 
 #include "page.h"
-#include "stats.h"
-
-enum { PM_HEAP_EMPTY = 0, PM_HEAP_REAL = 1, PM_HEAP_JEMALLOC = 2 };
-
-typedef struct pm_heap {
-  pm_page *pages[PM_NCLASSES];        /* current page per class, &pm_page_empty if none */
-  uint64_t countdown[PM_NCLASSES];    /* to the next lifetime sample (fast path) */
-  uint64_t req_bytes[PM_NCLASSES];    /* bytes requested per class (fast path) */
-  uint64_t remote_frees[PM_NCLASSES]; /* frees this thread made into others' pages */
-  pm_page *avail[PM_NCLASSES];        /* other pages of the class with free blocks */
-  pm_page *full;                      /* pages without a free block */
-  pm_page *full_cursor;               /* where the remote-free scan of `full` resumes */
-  uint32_t nfull, scan_left;
-  pm_page *cache; /* a few emptied pages kept for reuse without atomics */
-  uint32_t ncache;
-  uint32_t lt_sample_left[PM_NCLASSES]; /* sampling of a diverted class */
-  uint32_t lt_rng;
-  struct pm_heap *lt_heap; /* POOLMALLOC_LIFETIME=2: this thread's heap of pages for
-                              long-lived blocks (never pm_tls_heap) */
-  uint8_t aux;             /* an lt_heap: not a thread of its own */
-  uint8_t kind;            /* PM_HEAP_* */
-  uint8_t live;
-  char *arena_cur, *arena_end; /* bump range pages are carved from */
-  pm_heap_stats stats;
-  uint64_t too_large_log2[PM_LARGE_BUCKETS]; /* jemalloc "too large" requests by
-                                                ceil(log2(size)) */
-  _Atomic uint32_t stack_next;
-  _Alignas(PM_CACHELINE) _Atomic int remote_full_hint; /* written by other threads */
-} pm_heap;
 
 extern pm_page pm_page_empty;
 extern pm_heap pm_heap_empty;    /* a thread that has not allocated yet */
@@ -55,6 +26,8 @@ typedef struct pm_shared_stats {
   _Atomic uint64_t class_frees[PM_NCLASSES];
   _Atomic uint64_t too_large_log2[PM_LARGE_BUCKETS];
 } pm_shared_stats;
+/* Adds n to counter `field` of h: a plain add for a real heap, an atomic
+ * one into pm_shared otherwise. */
 extern pm_shared_stats pm_shared;
 
 #define PM_STAT_ADD(h, field, n)                                                         \
@@ -79,9 +52,6 @@ void pm_heap_release(pm_heap *h);
 pm_page *pm_heap_page_for(pm_heap *h, unsigned cls);
 /* After a same-thread free left pg empty, or freed into a full page. */
 void pm_heap_free_slow(pm_heap *h, pm_page *pg);
-/* A remote free reached a full page that has no owner: whoever clears its
- * full flag first puts it on the abandoned stack, where adopters find it. */
-void pm_page_claim_orphan(pm_page *pg);
 /* Empties h's page cache into the global free stack (malloc_trim). */
 void pm_heap_flush_cache(pm_heap *h);
 /* In a fork child: every heap but `self` belongs to a thread that is gone. */

@@ -5,10 +5,6 @@
  * while samples are outstanding. Both tables are fixed arrays in .bss,
  * updated with atomics; nothing allocates. */
 #include "lifetime.h"
-#include "alloc.h"
-#include "arena.h"
-#include "fallback.h"
-#include "heap.h"
 #include "options.h"
 
 _Atomic uint64_t pm_lt_diverted;
@@ -21,7 +17,7 @@ static _Atomic uint64_t lt_samples;
 /* ---- sites: (return address, class) -> counts, open addressing ---- */
 #define SITE_SLOTS 4096 /* power of two */
 #define SITE_PROBE 16
-typedef struct lt_site {
+typedef struct pm_lt_site {
   _Atomic uint64_t key; /* the return address; 0: empty */
   _Atomic uint32_t n_long, n_short;
   _Atomic uint32_t marked;
@@ -218,18 +214,7 @@ void pm_lt_forget(const void *p, const void *q) {
   sample_release(e);
 }
 
-/* ---- the allocation side ---- */
-
-/* Without routing the countdown still runs out every PM_TICK allocations of
- * a class: the tick that lets free memory go back to the OS in a program
- * whose allocations no longer reach a slow path (a steady malloc/free of a
- * few blocks after a spike), the way jemalloc's decay ticker does. */
-#define PM_TICK 4096
-
-static void housekeeping(void) {
-  pm_pages_maybe_purge();
-  pm_fallback_maybe_purge();
-}
+/* ---- the allocation side: decisions only ---- */
 
 static uint32_t next_interval(pm_heap *h) {
   uint32_t rate = (uint32_t)pm_opt.lifetime_rate;
@@ -241,38 +226,8 @@ static uint32_t next_interval(pm_heap *h) {
   return rate - rate / 8 + (spread ? h->lt_rng % spread : 0);
 }
 
-void pm_lt_heap_init(pm_heap *h) {
-  h->lt_rng = (uint32_t)(uintptr_t)h | 1;
-  for (unsigned c = 0; c < PM_NCLASSES; c++) {
-    h->countdown[c] = pm_opt.lifetime ? next_interval(h) : PM_TICK;
-    if (pm_g.live != NULL) h->countdown[c] = 1; /* POOLMALLOC_CHECK=full */
-    h->lt_sample_left[c] = h->countdown[c];
-  }
-}
-
-static void *take_sample(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
-  uint64_t interval = pm_opt.lifetime_rate;
-  uint64_t now = atomic_fetch_add_explicit(&lt_clock, interval, memory_order_relaxed);
-  atomic_fetch_add_explicit(&lt_samples, 1, memory_order_relaxed);
-  scan_some(now);
-  lt_site *s = site_find(site_key(site), true);
-  if (s == NULL) return NULL;
-  if (!(relaxed_load(&s->classes) >> cls & 1)) {
-    atomic_fetch_or(&s->classes, 1ull << cls);
-    if (relaxed_load(&s->marked)) set_marked(s, true); /* divert the new class too */
-  }
-  void *p = pm_fallback_alloc(size, 0, false);
-  if (p == NULL) return NULL;
-  if (!sample_insert(p, s, cls, now)) { /* bucket full: an unsampled block */
-    pm_fallback_free(p);
-    return NULL;
-  }
-  PM_STAT_ADD(h, lt_samples, 1);
-  PM_STAT_ADD(h, large_bytes, size);
-  return p;
-}
-
-void *pm_lt_malloc(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
+pm_lt_action pm_lt_decide(pm_heap *h, unsigned cls, uintptr_t site, pm_lt_site **out) {
+  *out = NULL;
   bool diverted = (relaxed_load(&pm_lt_diverted) >> cls) & 1;
   bool sample;
   if (diverted) {
@@ -283,36 +238,38 @@ void *pm_lt_malloc(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
     h->countdown[cls] = next_interval(h);
     sample = true;
   }
-  if (!pm_opt.lifetime) {
-    h->countdown[cls] = PM_TICK;
-    housekeeping();
-    return pm_malloc_pool(h, size, cls);
-  }
   if (sample) {
-    housekeeping();
-    void *p = take_sample(h, size, cls, site);
-    if (p != NULL) return p;
+    uint64_t now =
+        atomic_fetch_add_explicit(&lt_clock, pm_opt.lifetime_rate, memory_order_relaxed);
+    atomic_fetch_add_explicit(&lt_samples, 1, memory_order_relaxed);
+    scan_some(now);
+    lt_site *s = site_find(site_key(site), true);
+    if (s != NULL) {
+      if (!(relaxed_load(&s->classes) >> cls & 1)) {
+        atomic_fetch_or(&s->classes, 1ull << cls);
+        if (relaxed_load(&s->marked)) set_marked(s, true); /* divert the new class too */
+      }
+      *out = s;
+      return PM_LT_SAMPLE;
+    }
   }
   if (diverted) {
     lt_site *s = site_find(site_key(site), false);
     if (s != NULL && relaxed_load(&s->marked)) {
-      void *p = NULL;
-      if (pm_opt.lifetime == 2) { /* pool pages of their own */
-        if (h->lt_heap == NULL) h->lt_heap = pm_heap_acquire_aux();
-        if (h->lt_heap != NULL) {
-          p = pm_malloc_pool(h->lt_heap, size, cls);
-          if (p != NULL) PM_STAT_ADD(h, lt_to_pages, 1);
-        }
-      }
-      if (p == NULL) p = pm_malloc_fallback(h, size, 0, false, PM_FB_LONG_LIVED);
-      if (p != NULL) {
-        atomic_fetch_add_explicit(&s->routed_blocks, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&s->routed_bytes, size, memory_order_relaxed);
-        return p;
-      }
+      *out = s;
+      return PM_LT_ROUTE;
     }
   }
-  return pm_malloc_pool(h, size, cls);
+  return PM_LT_POOL;
+}
+
+bool pm_lt_sampled(pm_lt_site *s, const void *p, unsigned cls) {
+  return sample_insert(p, s, cls, relaxed_load(&lt_clock));
+}
+
+void pm_lt_routed(pm_lt_site *s, size_t size) {
+  atomic_fetch_add_explicit(&s->routed_blocks, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->routed_bytes, size, memory_order_relaxed);
 }
 
 /* ---- reports ---- */

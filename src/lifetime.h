@@ -14,24 +14,31 @@
  * branch, looks its site up in the site table, and goes to jemalloc if the
  * site is marked. A site whose samples turn short again is unmarked, and a
  * class without marked sites returns to the plain fast path. See
- * docs/design.md, "Lifetime routing". */
+ * docs/design.md, "Lifetime routing".
+ *
+ * This file decides; it never allocates. alloc.c asks pm_lt_decide and
+ * allocates the sample, the routed block or the pool block itself. */
 #ifndef PM_LIFETIME_H
 #define PM_LIFETIME_H
 
-#include "common.h"
-#include "sizeclass.h"
+#include "types.h"
 
-struct pm_heap;
+typedef struct pm_lt_site pm_lt_site;
 
 /* classes with at least one marked site (bit per class) */
 extern _Atomic uint64_t pm_lt_diverted;
 
-/* Sets up the countdowns of a new heap (options must be loaded). */
-void pm_lt_heap_init(struct pm_heap *h);
-
-/* The countdown of class cls reached zero, or the class is diverted and
- * its page had no free block: a sample, a routed block, or a pool block. */
-void *pm_lt_malloc(struct pm_heap *h, size_t size, unsigned cls, uintptr_t site);
+typedef enum { PM_LT_POOL, PM_LT_SAMPLE, PM_LT_ROUTE } pm_lt_action;
+/* The countdown of class cls reached zero, or the class is diverted: what
+ * to do with this request from `site` (re-arms h's countdown). For
+ * PM_LT_SAMPLE and PM_LT_ROUTE *site_out is the site's entry. */
+pm_lt_action pm_lt_decide(pm_heap *h, unsigned cls, uintptr_t site,
+                          pm_lt_site **site_out);
+/* The sample block p (outside the pools) was allocated for s; false if the
+ * sample table has no room (then p is an ordinary block). */
+bool pm_lt_sampled(pm_lt_site *s, const void *p, unsigned cls);
+/* A block of `size` bytes was routed for s. */
+void pm_lt_routed(pm_lt_site *s, size_t size);
 
 /* A block outside the pools is freed (before jemalloc frees it) or moved by
  * realloc (q: the new address, or NULL if it left the sampled set). */

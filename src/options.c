@@ -8,19 +8,20 @@
 #include "fmt.h"
 #include "os.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <string.h>
 
 const pm_option_info pm_option_table[] = {
-#define PM_OPT_INFO(NAME, field, kind, def, lo, hi, help)                                \
-  {#NAME, kind, def, lo, hi, help, offsetof(pm_options, field)},
+#define PM_OPT_INFO(NAME, field, kind, flags, def, lo, hi, help)                         \
+  {#NAME, kind, flags, def, lo, hi, help, offsetof(pm_options, field)},
     PM_OPTIONS(PM_OPT_INFO)
 #undef PM_OPT_INFO
 };
 const size_t pm_option_count = sizeof pm_option_table / sizeof pm_option_table[0];
 
 pm_options pm_opt = {
-#define PM_OPT_DEFAULT(NAME, field, kind, def, lo, hi, help) .field = def,
+#define PM_OPT_DEFAULT(NAME, field, kind, flags, def, lo, hi, help) .field = def,
     PM_OPTIONS(PM_OPT_DEFAULT)
 #undef PM_OPT_DEFAULT
 };
@@ -71,6 +72,8 @@ bool pm_parse_size(const char *s, uint64_t *out) {
   return true;
 }
 
+/* One rule for every switch, any case. */
+#define PM_SWITCH_WORDS "0, 1, on, off, yes, no, true, false"
 static bool parse_bool(const char *s, uint64_t *out) {
   static const char *yes[] = {"1", "on", "yes", "true"};
   static const char *no[] = {"0", "off", "no", "false"};
@@ -88,24 +91,25 @@ static bool parse_stats(const char *s, uint64_t *out) {
 }
 
 static bool parse_check(const char *s, uint64_t *out) {
-  if (ieq(s, "default") || ieq(s, "0")) return (*out = PM_CHECK_DEFAULT), true;
-  if (ieq(s, "full") || ieq(s, "1")) return (*out = PM_CHECK_FULL), true;
-  return false;
+  if (ieq(s, "default")) return (*out = PM_CHECK_DEFAULT), true;
+  if (ieq(s, "full")) return (*out = PM_CHECK_FULL), true;
+  return parse_bool(s, out);
 }
 
 static const struct {
   const char *name;
   int num;
-} signal_names[] = {{"HUP", 1},     {"INT", 2},   {"QUIT", 3},   {"USR1", 10},
-                    {"USR2", 12},   {"PIPE", 13}, {"ALRM", 14},  {"TERM", 15},
-                    {"CHLD", 17},   {"CONT", 18}, {"TSTP", 20},  {"TTIN", 21},
-                    {"TTOU", 22},   {"URG", 23},  {"XCPU", 24},  {"XFSZ", 25},
-                    {"VTALRM", 26}, {"PROF", 27}, {"WINCH", 28}, {"PWR", 30}};
+} signal_names[] = {
+    {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"USR1", SIGUSR1},
+    {"USR2", SIGUSR2},     {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},   {"TERM", SIGTERM},
+    {"CHLD", SIGCHLD},     {"CONT", SIGCONT}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
+    {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
+    {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"PWR", SIGPWR}};
 
 /* a signal a handler can be installed for: not KILL/STOP, not the two
  * glibc keeps for itself (32, 33) */
 static bool catchable(uint64_t sig) {
-  return sig != 9 && sig != 19 && sig != 32 && sig != 33;
+  return sig != SIGKILL && sig != SIGSTOP && sig != 32 && sig != 33;
 }
 
 /* "USR2", "SIGUSR2", "12" or "0"/"off" */
@@ -133,8 +137,26 @@ const char *pm_signal_name(int sig) {
   return NULL;
 }
 
+/* the default as a user would write it: "0 (off)", "default", "65536" */
+static void default_name(pm_buf *b, const pm_option_info *o) {
+  switch (o->kind) {
+  case PM_OPT_BOOL:
+  case PM_OPT_STATS:
+    pm_buf_str(b, o->def ? "1 (on)" : "0 (off)");
+    break;
+  case PM_OPT_CHECK:
+    pm_buf_str(b, o->def ? "full" : "default");
+    break;
+  case PM_OPT_SIGNAL:
+    pm_buf_str(b, o->def ? "" : "0 (none)");
+    break;
+  default:
+    pm_buf_u64(b, o->def);
+  }
+}
+
 static void warn_bad(pm_warn_fn warn, const pm_option_info *o, const char *value,
-                     const char *why, uint64_t used) {
+                     const char *why) {
   char line[400];
   pm_buf b = pm_buf_make(line, sizeof line);
   pm_buf_str(&b, "POOLMALLOC_");
@@ -144,7 +166,7 @@ static void warn_bad(pm_warn_fn warn, const pm_option_info *o, const char *value
   pm_buf_str(&b, "' ");
   pm_buf_str(&b, why);
   pm_buf_str(&b, "; using ");
-  pm_buf_u64(&b, used);
+  default_name(&b, o);
   warn(pm_buf_cstr(&b));
 }
 
@@ -168,16 +190,19 @@ static uint64_t parse_one(const pm_option_info *o, const char *value, pm_warn_fn
   case PM_OPT_UINT: {
     const char *s = value;
     ok = parse_u64(&s, &v) && *s == 0;
-    what = "is not a number";
+    if (!ok && (o->flags & PM_OPTF_SWITCH)) ok = parse_bool(value, &v);
+    what = o->flags & PM_OPTF_SWITCH
+               ? "is not a number or a switch word (" PM_SWITCH_WORDS ")"
+               : "is not a number";
     break;
   }
   case PM_OPT_BOOL:
     ok = parse_bool(value, &v);
-    what = "is not one of 0, 1, on, off";
+    what = "is not a switch word (" PM_SWITCH_WORDS ")";
     break;
   case PM_OPT_STATS:
     ok = parse_stats(value, &v);
-    what = "is not one of 0, 1, text, json";
+    what = "is not one of off, text, json (or a switch word: " PM_SWITCH_WORDS ")";
     break;
   case PM_OPT_SIGNAL:
     ok = parse_signal(value, &v);
@@ -185,25 +210,24 @@ static uint64_t parse_one(const pm_option_info *o, const char *value, pm_warn_fn
     break;
   case PM_OPT_CHECK:
     ok = parse_check(value, &v);
-    what = "is not one of default, full";
+    what = "is not one of default, full (or a switch word: " PM_SWITCH_WORDS ")";
     break;
   default:
     return 0;
   }
   if (!ok) {
-    warn_bad(warn, o, value, what, o->def);
+    warn_bad(warn, o, value, what);
     return o->def;
   }
   if (v < o->lo || v > o->hi) {
     char why[96];
     pm_buf b = pm_buf_make(why, sizeof why);
     range_text(&b, o);
-    warn_bad(warn, o, value, pm_buf_cstr(&b), o->def);
+    warn_bad(warn, o, value, pm_buf_cstr(&b));
     return o->def;
   }
-  if (o->kind == PM_OPT_SIZE && (v & (v - 1)) != 0 &&
-      o->offset == offsetof(pm_options, pool_size)) {
-    warn_bad(warn, o, value, "is not a power of two", o->def);
+  if ((o->flags & PM_OPTF_POW2) && (v & (v - 1)) != 0) {
+    warn_bad(warn, o, value, "is not a power of two");
     return o->def;
   }
   return v;
@@ -230,7 +254,6 @@ void pm_options_load(pm_options *out, pm_getenv_fn get, pm_warn_fn warn) {
   }
   /* cross-option rule: a page must hold at least one pooled block */
   if (out->max_pooled > out->pool_size) {
-    const pm_option_info *o = &pm_option_table[1];
     const char *raw = get("POOLMALLOC_MAX_POOLED"); /* quoted as given, like the rest */
     char line[200];
     pm_buf l = pm_buf_make(line, sizeof line);
@@ -241,7 +264,6 @@ void pm_options_load(pm_options *out, pm_getenv_fn get, pm_warn_fn warn) {
     pm_buf_str(&l, "); using ");
     pm_buf_u64(&l, out->pool_size / 2);
     warn(pm_buf_cstr(&l));
-    (void)o;
     out->max_pooled = 0;
   }
   if (out->max_pooled == 0) out->max_pooled = out->pool_size / 2;

@@ -24,42 +24,50 @@ enum { PM_CHECK_DEFAULT = 0, PM_CHECK_FULL = 1 };
 #define PM_KiB ((uint64_t)1024)
 #define PM_MiB (PM_KiB * 1024)
 #define PM_GiB (PM_MiB * 1024)
+#define PM_POOL_SIZE_DEFAULT (64 * PM_KiB)
 
-/* X(NAME, field, kind, default, min, max, meaning) */
+/* Properties of an option beyond its kind. */
+enum {
+  PM_OPTF_POW2 = 1,   /* the value must be a power of two */
+  PM_OPTF_SWITCH = 2, /* a number that also takes the switch words (on = 1) */
+};
+
+/* X(NAME, field, kind, flags, default, min, max, meaning) */
 #define PM_OPTIONS(X)                                                                    \
-  X(POOL_SIZE, pool_size, PM_OPT_SIZE, 64 * PM_KiB, 4 * PM_KiB, 1 * PM_MiB,              \
+  X(POOL_SIZE, pool_size, PM_OPT_SIZE, PM_OPTF_POW2, PM_POOL_SIZE_DEFAULT, 4 * PM_KiB,   \
+    1 * PM_MiB,                                                                          \
     "bytes per pool page (a power of two); every page holds blocks of one size class")   \
-  X(MAX_POOLED, max_pooled, PM_OPT_SIZE, 0, 0, 1 * PM_MiB,                               \
+  X(MAX_POOLED, max_pooled, PM_OPT_SIZE, 0, 0, 0, 1 * PM_MiB,                            \
     "largest request served from the pools; 0 means POOLMALLOC_POOL_SIZE/2; larger "     \
     "requests go to jemalloc")                                                           \
-  X(DISABLE, disable, PM_OPT_BOOL, 0, 0, 1,                                              \
+  X(DISABLE, disable, PM_OPT_BOOL, 0, 0, 0, 1,                                           \
     "send every request to the embedded jemalloc (A/B comparisons, memory tools)")       \
-  X(VERBOSE, verbose, PM_OPT_BOOL, 0, 0, 1,                                              \
+  X(VERBOSE, verbose, PM_OPT_BOOL, 0, 0, 0, 1,                                           \
     "print the version and every effective option once, on stderr")                      \
-  X(STATS, stats, PM_OPT_STATS, 0, 0, 2,                                                 \
-    "write a statistics report at exit: 0/off, 1/text, json")                            \
-  X(STATS_FILE, stats_file, PM_OPT_STRING, 0, 0, 0,                                      \
+  X(STATS, stats, PM_OPT_STATS, 0, 0, 0, 2,                                              \
+    "write a statistics report at exit: off, text (or any switch word for on), json")    \
+  X(STATS_FILE, stats_file, PM_OPT_STRING, 0, 0, 0, 0,                                   \
     "write the report to this file instead of stderr; %p is the pid, %e the program")    \
-  X(STATS_SIGNAL, stats_signal, PM_OPT_SIGNAL, 0, 0, 64,                                 \
+  X(STATS_SIGNAL, stats_signal, PM_OPT_SIGNAL, 0, 0, 0, 64,                              \
     "a signal (USR2, SIGUSR1, 12) that writes a report while the program runs; 0: none") \
-  X(DECAY_MS, decay_ms, PM_OPT_UINT, 1000, 0, 3600000,                                   \
+  X(DECAY_MS, decay_ms, PM_OPT_UINT, 0, 1000, 0, 3600000,                                \
     "milliseconds a free pool page stays resident before its memory goes back to the "   \
     "OS (0: at once)")                                                                   \
-  X(CHECK, check, PM_OPT_CHECK, 0, 0, 1,                                                 \
+  X(CHECK, check, PM_OPT_CHECK, 0, 0, 0, 1,                                              \
     "heap checks: default (cheap double/invalid free checks of pool blocks) or full (a " \
     "bitmap of live blocks and free-list validation on every call; slower)")             \
-  X(LIFETIME, lifetime, PM_OPT_UINT, 0, 0, 2,                                            \
+  X(LIFETIME, lifetime, PM_OPT_UINT, PM_OPTF_SWITCH, 0, 0, 2,                            \
     "learn call sites whose blocks live long and keep them out of the pools: 0 off, 1 "  \
     "send their requests to jemalloc, 2 to pool pages of their own")                     \
-  X(LIFETIME_RATE, lifetime_rate, PM_OPT_UINT, 1024, 16, 1048576,                        \
+  X(LIFETIME_RATE, lifetime_rate, PM_OPT_UINT, 0, 1024, 16, 1048576,                     \
     "sample one allocation in this many, per thread and size class")                     \
-  X(LIFETIME_THRESHOLD, lifetime_threshold, PM_OPT_UINT, 524288, 1024, 1099511627776,    \
+  X(LIFETIME_THRESHOLD, lifetime_threshold, PM_OPT_UINT, 0, 524288, 1024, 1099511627776, \
     "a sampled block is long-lived once this many allocations happened after it")        \
-  X(REGION_SIZE, region_size, PM_OPT_SIZE, 32 * PM_GiB, 64 * PM_MiB, 4096 * PM_GiB,      \
+  X(REGION_SIZE, region_size, PM_OPT_SIZE, 0, 32 * PM_GiB, 64 * PM_MiB, 4096 * PM_GiB,   \
     "address space reserved (not committed) for pool pages")
 
 typedef struct pm_options {
-#define PM_OPT_FIELD(NAME, field, kind, def, lo, hi, help) uint64_t field;
+#define PM_OPT_FIELD(NAME, field, kind, flags, def, lo, hi, help) uint64_t field;
   PM_OPTIONS(PM_OPT_FIELD)
 #undef PM_OPT_FIELD
   const char *stats_file_str; /* points into environ; NULL if unset */
@@ -68,6 +76,7 @@ typedef struct pm_options {
 typedef struct pm_option_info {
   const char *name; /* without the POOLMALLOC_ prefix */
   pm_opt_kind kind;
+  unsigned flags; /* PM_OPTF_* */
   uint64_t def, lo, hi;
   const char *help;
   size_t offset; /* of the field in pm_options */

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -136,6 +137,124 @@ size_t pm_os_page_size(void) {
   return page;
 }
 
+static uint64_t start_ns;
+
+void pm_os_mark_start(void) {
+  if (start_ns == 0) start_ns = pm_os_now_ns();
+}
+
+uint64_t pm_os_uptime_ns(void) {
+  return start_ns ? pm_os_now_ns() - start_ns : 0;
+}
+
+int pm_os_open_write(const char *path, bool truncate, int *err) {
+  int saved = errno;
+  int fd =
+      open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0644);
+  *err = fd < 0 ? errno : 0;
+  errno = saved;
+  return fd;
+}
+
+void pm_os_close(int fd) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
+
+int pm_os_dup_private(int fd) {
+  int saved = errno;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  errno = saved;
+  return copy;
+}
+
+size_t pm_os_read_file(const char *path, char *buf, size_t cap) {
+  int saved = errno;
+  size_t len = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    while (len + 1 < cap) {
+      ssize_t n = read(fd, buf + len, cap - 1 - len);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      len += (size_t)n;
+    }
+    close(fd);
+  }
+  if (cap) buf[len] = 0;
+  errno = saved;
+  return len;
+}
+
+const char *pm_os_reason(int err) {
+  switch (err) {
+  case ENOENT:
+    return "no such file or directory";
+  case ENOTDIR:
+    return "a part of the path is not a directory";
+  case EACCES:
+    return "permission denied";
+  case EPERM:
+    return "operation not permitted";
+  case EISDIR:
+    return "is a directory";
+  case EROFS:
+    return "read-only file system";
+  case ENOSPC:
+    return "no space left on the device";
+  case EDQUOT:
+    return "disk quota exceeded";
+  case EMFILE:
+  case ENFILE:
+    return "too many open files";
+  case ENAMETOOLONG:
+    return "file name too long";
+  case ELOOP:
+    return "too many symbolic links";
+  case EIO:
+    return "input/output error";
+  default:
+    return "the system refused it";
+  }
+}
+
+int pm_os_pid(void) {
+  return getpid();
+}
+
+int pm_os_ppid(void) {
+  return getppid();
+}
+
+bool pm_os_isatty(int fd) {
+  int saved = errno;
+  bool tty = isatty(fd) == 1;
+  errno = saved;
+  return tty;
+}
+
+bool pm_os_on_signal(int sig, void (*fn)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = fn;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  int saved = errno;
+  bool ok = sigaction(sig, &sa, NULL) == 0;
+  errno = saved;
+  return ok;
+}
+
+void *pm_os_signal_handler(int sig) {
+  struct sigaction sa;
+  int saved = errno;
+  void *h = NULL;
+  if (sigaction(sig, NULL, &sa) == 0) h = (void *)sa.sa_handler;
+  errno = saved;
+  return h;
+}
+
 static size_t parse_kb_line(const char *buf, const char *key) {
   const char *p = strstr(buf, key);
   if (p == NULL) return 0;
@@ -152,15 +271,9 @@ void pm_os_rss(size_t *current, size_t *peak) {
   int saved = errno;
   char buf[4096];
   *current = *peak = 0;
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n > 0) {
-      buf[n] = 0;
-      *current = parse_kb_line(buf, "VmRSS:");
-      *peak = parse_kb_line(buf, "VmHWM:");
-    }
+  if (pm_os_read_file("/proc/self/status", buf, sizeof buf) > 0) {
+    *current = parse_kb_line(buf, "VmRSS:");
+    *peak = parse_kb_line(buf, "VmHWM:");
   }
   errno = saved;
 }

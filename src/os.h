@@ -41,4 +41,29 @@ void pm_os_rss(size_t *current, size_t *peak);
 /* OS page size. */
 size_t pm_os_page_size(void);
 
+/* Records the library's start time (the constructor); nanoseconds since
+ * then (0 if never recorded). */
+void pm_os_mark_start(void);
+uint64_t pm_os_uptime_ns(void);
+
+/* Files and descriptors for reports. pm_os_open_append/trunc return a
+ * descriptor (close-on-exec) or -1 with *err set to errno's value. */
+int pm_os_open_write(const char *path, bool truncate, int *err);
+void pm_os_close(int fd);
+/* A private (close-on-exec, >= 3) copy of fd; -1 if fd is not open. */
+int pm_os_dup_private(int fd);
+/* Reads up to cap - 1 bytes of a file into buf, NUL-terminated; the
+ * length read (0 on failure). */
+size_t pm_os_read_file(const char *path, char *buf, size_t cap);
+/* A short reason for an errno value from open(2) ("no such file or
+ * directory"); never allocates, unlike strerror. */
+const char *pm_os_reason(int err);
+int pm_os_pid(void);
+int pm_os_ppid(void);
+bool pm_os_isatty(int fd);
+/* Installs fn as the handler of sig (SA_RESTART); false on failure. */
+bool pm_os_on_signal(int sig, void (*fn)(int));
+/* The handler currently installed for sig (SIG_DFL is NULL). */
+void *pm_os_signal_handler(int sig);
+
 #endif

@@ -1,5 +1,7 @@
-/* page.c - carving, free lists and remote collection of one pool page. */
+/* page.c - carving, free lists and remote collection of one pool page, and
+ * the checks on a pointer into one. */
 #include "page.h"
+#include "fmt.h"
 
 #define PM_CARVE_BYTES 4096
 
@@ -8,13 +10,6 @@ _Atomic uint64_t pm_class_pages[PM_NCLASSES], pm_class_pages_peak[PM_NCLASSES];
 _Atomic uint64_t pm_pages_in_use, pm_pages_peak;
 /* same-thread frees and allocations of pages that were retired, per class */
 _Atomic uint64_t pm_class_local_frees[PM_NCLASSES], pm_class_allocs_retired[PM_NCLASSES];
-
-static void raise_peak(_Atomic uint64_t *peak, uint64_t v) {
-  uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
-  while (v > old && !atomic_compare_exchange_weak_explicit(
-                        peak, &old, v, memory_order_relaxed, memory_order_relaxed)) {
-  }
-}
 
 void pm_page_retire(pm_page *pg) {
   /* full must read 0 before the owner goes: a remote free that raced with
@@ -50,11 +45,11 @@ void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
   atomic_store_explicit(&pg->remote, NULL, memory_order_relaxed);
   atomic_store_explicit(&pg->full, 0, memory_order_relaxed);
   atomic_store_explicit(&pg->owner, heap, memory_order_release);
-  raise_peak(&pm_class_pages_peak[cls],
-             atomic_fetch_add_explicit(&pm_class_pages[cls], 1, memory_order_relaxed) +
-                 1);
-  raise_peak(&pm_pages_peak,
-             atomic_fetch_add_explicit(&pm_pages_in_use, 1, memory_order_relaxed) + 1);
+  pm_atomic_max(&pm_class_pages_peak[cls],
+                atomic_fetch_add_explicit(&pm_class_pages[cls], 1, memory_order_relaxed) +
+                    1);
+  pm_atomic_max(&pm_pages_peak,
+                atomic_fetch_add_explicit(&pm_pages_in_use, 1, memory_order_relaxed) + 1);
 }
 
 bool pm_page_carve(pm_page *pg) {
@@ -98,6 +93,61 @@ static bool list_holds(pm_page *pg, pm_block *f, const pm_block *b) {
   return false;
 }
 
-bool pm_page_holds_free(pm_page *pg, const pm_block *b) {
+uint32_t pm_page_count_remote(pm_page *pg) {
+  uint32_t n = 0;
+  pm_block *f = atomic_load_explicit(&pg->remote, memory_order_acquire);
+  for (; f != NULL && n <= pg->capacity; f = pm_block_next(f), n++)
+    if (!pm_is_pool_ptr(f) || pm_page_of(f) != pg ||
+        !pm_page_is_block_start(pg, (uintptr_t)f & pm_g.page_mask))
+      break;
+  return n;
+}
+
+static bool holds_free(pm_page *pg, const pm_block *b) {
   return list_holds(pg, pg->free, b) || list_holds(pg, atomic_load(&pg->remote), b);
+}
+
+void pm_page_claim_orphan(pm_page *pg) {
+  uint8_t one = 1;
+  if (atomic_compare_exchange_strong(&pg->full, &one, 0)) pm_pages_push_abandoned(pg);
+}
+
+/* ---- checks ---- */
+
+/* the live bit of the block at region offset off (POOLMALLOC_CHECK=full) */
+pm_inline _Atomic uint64_t *live_word(uintptr_t off, uint64_t *bit) {
+  *bit = 1ull << ((off >> 4) & 63);
+  return &pm_g.live[off >> 10];
+}
+
+void pm_page_check(const char *call, pm_page *pg, const void *p, int freed,
+                   bool clear_bit) {
+  uintptr_t off = (uintptr_t)p - pm_g.base;
+  if (unlikely(pg->state != PM_PAGE_IN_USE))
+    pm_heap_error(call, "invalid pointer: its pool page is not in use", p);
+  if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask)))
+    pm_heap_error(call, "invalid pointer: not the start of a block", p);
+  bool is_free;
+  if (freed == PM_FREED_BIT) {
+    uint64_t bit;
+    _Atomic uint64_t *w = live_word(off, &bit);
+    is_free = !((clear_bit ? atomic_fetch_and(w, ~bit) : atomic_load(w)) & bit);
+  } else {
+    is_free = ((const pm_block *)p)->tag == pm_g.tag &&
+              (freed == PM_FREED_TAG || holds_free(pg, p));
+  }
+  if (unlikely(is_free))
+    pm_heap_error(call, call[0] == 'f' ? "double free detected" : "pointer already freed",
+                  p);
+}
+
+void pm_page_mark_live(pm_page *pg, const void *p) {
+  pm_block *next = pg->free;
+  if (next != NULL && (!pm_is_pool_ptr(next) || pm_page_of(next) != pg ||
+                       !pm_page_is_block_start(pg, (uintptr_t)next & pm_g.page_mask)))
+    pm_heap_error("malloc()", "free list corrupted (a write into a freed block?)", p);
+  uint64_t bit;
+  _Atomic uint64_t *w = live_word((uintptr_t)p - pm_g.base, &bit);
+  if (atomic_fetch_or(w, bit) & bit)
+    pm_heap_error("malloc()", "block handed out twice (heap corrupted)", p);
 }

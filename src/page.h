@@ -5,17 +5,12 @@
  * never threaded onto a list up front), and collects the blocks other
  * threads freed onto its atomic remote list. Links stored inside free
  * blocks are XOR-encoded with a per-process secret, and a freed block's
- * second word holds a per-process tag so a double free is noticed. */
+ * second word holds a per-process tag so a double free is noticed
+ * (pm_page_check). */
 #ifndef PM_PAGE_H
 #define PM_PAGE_H
 
 #include "arena.h"
-#include "sizeclass.h"
-
-typedef struct pm_block {
-  uintptr_t next; /* encoded link */
-  uintptr_t tag;  /* pm_g.tag while free, 0 while allocated */
-} pm_block;
 
 pm_inline pm_block *pm_block_next(const pm_block *b) {
   return (pm_block *)(b->next ^ pm_g.key);
@@ -37,13 +32,38 @@ extern _Atomic uint64_t pm_class_local_frees[PM_NCLASSES],
 bool pm_page_carve(pm_page *pg);
 /* Moves remote frees onto the local free list; returns how many. */
 uint32_t pm_page_collect(pm_page *pg);
+/* Blocks on pg's remote list now (a bounded walk that stops at the first
+ * link leaving the page, so a racing collection cannot send it astray). */
+uint32_t pm_page_count_remote(pm_page *pg);
+/* A remote free reached a full page that has no owner: whoever clears its
+ * full flag first puts it on the abandoned stack, where adopters find it. */
+void pm_page_claim_orphan(pm_page *pg);
+
 /* true if off (bytes from the page start) is the start of a block */
 pm_inline bool pm_page_is_block_start(const pm_page *pg, uintptr_t off) {
   uint64_t idx = ((uint64_t)off * pg->magic) >> 40;
   return idx * pg->bsize == off && idx < pg->capacity;
 }
-/* true if b is on the local or remote free list (the slow, certain part of
- * the double-free check). */
-bool pm_page_holds_free(pm_page *pg, const pm_block *b);
+
+/* How pm_page_check decides that a block is already free. */
+enum {
+  PM_FREED_TAG,  /* its tag word says so (a remote free: cheap, the tag is
+                    a random 64-bit value) */
+  PM_FREED_LIST, /* it is on the page's local or remote free list (the tag
+                    said so, but the tag word may be user data) */
+  PM_FREED_BIT,  /* its bit in the POOLMALLOC_CHECK=full bitmap is clear
+                    (the bit is cleared, atomically, when `clear_bit`) */
+};
+/* Every check on a pointer p into pool page pg, made by the call `call`
+ * ("free()", "realloc()", ...): the page is in use, p starts a block, and
+ * the block is not free (by `freed`). A failed check ends the process with
+ * one line naming the call, the fault and the address. */
+void pm_page_check(const char *call, pm_page *pg, const void *p, int freed,
+                   bool clear_bit);
+
+/* POOLMALLOC_CHECK=full: a block just handed out. Its bit must be clear,
+ * and the free list it came from must still point into its page (a write
+ * into a freed block, decoded, lands anywhere). */
+void pm_page_mark_live(pm_page *pg, const void *p);
 
 #endif

@@ -5,24 +5,20 @@
  * docs/report.md. */
 #define _GNU_SOURCE
 #include "report.h"
-#include "fallback.h"
 #include "fmt.h"
-#include "init.h"
 #include "lifetime.h"
 #include "options.h"
 #include "os.h"
-#include "sizeclass.h"
 #include "stats.h"
 
 #include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
+#include <link.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#define PM_REPORT_SCHEMA 1
+#define PM_REPORT_SCHEMA 2
+
+static void text_notes(pm_buf *b);
+static void json_notes(pm_buf *b);
 
 /* why the report being formatted is written: "exit", "signal" or "api" */
 static const char *report_trigger = "api";
@@ -31,21 +27,12 @@ bool pm_forked_child;
 
 /* the command line from /proc/self/cmdline, arguments joined by spaces */
 static void cmdline(char *out, size_t cap) {
-  int saved = errno;
-  out[0] = 0;
-  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t n = read(fd, out, cap - 1);
-    close(fd);
-    if (n > 0) {
-      for (ssize_t i = 0; i < n; i++)
-        if (out[i] == 0) out[i] = ' ';
-      while (n > 0 && out[n - 1] == ' ')
-        n--;
-      out[n] = 0;
-    }
-  }
-  errno = saved;
+  size_t n = pm_os_read_file("/proc/self/cmdline", out, cap);
+  for (size_t i = 0; i < n; i++)
+    if (out[i] == 0) out[i] = ' ';
+  while (n > 0 && out[n - 1] == ' ')
+    n--;
+  out[n] = 0;
 }
 
 typedef struct totals {
@@ -75,6 +62,39 @@ static void text_bytes(pm_buf *b, uint64_t v) {
     pm_buf_u64(b, v);
     pm_buf_str(b, ")");
   }
+}
+
+/* one figure of counters.h as a text line: label, then the value in its unit */
+static void text_figure(pm_buf *b, const char *label, int unit, uint64_t v) {
+  pm_buf_str(b, "  ");
+  pm_buf_pad(b, label, 60);
+  if (unit == PM_UNIT_COUNT)
+    pm_buf_u64(b, v);
+  else
+    text_bytes(b, v);
+  pm_buf_char(b, '\n');
+}
+
+/* the lines of one section: per-thread counters when not zero, snapshot
+ * figures always */
+static void text_section(pm_buf *b, const pm_snapshot *s, int section) {
+#define PM_TEXT_COUNTER(f, key, unit, sec, label)                                        \
+  if (PM_SEC_##sec == section && s->heap.f)                                              \
+    text_figure(b, label, PM_UNIT_##unit, s->heap.f);
+  PM_HEAP_COUNTERS(PM_TEXT_COUNTER)
+#undef PM_TEXT_COUNTER
+#define PM_TEXT_FIGURE(f, key, unit, sec, label)                                         \
+  if (PM_SEC_##sec == section) text_figure(b, label, PM_UNIT_##unit, s->fig.f);
+  PM_SNAPSHOT_FIGURES(PM_TEXT_FIGURE)
+#undef PM_TEXT_FIGURE
+}
+
+/* "key":v, with a comma before it unless it opens an object */
+static void json_field(pm_buf *b, const char *key, uint64_t v) {
+  if (b->len > 0 && b->data[b->len - 1] != '{') pm_buf_char(b, ',');
+  pm_buf_json_str(b, key);
+  pm_buf_char(b, ':');
+  pm_buf_u64(b, v);
 }
 
 static void json_kv(pm_buf *b, const char *key, uint64_t v, bool comma) {
@@ -190,13 +210,13 @@ static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
   uint64_t requests = t.allocs + t.fallbacks;
   pm_buf_str(b, color ? "\033[1m" : "");
   pm_buf_str(b, "==== poolmalloc " PM_VERSION " report begin: pid ");
-  pm_buf_u64(b, (uint64_t)getpid());
+  pm_buf_u64(b, (uint64_t)pm_os_pid());
   pm_buf_str(b, " ====");
   pm_buf_str(b, color ? "\033[0m" : "");
   pm_buf_str(b, "\nprogram:   ");
-  pm_buf_str(b, cmd);
+  pm_buf_text(b, cmd);
   pm_buf_str(b, "\nrun time:  ");
-  pm_buf_u64(b, pm_uptime_ns() / 1000000);
+  pm_buf_u64(b, pm_os_uptime_ns() / 1000000);
   pm_buf_str(b, " ms\noptions:  ");
   for (size_t i = 0; i < pm_option_count; i++) {
     pm_buf_str(b, " ");
@@ -217,18 +237,7 @@ static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
   pm_buf_str(b, " pooled, ");
   pm_buf_pct(b, t.fallbacks, requests);
   pm_buf_str(b, " to jemalloc\n");
-#define PM_TEXT_LINE(f, key, label)                                                      \
-  if (s->heap.f) {                                                                       \
-    pm_buf_str(b, "  ");                                                                 \
-    pm_buf_pad(b, label, 52);                                                            \
-    if (strcmp(key, "large_bytes") == 0)                                                 \
-      text_bytes(b, s->heap.f);                                                          \
-    else                                                                                 \
-      pm_buf_u64(b, s->heap.f);                                                          \
-    pm_buf_char(b, '\n');                                                                \
-  }
-  PM_HEAP_COUNTERS(PM_TEXT_LINE)
-#undef PM_TEXT_LINE
+  text_section(b, s, PM_SEC_REQUESTS);
   if (s->heap.fb_too_large) {
     pm_buf_str(b, "  too large, by size:");
     for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++) {
@@ -240,28 +249,14 @@ static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
     }
     pm_buf_char(b, '\n');
   }
-  pm_buf_str(b, "pool pages: ");
-  pm_buf_u64(b, s->pages_in_use);
-  pm_buf_str(b, " in use, ");
-  pm_buf_u64(b, s->pages_peak);
-  pm_buf_str(b, " at most (");
-  pm_buf_bytes(b, s->pages_in_use * ((uint64_t)1 << pm_g.page_shift));
-  pm_buf_str(b, "), live blocks ");
-  pm_buf_bytes(b, s->block_bytes_live);
-  pm_buf_str(b, ", never-carved tails ");
-  pm_buf_bytes(b, s->tail_bytes);
-  pm_buf_str(b, ", returned to the OS ");
-  pm_buf_bytes(b, s->pages_purged_total);
-  pm_buf_str(b, "\npinned:    ");
-  pm_buf_u64(b, s->pinned_pages);
-  pm_buf_str(b, " pages at most a quarter full hold ");
-  pm_buf_bytes(b, s->pinned_bytes);
-  pm_buf_str(b, " of free blocks\nmemory:    RSS ");
-  text_bytes(b, s->rss);
-  pm_buf_str(b, " now, ");
-  text_bytes(b, s->rss_peak);
-  pm_buf_str(b, " peak\n");
+  pm_buf_str(b, "pool pages:\n");
+  text_section(b, s, PM_SEC_POOL);
+  pm_buf_str(b, "memory:\n");
+  text_section(b, s, PM_SEC_MEMORY);
+  text_notes(b);
   if (t.allocs) {
+    pm_buf_str(b, "classes:   allocs, frees, requested and waste are running totals; "
+                  "live and pages are now\n");
     pm_buf_str(b, color ? "\033[1m" : "");
     pm_buf_str(
         b, "  class   block       allocs        frees         live    requested   waste"
@@ -297,13 +292,11 @@ static void format_text(pm_buf *b, const pm_snapshot *s, bool color) {
 static void format_json(pm_buf *b, const pm_snapshot *s) {
   char cmd[512];
   cmdline(cmd, sizeof cmd);
-  uint64_t je_alloc, je_res, je_mapped;
-  pm_fallback_figures(&je_alloc, &je_res, &je_mapped);
   pm_buf_str(b, "{\"poolmalloc\":{\"schema\":");
   pm_buf_u64(b, PM_REPORT_SCHEMA);
   pm_buf_str(b, ",\"version\":\"" PM_VERSION "\",");
-  json_kv(b, "pid", (uint64_t)getpid(), true);
-  json_kv(b, "ppid", (uint64_t)getppid(), true);
+  json_kv(b, "pid", (uint64_t)pm_os_pid(), true);
+  json_kv(b, "ppid", (uint64_t)pm_os_ppid(), true);
   pm_buf_str(b, "\"forked_without_exec\":");
   pm_buf_str(b, pm_forked_child ? "true," : "false,");
   pm_buf_str(b, "\"trigger\":");
@@ -311,7 +304,8 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
   pm_buf_str(b, ",\"program\":");
   pm_buf_json_str(b, cmd);
   pm_buf_char(b, ',');
-  json_kv(b, "run_time_ms", pm_uptime_ns() / 1000000, true);
+  json_kv(b, "run_time_ms", pm_os_uptime_ns() / 1000000, true);
+  json_notes(b);
   pm_buf_str(b, "\"options\":{");
   for (size_t i = 0; i < pm_option_count; i++) {
     char v[256];
@@ -332,22 +326,12 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
   json_kv(b, "peak", s->threads_peak, true);
   json_kv(b, "live", s->threads_live, false);
   pm_buf_str(b, "},\"counters\":{");
-#define PM_JSON_KV(f, key, label) json_kv(b, key, s->heap.f, true);
-  PM_HEAP_COUNTERS(PM_JSON_KV)
-#undef PM_JSON_KV
-  json_kv(b, "pages_in_use", s->pages_in_use, true);
-  json_kv(b, "pages_peak", s->pages_peak, true);
-  json_kv(b, "page_size", pm_opt.pool_size, true);
-  json_kv(b, "live_block_bytes", s->block_bytes_live, true);
-  json_kv(b, "tail_bytes", s->tail_bytes, true);
-  json_kv(b, "pinned_pages", s->pinned_pages, true);
-  json_kv(b, "pinned_bytes", s->pinned_bytes, true);
-  json_kv(b, "purged_bytes", s->pages_purged_total, true);
-  json_kv(b, "region_committed", s->region_committed, true);
-  json_kv(b, "jemalloc_allocated", je_alloc, true);
-  json_kv(b, "jemalloc_resident", je_res, true);
-  json_kv(b, "rss", s->rss, true);
-  json_kv(b, "rss_peak", s->rss_peak, false);
+#define PM_JSON_COUNTER(f, key, ...) json_field(b, key, s->heap.f);
+  PM_HEAP_COUNTERS(PM_JSON_COUNTER)
+#undef PM_JSON_COUNTER
+#define PM_JSON_FIGURE(f, key, ...) json_field(b, key, s->fig.f);
+  PM_SNAPSHOT_FIGURES(PM_JSON_FIGURE)
+#undef PM_JSON_FIGURE
   pm_buf_str(b, "},\"too_large_sizes\":[");
   bool any = false;
   for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++) {
@@ -403,13 +387,11 @@ bool pm_report_write_fd(int fd, int format) {
   char *buf = pm_os_map(PM_REPORT_CAP);
   if (buf == NULL) return false;
   /* colour only for a text report going to a terminal */
-  size_t n =
-      format_report(buf, PM_REPORT_CAP, format, format == PM_REPORT_TEXT && isatty(fd));
+  size_t n = format_report(buf, PM_REPORT_CAP, format,
+                           format == PM_REPORT_TEXT && pm_os_isatty(fd));
   if (n >= PM_REPORT_CAP) n = PM_REPORT_CAP - 1;
   bool ok = pm_os_write(fd, buf, n);
-  int saved = errno;
-  munmap(buf, PM_REPORT_CAP);
-  errno = saved;
+  pm_os_unmap(buf, PM_REPORT_CAP);
   return ok;
 }
 
@@ -419,9 +401,7 @@ int pm_report_callback(void (*fn)(void *, const char *, size_t), void *arg, int 
   size_t n = pm_report_format(buf, PM_REPORT_CAP, format);
   if (n >= PM_REPORT_CAP) n = PM_REPORT_CAP - 1;
   fn(arg, buf, n);
-  int saved = errno;
-  munmap(buf, PM_REPORT_CAP);
-  errno = saved;
+  pm_os_unmap(buf, PM_REPORT_CAP);
   return 0;
 }
 
@@ -430,7 +410,7 @@ static void expand_path(pm_buf *b, const char *pattern) {
   extern char *program_invocation_short_name;
   for (const char *p = pattern; *p; p++) {
     if (p[0] == '%' && p[1] == 'p') {
-      pm_buf_u64(b, (uint64_t)getpid());
+      pm_buf_u64(b, (uint64_t)pm_os_pid());
       p++;
     } else if (p[0] == '%' && p[1] == 'e') {
       pm_buf_str(b, program_invocation_short_name ? program_invocation_short_name
@@ -445,65 +425,74 @@ static void expand_path(pm_buf *b, const char *pattern) {
   }
 }
 
-/* A private copy of stderr, taken when the process starts allocating: a
- * program that closes fd 2, or closes it and opens a data file that gets
- * number 2, neither loses the report nor has it written into its file. */
+/* A private copy of the stderr the process started with, taken by the
+ * library constructor before any of the program runs: a program that
+ * closes fd 2, or closes it and opens a data file that gets number 2,
+ * neither loses the report nor has it written into its file. -1 when
+ * stderr was closed at start: then a report for stderr is dropped. */
 static int report_fd = -1;
 static _Atomic int file_written;
 
 void pm_report_prepare(void) {
-  if (pm_opt.stats == PM_STATS_OFF || report_fd >= 0) return;
-  int saved = errno;
-  report_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
-  errno = saved;
+  if (report_fd < 0) report_fd = pm_os_dup_private(2);
+}
+
+/* one line "poolmalloc: ..." to the saved stderr (nothing if it was closed) */
+static void report_message(const char *line) {
+  if (report_fd < 0) return;
+  char msg[1400];
+  pm_buf m = pm_buf_make(msg, sizeof msg - 1);
+  pm_buf_str(&m, "poolmalloc: ");
+  pm_buf_str(&m, line);
+  pm_buf_char(&m, '\n');
+  pm_os_write(report_fd, m.data, m.len);
+}
+
+/* the report into the POOLMALLOC_STATS_FILE file; false (with a warning on
+ * stderr naming the path and the reason) if it cannot be written */
+static bool write_file(int format) {
+  char path[1024];
+  pm_buf b = pm_buf_make(path, sizeof path);
+  expand_path(&b, pm_opt.stats_file_str);
+  const char *why = NULL;
+  int err = 0;
+  if (pm_os_secure()) {
+    why = "is ignored in a setuid program";
+  } else {
+    /* the first report of the process truncates, later ones (signal dumps,
+     * then the exit report) append */
+    bool trunc = !atomic_exchange(&file_written, 1);
+    int fd = pm_os_open_write(pm_buf_cstr(&b), trunc, &err);
+    if (fd >= 0) {
+      bool ok = pm_report_write_fd(fd, format);
+      pm_os_close(fd);
+      if (ok) return true;
+      why = "could not be written";
+    } else {
+      why = "could not be opened";
+    }
+  }
+  char line[1300];
+  pm_buf l = pm_buf_make(line, sizeof line);
+  pm_buf_str(&l, "POOLMALLOC_STATS_FILE '");
+  pm_buf_str(&l, pm_buf_cstr(&b));
+  pm_buf_str(&l, "' ");
+  pm_buf_str(&l, why);
+  if (err) {
+    pm_buf_str(&l, " (");
+    pm_buf_str(&l, pm_os_reason(err));
+    pm_buf_str(&l, ")");
+  }
+  pm_buf_str(&l, "; writing the report to stderr");
+  report_message(pm_buf_cstr(&l));
+  return false;
 }
 
 static void write_report(const char *trigger) {
   report_trigger = trigger;
   int format = pm_opt.stats == PM_STATS_JSON ? PM_REPORT_JSON : PM_REPORT_TEXT;
-  const char *pattern = pm_opt.stats_file_str;
-  int err_fd = report_fd >= 0 ? report_fd : 2;
-  if (pattern != NULL) {
-    char path[1024];
-    pm_buf b = pm_buf_make(path, sizeof path);
-    expand_path(&b, pattern);
-    const char *why = NULL;
-    if (pm_os_secure()) {
-      why = "is ignored in a setuid program";
-    } else {
-      int saved = errno;
-      /* the first report of the process truncates, later ones (signal dumps,
-       * then the exit report) append */
-      int trunc = atomic_exchange(&file_written, 1) ? O_APPEND : O_TRUNC;
-      int fd = open(pm_buf_cstr(&b), O_WRONLY | O_CREAT | trunc | O_CLOEXEC, 0644);
-      errno = saved;
-      if (fd >= 0) {
-        bool ok = pm_report_write_fd(fd, format);
-        close(fd);
-        errno = saved;
-        if (ok) {
-          report_trigger = "api";
-          return;
-        }
-        why = "could not be written";
-      } else {
-        why = "could not be opened";
-      }
-    }
-    char line[1200];
-    pm_buf l = pm_buf_make(line, sizeof line);
-    pm_buf_str(&l, "POOLMALLOC_STATS_FILE '");
-    pm_buf_str(&l, pm_buf_cstr(&b));
-    pm_buf_str(&l, "' ");
-    pm_buf_str(&l, why);
-    pm_buf_str(&l, "; writing the report to stderr\n");
-    char msg[1300];
-    pm_buf m = pm_buf_make(msg, sizeof msg);
-    pm_buf_str(&m, "poolmalloc: ");
-    pm_buf_mem(&m, l.data, l.len);
-    pm_os_write(err_fd, m.data, m.len);
-  }
-  pm_report_write_fd(err_fd, format);
+  if ((pm_opt.stats_file_str == NULL || !write_file(format)) && report_fd >= 0)
+    pm_report_write_fd(report_fd, format);
   report_trigger = "api";
 }
 
@@ -513,19 +502,100 @@ void pm_report_at_exit(void) {
 
 static void on_signal(int sig) {
   (void)sig;
-  int saved = errno;
-  write_report("signal");
-  errno = saved;
+  write_report("signal"); /* keeps errno: every call below does */
 }
 
-void pm_report_install_signal(void) {
-  if (pm_opt.stats_signal == 0) return;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  int saved = errno;
-  sigaction((int)pm_opt.stats_signal, &sa, NULL);
-  errno = saved;
+void pm_report_install_signal(int sig) {
+  if (sig != 0) pm_os_on_signal(sig, on_signal);
+}
+
+/* ---- notes: what the report cannot see ---- */
+
+/* the dump signal's handler was replaced by the program's own */
+static bool signal_taken(void) {
+  return pm_opt.stats_signal != 0 &&
+         pm_os_signal_handler((int)pm_opt.stats_signal) != (void *)on_signal;
+}
+
+/* Another malloc library in the process: one that binds `malloc` before
+ * poolmalloc (LD_PRELOAD order), or one the program links itself (Debian's
+ * redis-server links libjemalloc.so.2): its own statistics then describe an
+ * allocator that sees nothing, or poolmalloc sees nothing. */
+typedef struct other_malloc {
+  char name[128];
+  bool binds; /* it, not poolmalloc, serves malloc */
+} other_malloc;
+
+static int find_other(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  other_malloc *o = arg;
+  const char *path = info->dlpi_name, *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  static const char *const libs[] = {"libjemalloc.so",  "libtcmalloc",
+                                     "libmimalloc.so",  "libhoard",
+                                     "libsnmallocshim", "librpmalloc"};
+  for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
+    if (strncmp(base, libs[i], strlen(libs[i])) == 0 && o->name[0] == 0) {
+      pm_buf b = pm_buf_make(o->name, sizeof o->name);
+      pm_buf_str(&b, base);
+      pm_buf_cstr(&b);
+    }
+  }
+  return 0;
+}
+
+static void find_other_malloc(other_malloc *o) {
+  memset(o, 0, sizeof *o);
+  dl_iterate_phdr(find_other, o);
+  Dl_info mine, bound;
+  void *sym = dlsym(RTLD_DEFAULT, "malloc");
+  if (sym != NULL && dladdr((void *)find_other_malloc, &mine) && dladdr(sym, &bound) &&
+      mine.dli_fbase != bound.dli_fbase) {
+    o->binds = true;
+    if (bound.dli_fname != NULL) {
+      const char *slash = strrchr(bound.dli_fname, '/');
+      pm_buf b = pm_buf_make(o->name, sizeof o->name);
+      pm_buf_str(&b, slash ? slash + 1 : bound.dli_fname);
+      pm_buf_cstr(&b);
+    }
+  }
+}
+
+static void text_notes(pm_buf *b) {
+  other_malloc o;
+  find_other_malloc(&o);
+  if (o.binds) {
+    pm_buf_str(b, "note:      malloc is served by ");
+    pm_buf_str(b, o.name[0] ? o.name : "another library");
+    pm_buf_str(b, ", not poolmalloc (it comes first in LD_PRELOAD or the program): "
+                  "these figures miss its allocations\n");
+  } else if (o.name[0]) {
+    pm_buf_str(b, "note:      the process also loads ");
+    pm_buf_str(b, o.name);
+    pm_buf_str(b, "; poolmalloc serves malloc, so that allocator's own statistics "
+                  "(e.g. redis INFO memory) describe an allocator that sees nothing\n");
+  }
+  if (signal_taken()) {
+    pm_buf_str(b, "note:      POOLMALLOC_STATS_SIGNAL SIG");
+    const char *name = pm_signal_name((int)pm_opt.stats_signal);
+    if (name)
+      pm_buf_str(b, name);
+    else
+      pm_buf_u64(b, pm_opt.stats_signal);
+    pm_buf_str(b, " was taken over by the program's own handler: it wrote no report\n");
+  }
+}
+
+static void json_notes(pm_buf *b) {
+  other_malloc o;
+  find_other_malloc(&o);
+  pm_buf_str(b, "\"other_malloc\":");
+  if (o.name[0] || o.binds)
+    pm_buf_json_str(b, o.name[0] ? o.name : "unknown");
+  else
+    pm_buf_str(b, "null");
+  pm_buf_str(b, ",\"other_malloc_binds\":");
+  pm_buf_str(b, o.binds ? "true" : "false");
+  pm_buf_str(b, ",\"stats_signal_taken\":");
+  pm_buf_str(b, signal_taken() ? "true," : "false,");
 }

@@ -16,11 +16,11 @@ bool pm_report_write_fd(int fd, int format);
 size_t pm_report_format(char *buf, size_t cap, int format);
 /* set in a fork child that has not exec'd: its counters include the parent's */
 extern bool pm_forked_child;
-/* Keeps a private copy of stderr for the report (called at process start
+/* Keeps a private copy of stderr for the report (the library constructor,
  * when POOLMALLOC_STATS is on). */
 void pm_report_prepare(void);
-/* Installs the POOLMALLOC_STATS_SIGNAL handler, if one is asked for. */
-void pm_report_install_signal(void);
+/* Installs the handler of the POOLMALLOC_STATS_SIGNAL signal sig (0: none). */
+void pm_report_install_signal(int sig);
 /* Formats a report and hands it to fn in one call; -1 if no buffer. */
 int pm_report_callback(void (*fn)(void *, const char *, size_t), void *arg, int format);
 /* The exit report: where POOLMALLOC_STATS and POOLMALLOC_STATS_FILE say. */

@@ -4,11 +4,9 @@
  * as a report of a running program can be, like jemalloc's at-exit merge.
  * Nothing here allocates or takes a lock. */
 #include "stats.h"
-#include "arena.h"
 #include "fallback.h"
 #include "heap.h"
 #include "os.h"
-#include "page.h"
 #include "poolmalloc.h"
 
 #include <string.h>
@@ -24,6 +22,32 @@ static void add_heap(pm_snapshot *s, const pm_heap *h) {
   s->pages_free_cached += h->ncache;
   for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++)
     s->too_large_log2[i] += h->too_large_log2[i];
+}
+
+/* one descriptor of the page table */
+static void add_page(pm_snapshot *s, pm_page *pg) {
+  pm_figures *f = &s->fig;
+  if (pg->state != PM_PAGE_IN_USE) {
+    if (pg->dirty) s->pages_free_resident++;
+    return;
+  }
+  f->pages_in_use++;
+  s->cls[pg->cls].frees += pg->local_frees;
+  s->cls[pg->cls].allocs += pg->used + pg->local_frees + pg->remote_collected;
+  uint64_t carved = (uint64_t)pg->carved * pg->bsize;
+  f->tail_bytes += pm_page_size() - carved;
+  uint64_t held = (uint64_t)pg->used * pg->bsize;
+  if (pg->used > 0 && 4 * held <= pm_page_size() && carved > held) {
+    f->pinned_pages++;
+    f->pinned_bytes += carved - held; /* carved free blocks, not tails */
+  }
+  /* blocks other threads freed count in used until the owner collects
+   * them: a page whose every used block is such is held only by them */
+  uint32_t pending = pm_page_count_remote(pg);
+  if (pending > 0) {
+    f->remote_pending_bytes += (uint64_t)pending * pg->bsize;
+    if (pending >= pg->used) f->remote_pending_pages++;
+  }
 }
 
 void pm_stats_snapshot(pm_snapshot *s) {
@@ -46,50 +70,47 @@ void pm_stats_snapshot(pm_snapshot *s) {
   for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++)
     s->too_large_log2[i] +=
         atomic_load_explicit(&pm_shared.too_large_log2[i], memory_order_relaxed);
+  pm_figures *f = &s->fig;
   if (pm_g.size != 0) {
+    f->page_size = pm_page_size();
     uint64_t committed = pm_arena_committed();
     uint64_t npages = committed >> pm_g.page_shift;
-    for (uint64_t i = 0; i < npages; i++) {
-      const pm_page *pg = &pm_g.pages[i];
-      if (pg->state != PM_PAGE_IN_USE) continue;
-      s->pages_in_use++;
-      s->cls[pg->cls].frees += pg->local_frees;
-      s->cls[pg->cls].allocs += pg->used + pg->local_frees + pg->remote_collected;
-      s->tail_bytes += pm_page_size() - (uint64_t)pg->carved * pg->bsize;
-      uint64_t held = (uint64_t)pg->used * pg->bsize;
-      if (pg->used > 0 && 4 * held <= pm_page_size()) {
-        s->pinned_pages++;
-        s->pinned_bytes += pm_page_size() - held;
-      }
-    }
-    s->region_committed = committed;
+    for (uint64_t i = 0; i < npages; i++)
+      add_page(s, &pm_g.pages[i]);
+    f->region_committed = committed;
+    f->pages_in_use_bytes = f->pages_in_use * f->page_size;
   }
-  for (unsigned c = 0; c < PM_NCLASSES; c++)
-    if (s->cls[c].allocs > s->cls[c].frees)
-      s->block_bytes_live += (s->cls[c].allocs - s->cls[c].frees) * pm_class_size(c);
+  for (unsigned c = 0; c < PM_NCLASSES; c++) {
+    const pm_class_stats *k = &s->cls[c];
+    if (k->allocs <= k->frees) continue;
+    uint64_t live = k->allocs - k->frees, bsize = pm_class_size(c);
+    f->live_block_bytes += live * bsize;
+    /* the rounding of the live blocks, from the class's mean request */
+    uint64_t mean = k->req_bytes / k->allocs;
+    if (mean < bsize) f->live_block_waste += live * (bsize - mean);
+  }
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
     s->class_pages[c] = atomic_load_explicit(&pm_class_pages[c], memory_order_relaxed);
     s->class_pages_peak[c] =
         atomic_load_explicit(&pm_class_pages_peak[c], memory_order_relaxed);
   }
-  s->pages_peak = atomic_load_explicit(&pm_pages_peak, memory_order_relaxed);
-  s->pages_purged_total = pm_pages_purged_total();
+  f->pages_peak = atomic_load_explicit(&pm_pages_peak, memory_order_relaxed);
+  f->purged_bytes = pm_pages_purged_total();
   s->threads_live = atomic_load(&pm_threads_live);
   s->threads_peak = atomic_load(&pm_threads_peak);
   s->threads_total = atomic_load(&pm_threads_total);
-  s->heaps = n;
+  pm_fallback_figures(&f->jemalloc_allocated, &f->jemalloc_resident);
+  f->jemalloc_purged = pm_fallback_purged();
   size_t rss, peak;
   pm_os_rss(&rss, &peak);
-  s->rss = rss;
-  s->rss_peak = peak;
+  f->rss = rss;
+  f->rss_peak = peak;
 }
 
 int pm_get_totals(poolmalloc_totals *out, size_t size) {
   if (out == NULL || size < 2 * sizeof(unsigned)) return -1;
   pm_snapshot s;
   pm_stats_snapshot(&s);
-  uint64_t je_alloc, je_res, je_mapped;
-  pm_fallback_figures(&je_alloc, &je_res, &je_mapped);
   poolmalloc_totals t;
   memset(&t, 0, sizeof t);
   t.version = POOLMALLOC_TOTALS_VERSION;
@@ -99,16 +120,16 @@ int pm_get_totals(poolmalloc_totals *out, size_t size) {
   }
   t.jemalloc_allocations = PM_JEMALLOC_REQUESTS(s.heap);
   t.allocations = t.pooled_allocations + t.jemalloc_allocations;
-  t.live_pool_bytes = s.block_bytes_live;
-  t.pool_pages = s.pages_in_use;
-  t.pool_pages_peak = s.pages_peak;
-  t.page_size = pm_g.size ? (uint64_t)1 << pm_g.page_shift : 0;
+  t.live_pool_bytes = s.fig.live_block_bytes;
+  t.pool_pages = s.fig.pages_in_use;
+  t.pool_pages_peak = s.fig.pages_peak;
+  t.page_size = s.fig.page_size;
   t.remote_frees = s.heap.remote_frees;
-  t.jemalloc_bytes = je_alloc;
+  t.jemalloc_bytes = s.fig.jemalloc_allocated;
   t.threads_live = s.threads_live;
   t.threads_peak = s.threads_peak;
-  t.rss = s.rss;
-  t.rss_peak = s.rss_peak;
+  t.rss = s.fig.rss;
+  t.rss_peak = s.fig.rss_peak;
   size_t n = size < sizeof t ? size : sizeof t;
   t.size = (unsigned)n;
   memcpy(out, &t, n);

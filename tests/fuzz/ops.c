@@ -561,15 +561,15 @@ int main(int argc, char **argv) {
   uint64_t class_pages = 0;
   for (unsigned c = 0; c < PM_NCLASSES; c++)
     class_pages += snap.class_pages[c];
-  if (class_pages != snap.pages_in_use) {
+  if (class_pages != snap.fig.pages_in_use) {
     fprintf(stderr,
             "fuzz_ops: per-class page counts say %llu pages, the page table %llu\n",
-            (unsigned long long)class_pages, (unsigned long long)snap.pages_in_use);
+            (unsigned long long)class_pages, (unsigned long long)snap.fig.pages_in_use);
     return 1;
   }
-  if (PM_COUNTING && snap.block_bytes_live != 0) {
+  if (PM_COUNTING && snap.fig.live_block_bytes != 0) {
     fprintf(stderr, "fuzz_ops: %llu live pool bytes after freeing everything\n",
-            (unsigned long long)snap.block_bytes_live);
+            (unsigned long long)snap.fig.live_block_bytes);
     return 1;
   }
   printf(

@@ -13,7 +13,7 @@
 #include "alloc.h"
 #include "fallback.h"
 #include "heap.h"
-#include "init.h"
+#include "start.h"
 #include "options.h"
 #include "page.h"
 #include "stats.h"
@@ -66,7 +66,7 @@ Test(alloc, initialises_lazily_on_first_call) {
   cr_assert_eq(pm_heap_get(), h);
   pm_snapshot s = snap();
   cr_assert_eq(s.threads_live, 1);
-  cr_assert_eq(s.heaps, 1);
+  cr_assert_eq(pm_heap_count(), 1);
   cr_assert_eq(s.cls[pm_class_of(24)].allocs, 1);
   cr_assert_eq(s.cls[pm_class_of(24)].req_bytes, 24);
   pm_free(p);
@@ -291,7 +291,7 @@ Test(alloc, malloc_free_loop_keeps_one_page) {
   cr_assert_eq(s.heap.pages_released, 0);
   cr_assert_eq(s.cls[pm_class_of(64)].allocs, 100000);
   cr_assert_eq(s.cls[pm_class_of(64)].frees, 100000);
-  cr_assert_eq(s.block_bytes_live, 0);
+  cr_assert_eq(s.fig.live_block_bytes, 0);
 }
 
 Test(alloc, empty_pages_are_released_and_reused_by_another_class) {
@@ -301,14 +301,14 @@ Test(alloc, empty_pages_are_released_and_reused_by_another_class) {
     v[i] = pm_malloc(1024);
   pm_snapshot s0 = snap();
   cr_assert_eq(s0.heap.pages_fresh, 8);
-  cr_assert_eq(s0.pages_in_use, 8);
+  cr_assert_eq(s0.fig.pages_in_use, 8);
   for (size_t i = 0; i < n; i++)
     pm_free(v[i]);
   pm_snapshot s1 = snap();
   cr_assert_eq(s1.heap.pages_released, 7,
                "every emptied page but the current one is released");
-  cr_assert_eq(s1.pages_in_use, 1);
-  cr_assert_eq(s1.block_bytes_live, 0);
+  cr_assert_eq(s1.fig.pages_in_use, 1);
+  cr_assert_eq(s1.fig.live_block_bytes, 0);
   /* another class takes the released pages instead of fresh ones */
   cr_assert_eq(pm_page_size(), PAGE);
   size_t m = 7 * (PAGE / 2048);
@@ -320,7 +320,7 @@ Test(alloc, empty_pages_are_released_and_reused_by_another_class) {
   cr_assert_eq(s2.heap.pages_fresh, 8, "no fresh page for the second class (got %llu)",
                (unsigned long long)s2.heap.pages_fresh);
   cr_assert_eq(s2.heap.pages_reused, 7);
-  cr_assert_eq(s2.pages_in_use, 8);
+  cr_assert_eq(s2.fig.pages_in_use, 8);
   for (size_t i = 0; i < m; i++) {
     cr_assert_eq(pm_page_of(v[i])->cls, pm_class_of(2000));
     cr_assert(check(v[i], 2000, (unsigned)i));
@@ -347,7 +347,7 @@ Test(alloc, churn_does_not_grow_the_footprint) {
                "later waves of the same sizes need no fresh page (%llu > %llu)",
                (unsigned long long)s.heap.pages_fresh,
                (unsigned long long)fresh_after_first);
-  cr_assert_eq(s.block_bytes_live, 0);
+  cr_assert_eq(s.fig.live_block_bytes, 0);
 }
 
 /* ---- the jemalloc tier ---- */
@@ -592,7 +592,7 @@ Test(alloc, realloc_in_place_and_moved) {
   cr_assert_eq(s.heap.realloc_in_place, 2 + (big2 == big));
   cr_assert_eq(s.heap.realloc_moved, 4 + (big2 != big));
   pm_free(back);
-  cr_assert_eq(snap().block_bytes_live, 0);
+  cr_assert_eq(snap().fig.live_block_bytes, 0);
 }
 
 Test(alloc, small_blocks_never_move_on_shrink) {
@@ -676,7 +676,7 @@ Test(alloc, overflow_returns_null_with_enomem) {
   cr_assert_eq(errno, ENOMEM);
   pm_free(big);
   pm_free(keep);
-  cr_assert_eq(snap().block_bytes_live, 0);
+  cr_assert_eq(snap().fig.live_block_bytes, 0);
 }
 
 Test(alloc, errno_untouched_on_success) {
@@ -709,14 +709,14 @@ Test(alloc, class_counters_are_exact) {
   cr_assert_eq(s.cls[c].frees, 0);
   cr_assert_eq(s.cls[c].req_bytes, 10 * 100 + 45);
   cr_assert_eq(s.cls[pm_class_of(3000)].allocs, 1);
-  cr_assert_eq(s.block_bytes_live, 10 * 112 + pm_class_size(pm_class_of(3000)));
-  cr_assert_eq(s.pages_in_use, 2);
-  cr_assert_eq(s.region_committed, pm_arena_size());
+  cr_assert_eq(s.fig.live_block_bytes, 10 * 112 + pm_class_size(pm_class_of(3000)));
+  cr_assert_eq(s.fig.pages_in_use, 2);
+  cr_assert_eq(s.fig.region_committed, pm_arena_size());
   for (int i = 0; i < 5; i++)
     pm_free(v[i]);
   s = snap();
   cr_assert_eq(s.cls[c].frees, 5);
-  cr_assert_eq(s.block_bytes_live, 5 * 112 + pm_class_size(pm_class_of(3000)));
+  cr_assert_eq(s.fig.live_block_bytes, 5 * 112 + pm_class_size(pm_class_of(3000)));
   cr_assert_eq(s.heap.fb_too_large + s.heap.fb_alignment + s.heap.fb_no_heap, 0);
   for (int i = 5; i < 10; i++)
     pm_free(v[i]);
@@ -732,9 +732,9 @@ static void expect_page_counts_agree(void) {
     sum += s.class_pages[c];
     cr_assert_leq(s.class_pages[c], s.class_pages_peak[c], "class %u", c);
   }
-  cr_assert_eq(sum, s.pages_in_use, "per-class page counts (%llu) vs pages in use (%llu)",
-               (unsigned long long)sum, (unsigned long long)s.pages_in_use);
-  cr_assert_leq(s.pages_in_use, s.pages_peak);
+  cr_assert_eq(sum, s.fig.pages_in_use, "per-class page counts (%llu) vs pages in use (%llu)",
+               (unsigned long long)sum, (unsigned long long)s.fig.pages_in_use);
+  cr_assert_leq(s.fig.pages_in_use, s.fig.pages_peak);
 }
 
 Test(alloc, page_counts_per_class_and_peaks) {
@@ -746,7 +746,7 @@ Test(alloc, page_counts_per_class_and_peaks) {
   pm_snapshot s = snap();
   cr_assert_eq(s.class_pages[k1], 8);
   cr_assert_eq(s.class_pages_peak[k1], 8);
-  cr_assert_eq(s.pages_peak, 8);
+  cr_assert_eq(s.fig.pages_peak, 8);
   expect_page_counts_agree();
   for (size_t i = 0; i < n; i++)
     pm_free(v[i]);
@@ -758,7 +758,7 @@ Test(alloc, page_counts_per_class_and_peaks) {
     v[i] = pm_malloc(2000);
   s = snap();
   cr_assert_eq(s.class_pages[k2], 3);
-  cr_assert_eq(s.pages_peak, 8, "reused pages do not raise the peak");
+  cr_assert_eq(s.fig.pages_peak, 8, "reused pages do not raise the peak");
   expect_page_counts_agree();
   for (size_t i = 0; i < 3 * 32; i++)
     pm_free(v[i]);

@@ -13,7 +13,7 @@
 
 #include "alloc.h"
 #include "heap.h"
-#include "init.h"
+#include "start.h"
 #include "options.h"
 #include "page.h"
 #include "stats.h"
@@ -93,7 +93,7 @@ Test(env, pool_size_4k) {
   void *all[] = {a, b, c, d, e, f, g};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     pm_free(all[i]);
-  cr_assert_eq(snap().block_bytes_live, 0);
+  cr_assert_eq(snap().fig.live_block_bytes, 0);
 }
 
 Test(env, pool_size_1m_pools_1m_blocks) {
@@ -157,8 +157,8 @@ Test(env, region_exhaustion_falls_back_to_jemalloc, .timeout = 60) {
                pooled);
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.fb_region_full, N - 2048);
-  cr_assert_eq(s.region_committed, 64 * MiB);
-  cr_assert_eq(s.pages_in_use, 1024);
+  cr_assert_eq(s.fig.region_committed, 64 * MiB);
+  cr_assert_eq(s.fig.pages_in_use, 1024);
   void *small = pm_malloc(16);
   cr_assert_not(pm_is_pool_ptr(small), "no page left for a new class either");
   for (int i = 0; i < N; i++)
@@ -188,9 +188,9 @@ Test(env, decay_zero_purges_released_pages_at_once) {
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.pages_released, 9);
   cr_assert_eq(s.pages_free_cached, 4, "four emptied pages stay in the heap's cache");
-  cr_assert_eq(s.pages_purged_total, 5 * 64 * KiB,
+  cr_assert_eq(s.fig.purged_bytes, 5 * 64 * KiB,
                "the other five are purged at once (%llu)",
-               (unsigned long long)s.pages_purged_total);
+               (unsigned long long)s.fig.purged_bytes);
   /* the first page released went to the cache; the purged ones are the
    * last five: their memory reads as zeros again */
   size_t zero_pages = 0;
@@ -222,7 +222,7 @@ Test(env, decay_purges_old_free_pages_later, .timeout = 30) {
     pm_free(v[i]);
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.pages_released, 9);
-  cr_assert_eq(s.pages_purged_total, 0, "nothing is purged before the delay");
+  cr_assert_eq(s.fig.purged_bytes, 0, "nothing is purged before the delay");
   sleep_ms(300);
   /* releasing one more page runs the decay clock: the five pages on the
    * global stack are old enough now, the new one is not */
@@ -230,8 +230,8 @@ Test(env, decay_purges_old_free_pages_later, .timeout = 30) {
     pm_free(hold[i]);
   s = snap();
   cr_assert_eq(s.heap.pages_released, 10);
-  cr_assert_eq(s.pages_purged_total, 5 * 64 * KiB, "purged %llu",
-               (unsigned long long)s.pages_purged_total);
+  cr_assert_eq(s.fig.purged_bytes, 5 * 64 * KiB, "purged %llu",
+               (unsigned long long)s.fig.purged_bytes);
   free(v);
 }
 

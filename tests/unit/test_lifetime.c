@@ -12,7 +12,7 @@
 #include "alloc.h"
 #include "arena.h"
 #include "heap.h"
-#include "init.h"
+#include "start.h"
 #include "lifetime.h"
 #include "options.h"
 
@@ -29,7 +29,7 @@
  * every request would take a sample each time the class is not diverted and
  * run the allocation clock 16 times too fast. */
 static void *lt_alloc(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
-  if (--h->countdown[cls] == 0) return pm_lt_malloc(h, size, cls, site);
+  if (--h->countdown[cls] == 0) return pm_malloc_tick(h, size, cls, site);
   return pm_malloc_pool(h, size, cls);
 }
 
@@ -95,7 +95,7 @@ Test(lifetime, more_sites_than_slots) {
    * 4096-slot table and colliding hashes; every request is served */
   for (uintptr_t s = 1; s <= 9000; s++)
     for (int k = 0; k < 3; k++) {
-      void *p = pm_lt_malloc(h, 64, CLS, s << 12) /* every call a sample */;
+      void *p = pm_malloc_tick(h, 64, CLS, s << 12) /* every call a sample */;
       cr_assert_not_null(p);
       pm_free(p);
     }

@@ -225,13 +225,17 @@ Test(options, booleans) {
   }
   static const struct bad bad[] = {
       {"POOLMALLOC_DISABLE", "bad", offsetof(pm_options, disable),
-       "POOLMALLOC_DISABLE='bad' is not one of 0, 1, on, off; using 0"},
+       "POOLMALLOC_DISABLE='bad' is not a switch word (0, 1, on, off, yes, no, true, "
+       "false); using 0 (off)"},
       {"POOLMALLOC_DISABLE", "", offsetof(pm_options, disable),
-       "POOLMALLOC_DISABLE='' is not one of 0, 1, on, off; using 0"},
+       "POOLMALLOC_DISABLE='' is not a switch word (0, 1, on, off, yes, no, true, "
+       "false); using 0 (off)"},
       {"POOLMALLOC_DISABLE", "2", offsetof(pm_options, disable),
-       "POOLMALLOC_DISABLE='2' is not one of 0, 1, on, off; using 0"},
+       "POOLMALLOC_DISABLE='2' is not a switch word (0, 1, on, off, yes, no, true, "
+       "false); using 0 (off)"},
       {"POOLMALLOC_VERBOSE", "onn", offsetof(pm_options, verbose),
-       "POOLMALLOC_VERBOSE='onn' is not one of 0, 1, on, off; using 0"},
+       "POOLMALLOC_VERBOSE='onn' is not a switch word (0, 1, on, off, yes, no, true, "
+       "false); using 0 (off)"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     check_bad(&bad[i]);
@@ -251,11 +255,14 @@ Test(options, stats) {
   }
   static const struct bad bad[] = {
       {"POOLMALLOC_STATS", "bad", offsetof(pm_options, stats),
-       "POOLMALLOC_STATS='bad' is not one of 0, 1, text, json; using 0"},
+       "POOLMALLOC_STATS='bad' is not one of off, text, json (or a switch word: 0, 1, "
+       "on, off, yes, no, true, false); using 0 (off)"},
       {"POOLMALLOC_STATS", "2", offsetof(pm_options, stats),
-       "POOLMALLOC_STATS='2' is not one of 0, 1, text, json; using 0"},
+       "POOLMALLOC_STATS='2' is not one of off, text, json (or a switch word: 0, 1, on, "
+       "off, yes, no, true, false); using 0 (off)"},
       {"POOLMALLOC_STATS", "xml", offsetof(pm_options, stats),
-       "POOLMALLOC_STATS='xml' is not one of 0, 1, text, json; using 0"},
+       "POOLMALLOC_STATS='xml' is not one of off, text, json (or a switch word: 0, 1, "
+       "on, off, yes, no, true, false); using 0 (off)"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     check_bad(&bad[i]);
@@ -274,27 +281,32 @@ Test(options, stats_signal) {
   }
   static const struct bad bad[] = {
       {"POOLMALLOC_STATS_SIGNAL", "FOO", offsetof(pm_options, stats_signal),
-       "POOLMALLOC_STATS_SIGNAL='FOO' is not a catchable signal name or number; using 0"},
+       "POOLMALLOC_STATS_SIGNAL='FOO' is not a catchable signal name or number; using 0 "
+       "(none)"},
       {"POOLMALLOC_STATS_SIGNAL", "SIG", offsetof(pm_options, stats_signal),
-       "POOLMALLOC_STATS_SIGNAL='SIG' is not a catchable signal name or number; using 0"},
+       "POOLMALLOC_STATS_SIGNAL='SIG' is not a catchable signal name or number; using 0 "
+       "(none)"},
       {"POOLMALLOC_STATS_SIGNAL", "USR22", offsetof(pm_options, stats_signal),
        "POOLMALLOC_STATS_SIGNAL='USR22' is not a catchable signal name or number; using "
-       "0"},
+       "0 (none)"},
       /* the fuzzer found these taken for USR1/USR2: '1' + 32 is 'Q', '2' + 32 is 'R' */
       {"POOLMALLOC_STATS_SIGNAL", "USRQ", offsetof(pm_options, stats_signal),
        "POOLMALLOC_STATS_SIGNAL='USRQ' is not a catchable signal name or number; using "
-       "0"},
+       "0 (none)"},
       {"POOLMALLOC_STATS_SIGNAL", "SIGUSRR", offsetof(pm_options, stats_signal),
        "POOLMALLOC_STATS_SIGNAL='SIGUSRR' is not a catchable signal name or number; "
-       "using 0"},
+       "using 0 (none)"},
       {"POOLMALLOC_STATS_SIGNAL", "on", offsetof(pm_options, stats_signal),
-       "POOLMALLOC_STATS_SIGNAL='on' is not a catchable signal name or number; using 0"},
+       "POOLMALLOC_STATS_SIGNAL='on' is not a catchable signal name or number; using 0 "
+       "(none)"},
       {"POOLMALLOC_STATS_SIGNAL", "65", offsetof(pm_options, stats_signal),
-       "POOLMALLOC_STATS_SIGNAL='65' is out of range [0, 64]; using 0"},
+       "POOLMALLOC_STATS_SIGNAL='65' is out of range [0, 64]; using 0 (none)"},
       {"POOLMALLOC_STATS_SIGNAL", "9", offsetof(pm_options, stats_signal),
-       "POOLMALLOC_STATS_SIGNAL='9' is not a catchable signal name or number; using 0"},
+       "POOLMALLOC_STATS_SIGNAL='9' is not a catchable signal name or number; using 0 "
+       "(none)"},
       {"POOLMALLOC_STATS_SIGNAL", "19", offsetof(pm_options, stats_signal),
-       "POOLMALLOC_STATS_SIGNAL='19' is not a catchable signal name or number; using 0"},
+       "POOLMALLOC_STATS_SIGNAL='19' is not a catchable signal name or number; using 0 "
+       "(none)"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     check_bad(&bad[i]);
@@ -447,4 +459,34 @@ Test(options, parse_size_rejects) {
                   (unsigned long long)v);
     cr_assert_eq(v, 777, "'%s': output written on failure", bad[i]);
   }
+}
+
+/* one rule for every switch (issue 17.3): the same words, any case, for
+ * DISABLE, VERBOSE, STATS, CHECK and the LIFETIME level; a warning names
+ * the accepted words and the default by name */
+Test(options, one_rule_for_every_switch) {
+  static const char *on[] = {"1", "on", "ON", "yes", "Yes", "true", "TRUE"};
+  static const char *off[] = {"0", "off", "Off", "no", "NO", "false", "False"};
+  for (size_t i = 0; i < 7; i++) {
+    cr_assert_eq(load1("POOLMALLOC_DISABLE", on[i]).disable, 1, "%s", on[i]);
+    cr_assert_eq(load1("POOLMALLOC_VERBOSE", on[i]).verbose, 1, "%s", on[i]);
+    cr_assert_eq(load1("POOLMALLOC_STATS", on[i]).stats, PM_STATS_TEXT, "%s", on[i]);
+    cr_assert_eq(load1("POOLMALLOC_CHECK", on[i]).check, PM_CHECK_FULL, "%s", on[i]);
+    cr_assert_eq(load1("POOLMALLOC_LIFETIME", on[i]).lifetime, 1, "%s", on[i]);
+    expect_no_warning();
+    cr_assert_eq(load1("POOLMALLOC_DISABLE", off[i]).disable, 0, "%s", off[i]);
+    cr_assert_eq(load1("POOLMALLOC_STATS", off[i]).stats, PM_STATS_OFF, "%s", off[i]);
+    cr_assert_eq(load1("POOLMALLOC_CHECK", off[i]).check, PM_CHECK_DEFAULT, "%s", off[i]);
+    cr_assert_eq(load1("POOLMALLOC_LIFETIME", off[i]).lifetime, 0, "%s", off[i]);
+    expect_no_warning();
+  }
+  cr_assert_eq(load1("POOLMALLOC_LIFETIME", "2").lifetime, 2);
+  load1("POOLMALLOC_CHECK", "paranoid");
+  expect_one_warning(
+      "POOLMALLOC_CHECK='paranoid' is not one of default, full (or a switch "
+      "word: 0, 1, on, off, yes, no, true, false); using default");
+  load1("POOLMALLOC_LIFETIME", "sometimes");
+  expect_one_warning(
+      "POOLMALLOC_LIFETIME='sometimes' is not a number or a switch word (0, "
+      "1, on, off, yes, no, true, false); using 0");
 }

@@ -1,10 +1,11 @@
-/* init.h - process and thread start-up, thread exit, fork.
+/* start.h - process and thread start-up, thread exit.
  *
  * Initialisation is lazy: the first allocation of the process reads the
  * options and reserves the region; the first allocation of a thread gives
- * it a heap. None of it calls malloc. */
-#ifndef PM_INIT_H
-#define PM_INIT_H
+ * it a heap and registers a pthread key whose destructor abandons the
+ * heap's pages when the thread exits. None of it calls malloc. */
+#ifndef PM_START_H
+#define PM_START_H
 
 #include "heap.h"
 
@@ -20,7 +21,7 @@ pm_inline pm_heap *pm_heap_get(void) {
   return h;
 }
 
-/* nanoseconds since the library was loaded */
-uint64_t pm_uptime_ns(void);
+/* true once the process start-up has succeeded (pools on) */
+bool pm_started(void);
 
 #endif

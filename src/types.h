@@ -1,0 +1,144 @@
+/* types.h - every core structure of poolmalloc, with a glossary.
+ *
+ * Glossary
+ *   region     one reservation of address space (POOLMALLOC_REGION_SIZE,
+ *              PROT_NONE) made at the first allocation; every pool block
+ *              lies inside it, so `free` tells pool blocks from jemalloc's
+ *              with one compare (pm_is_pool_ptr).
+ *   arena      a slice of the region (PM_ARENA_MIN or 16 pages) a thread
+ *              takes whole and commits; it carves pages from it with a
+ *              bump pointer (arena.c).
+ *   page       POOLMALLOC_POOL_SIZE bytes of an arena holding blocks of one
+ *              size class; its descriptor (pm_page) lives in a table outside
+ *              the region, indexed by (p - base) >> page_shift (page.c).
+ *   block      what malloc returns. A free block holds an encoded link to
+ *              the next free block and a tag that marks it free (pm_block).
+ *   class      one of PM_NCLASSES block sizes (sizeclass.h).
+ *   heap       a thread's pools: per class the current page, the other
+ *              pages with free blocks, the full pages, and its counters
+ *              (pm_heap, heap.c). Reached through initial-exec TLS.
+ *   local/remote free   a free by the page's owner thread goes on the
+ *              page's plain free list; a free by any other thread goes on
+ *              the page's atomic remote list, collected by the owner.
+ *   abandoned  a page whose owner thread exited with blocks still live; a
+ *              later thread adopts it.
+ *   fallback   the embedded jemalloc: large blocks, odd alignments, routed
+ *              call sites (fallback.c).
+ *
+ * The layers, each using only those below it (tests/layering.sh checks the
+ * includes):
+ *   common/os/fmt/istack -> options/sizeclass/counters -> types -> arena ->
+ *   page -> heap | fallback | lifetime -> alloc/aligned/stats -> report ->
+ *   init -> override/glibc_compat */
+#ifndef PM_TYPES_H
+#define PM_TYPES_H
+
+#include "common.h"
+#include "counters.h"
+#include "sizeclass.h"
+
+/* ---- block ---- */
+
+typedef struct pm_block {
+  uintptr_t next; /* encoded link: the address XOR pm_g.key */
+  uintptr_t tag;  /* pm_g.tag while free, 0 while allocated */
+} pm_block;
+
+/* ---- page descriptor ---- */
+
+/* 128 bytes: the first cache line is the owner's, the second takes the
+ * writes of other threads (remote frees). */
+typedef struct pm_page {
+  struct pm_block *free;         /* local free list (encoded links) */
+  struct pm_heap *_Atomic owner; /* NULL when free or abandoned */
+  uint32_t used;                 /* blocks out; remote frees not yet collected count */
+  uint32_t bsize;                /* block size */
+  uint64_t magic;                /* ceil(2^40 / bsize): off / bsize without a divide */
+  uint32_t capacity;             /* blocks the page holds */
+  uint32_t carved;               /* blocks bump-carved so far */
+  uint8_t cls;
+  uint8_t state;               /* PM_PAGE_* */
+  uint8_t where;               /* PM_IN_* (owner's lists) */
+  uint8_t dirty;               /* touched since the last purge */
+  _Atomic uint32_t stack_next; /* link in a global stack (index + 1, istack.h) */
+  uint64_t local_frees;        /* same-thread frees since init (statistics): the
+                                * page's allocations are used + local_frees +
+                                * remote_collected, so malloc counts nothing */
+  _Alignas(PM_CACHELINE) _Atomic(struct pm_block *) remote; /* remote frees */
+  _Atomic uint8_t full;        /* on the owner's full list (read by remote frees) */
+  uint64_t freed_ms;           /* when it went on the global free stack */
+  struct pm_page *next, *prev; /* owner's list links (slow paths only) */
+  uint64_t remote_collected;   /* remote frees collected since init (statistics) */
+  char pad1[PM_CACHELINE - 6 * sizeof(uint64_t)];
+} pm_page;
+_Static_assert(sizeof(pm_page) == 2 * PM_CACHELINE, "page descriptor is two cache lines");
+
+enum { PM_PAGE_FREE = 0, PM_PAGE_IN_USE = 1 };
+enum { PM_IN_NONE = 0, PM_IN_CURRENT, PM_IN_AVAIL, PM_IN_FULL, PM_IN_CACHE };
+
+/* ---- the process-wide read-mostly globals ---- */
+
+/* The fields of the free fast path, in one cache line. */
+typedef struct pm_globals {
+  uintptr_t base;         /* region start (0 before init) */
+  uintptr_t free_span;    /* what free's fast path compares with: size, or 0 with
+                             POOLMALLOC_CHECK=full (every free is checked) */
+  pm_page *pages;         /* descriptor table */
+  unsigned page_shift;    /* log2(POOLMALLOC_POOL_SIZE) */
+  uintptr_t page_mask;    /* POOLMALLOC_POOL_SIZE - 1 */
+  uintptr_t key;          /* free-list link encoding */
+  uintptr_t tag;          /* marks a freed block (double-free check) */
+  size_t max_pooled;      /* the first cache line ends here: the fast paths' fields */
+  uintptr_t size;         /* region length (0 before init: every pointer is foreign) */
+  _Atomic uint64_t *live; /* POOLMALLOC_CHECK=full: a bit per 16 bytes of the
+                             region, set while a block starting there is live */
+} pm_globals;
+
+extern pm_globals pm_g __attribute__((aligned(PM_CACHELINE)));
+
+pm_inline size_t pm_page_size(void) {
+  return (size_t)1 << pm_g.page_shift;
+}
+pm_inline char *pm_page_start(const pm_page *pg) {
+  return (char *)(pm_g.base + ((uintptr_t)(pg - pm_g.pages) << pm_g.page_shift));
+}
+pm_inline uint32_t pm_page_index(const pm_page *pg) {
+  return (uint32_t)(pg - pm_g.pages);
+}
+pm_inline bool pm_is_pool_ptr(const void *p) {
+  return (uintptr_t)p - pm_g.base < pm_g.size;
+}
+pm_inline pm_page *pm_page_of(const void *p) {
+  return &pm_g.pages[((uintptr_t)p - pm_g.base) >> pm_g.page_shift];
+}
+
+/* ---- heap ---- */
+
+enum { PM_HEAP_EMPTY = 0, PM_HEAP_REAL = 1, PM_HEAP_JEMALLOC = 2 };
+
+typedef struct pm_heap {
+  pm_page *pages[PM_NCLASSES];        /* current page per class, &pm_page_empty if none */
+  uint64_t countdown[PM_NCLASSES];    /* to the next slow-path tick of the class */
+  uint64_t req_bytes[PM_NCLASSES];    /* bytes requested per class (fast path) */
+  uint64_t remote_frees[PM_NCLASSES]; /* frees this thread made into others' pages */
+  pm_page *avail[PM_NCLASSES];        /* other pages of the class with free blocks */
+  pm_page *full;                      /* pages without a free block */
+  pm_page *full_cursor;               /* where the remote-free scan of `full` resumes */
+  uint32_t nfull, scan_left;
+  pm_page *cache; /* a few emptied pages kept for reuse without atomics */
+  uint32_t ncache;
+  uint32_t lt_sample_left[PM_NCLASSES]; /* sampling of a diverted class */
+  uint32_t lt_rng;
+  struct pm_heap *lt_heap;     /* POOLMALLOC_LIFETIME=2: this thread's heap of pages for
+                                  long-lived blocks (never pm_tls_heap) */
+  uint8_t aux;                 /* an lt_heap: not a thread of its own */
+  uint8_t kind;                /* PM_HEAP_* */
+  char *arena_cur, *arena_end; /* bump range pages are carved from */
+  pm_heap_stats stats;
+  uint64_t too_large_log2[PM_LARGE_BUCKETS]; /* jemalloc "too large" requests by
+                                                ceil(log2(size)) */
+  _Atomic uint32_t stack_next; /* link in the stack of free heaps (istack.h) */
+  _Alignas(PM_CACHELINE) _Atomic int remote_full_hint; /* written by other threads */
+} pm_heap;
+
+#endif
