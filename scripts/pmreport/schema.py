@@ -46,7 +46,13 @@ _RSS_PARTS = ("rss", "pool_in_use", "pool_free_resident", "jemalloc_resident", "
 
 _SCHEMA_2 = dict(_SCHEMA_1)
 _SCHEMA_2.update({
-    "": _SCHEMA_1[""] + ("profile", "rss_account"),
+    # other_malloc: the name of another malloc found in the process (null:
+    # none); other_malloc_binds: whether it serves the program's calls;
+    # stats_signal_taken: POOLMALLOC_STATS_SIGNAL's signal already had a
+    # handler. The reader reads none of them yet.
+    "": _SCHEMA_1[""] + ("other_malloc", "other_malloc_binds", "stats_signal_taken", "profile",
+                         "rss_account"),
+    "counters": _COUNTERS_1 + ("pages_in_use_bytes", "live_block_waste", "jemalloc_purged"),
     # the sampling heap profiler
     "profile": ("rate_bytes", "samples", "stacks", "stacks_dropped", "allocated_bytes", "peak",
                 "exit", "modules", "sites"),
@@ -65,8 +71,9 @@ FIELDS = {1: _SCHEMA_1, 2: _SCHEMA_2}
 
 OPTIONAL = {
     1: {"counters.remote_pending_pages", "counters.remote_pending_bytes"},
-    # the profile is written only when the profiler is on
-    2: {"profile"},
+    # the profile is written only when the profiler is on; rss_account
+    # comes with it (not written by the library yet)
+    2: {"profile", "rss_account"},
 }
 
 KNOWN_SCHEMAS = tuple(sorted(FIELDS))
