@@ -498,8 +498,11 @@ def _tier_hint(ctx, s, live_key):
     a size above MAX_POOLED goes to jemalloc (a larger POOL_SIZE pools it);
     pooled blocks that stay live in processes with pinned pages suggest
     POOLMALLOC_LIFETIME=1. (text, figures)"""
-    blocks = s["alloc_blocks"] or s[live_key.replace("bytes", "blocks")]
-    size = (s["alloc_bytes"] / blocks) if blocks else 0
+    live_blocks = s[live_key.replace("bytes", "blocks")]
+    if s["alloc_blocks"]:
+        size = s["alloc_bytes"] / s["alloc_blocks"]
+    else:
+        size = s[live_key] / live_blocks if live_blocks else 0
     fig = {"mean_block_bytes": int(size)}
     if not size:
         return "", fig
