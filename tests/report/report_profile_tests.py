@@ -91,11 +91,22 @@ def library_reports():
     # so that the keys of "profile" are checked too
     with open(os.path.join(d, files[0])) as fh:
         options = json.loads(fh.readline())["poolmalloc"].get("options", {})
-    if "PROFILE" in options:
-        env = base_env(LD_PRELOAD=LIB, POOLMALLOC_STATS="json", POOLMALLOC_PROFILE="1",
-                       POOLMALLOC_STATS_FILE="%s/profile-%%p.json" % d)
+    prof = {}
+    for k, v in options.items():
+        if k.startswith("PROFILE"):
+            # PROFILE=1 turns it on; a rate (bytes between samples) small enough to sample
+            prof["POOLMALLOC_" + k] = "65536" if isinstance(v, int) and not isinstance(v, bool) \
+                and k != "PROFILE" else "1"
+    if prof:
+        env = base_env(LD_PRELOAD=LIB, POOLMALLOC_STATS="json",
+                       POOLMALLOC_STATS_FILE="%s/profile-%%p.json" % d, **prof)
         r = subprocess.run([PROG, "count", "20000"], env=env, capture_output=True, text=True, timeout=60)
-        check(r.returncode == 0, "report_prog with POOLMALLOC_PROFILE=1 exited %d" % r.returncode)
+        check(r.returncode == 0, "report_prog with %s exited %d" % (prof, r.returncode))
+        name = [f for f in os.listdir(d) if f.startswith("profile-")]
+        check(len(name) == 1, "no report of the run with %s" % prof)
+        with open(os.path.join(d, name[0])) as fh:
+            check("profile" in json.loads(fh.readline())["poolmalloc"],
+                  "the library has %s but its report with %s has no \"profile\"" % (sorted(prof), prof))
     return d
 
 
