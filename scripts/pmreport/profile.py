@@ -17,7 +17,7 @@ import shutil
 import struct
 import subprocess
 import zlib
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 from .util import cnt, obj, human, count, pct
 
