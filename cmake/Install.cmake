@@ -113,6 +113,9 @@ install(FILES "${CMAKE_SOURCE_DIR}/include/poolmalloc.h"
 install(PROGRAMS "${PM_INSTALLED_WRAPPER}" "${CMAKE_SOURCE_DIR}/scripts/poolmalloc-report"
   DESTINATION "${CMAKE_INSTALL_BINDIR}")
 install(TARGETS pm-options RUNTIME DESTINATION "${PM_INSTALL_LIBEXECDIR}")
+# poolmalloc-report's package, found by the script at ../libexec/poolmalloc/pmreport
+install(DIRECTORY "${CMAKE_SOURCE_DIR}/scripts/pmreport" DESTINATION "${PM_INSTALL_LIBEXECDIR}"
+  FILES_MATCHING PATTERN "*.py" PATTERN "__pycache__" EXCLUDE)
 install(FILES "${PM_MAN_DIR}/poolmalloc.1" "${PM_MAN_DIR}/poolmalloc-report.1"
   DESTINATION "${CMAKE_INSTALL_MANDIR}/man1")
 install(FILES "${PM_MAN_DIR}/poolmalloc.3" ${PM_MAN3_LINKS}

@@ -1,0 +1,1 @@
+"""pmreport - the modules of scripts/poolmalloc-report (stdlib only)."""
