@@ -26,7 +26,7 @@ pm_need_packages() {
     pkgs="$pkgs libcriterion-dev pkg-config python3 perl sqlite3 git nodejs"
     pkgs="$pkgs libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 autoconf automake dpkg-dev file"
     pkgs="$pkgs clang libclang-rt-14-dev llvm-14" # tests/fuzz: libFuzzer, sanitizer runtimes, symbolizer
-    pkgs="$pkgs redis-server jq xz-utils libpython3.11-testsuite"
+    pkgs="$pkgs redis-server jq xz-utils libpython3.11-testsuite google-perftools"
   fi
   local missing=""
   for p in $pkgs; do

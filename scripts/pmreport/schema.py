@@ -52,7 +52,14 @@ _SCHEMA_2.update({
     # handler. The reader reads none of them yet.
     "": _SCHEMA_1[""] + ("other_malloc", "other_malloc_binds", "stats_signal_taken", "profile",
                          "rss_account"),
-    "counters": _COUNTERS_1 + ("pages_in_use_bytes", "live_block_waste", "jemalloc_purged"),
+    # lifetime_samples became samples (the one sampler feeds the profile and
+    # lifetime routing; samples live on pool pages of their own)
+    "counters": tuple(k if k != "lifetime_samples" else "samples" for k in _COUNTERS_1)
+    + ("pages_in_use_bytes", "live_block_waste", "jemalloc_purged"),
+    # LIFETIME_RATE gave way to PROFILE_RATE (bytes); LIFETIME_THRESHOLD is bytes
+    "options": ("POOL_SIZE", "MAX_POOLED", "DISABLE", "VERBOSE", "STATS", "STATS_FILE",
+                "STATS_SIGNAL", "DECAY_MS", "CHECK", "PROFILE", "PROFILE_RATE", "LIFETIME",
+                "LIFETIME_THRESHOLD", "REGION_SIZE"),
     # the sampling heap profiler
     "profile": ("rate_bytes", "samples", "stacks", "stacks_dropped", "allocated_bytes", "peak",
                 "exit", "modules", "sites"),
@@ -71,8 +78,8 @@ FIELDS = {1: _SCHEMA_1, 2: _SCHEMA_2}
 
 OPTIONAL = {
     1: {"counters.remote_pending_pages", "counters.remote_pending_bytes"},
-    # the profile is written only when the profiler is on; rss_account
-    # comes with it (not written by the library yet)
+    # the profile and the RSS account are written only when the profiler is
+    # on (POOLMALLOC_PROFILE, with a report asked for)
     2: {"profile", "rss_account"},
 }
 

@@ -175,13 +175,14 @@ static bool ref_signal(const char *s, uint64_t *out) {
 
 /* false: the value is not of the kind's syntax; *known false: a kind this
  * reference does not know (a new one), nothing is compared */
-static bool ref_parse(pm_opt_kind kind, const char *s, uint64_t *out, bool *known) {
+static bool ref_parse(const pm_option_info *info, const char *s, uint64_t *out,
+                      bool *known) {
   *known = true;
-  switch (kind) {
+  switch (info->kind) {
   case PM_OPT_SIZE:
     return ref_size(s, out);
-  case PM_OPT_UINT:
-    return ref_u64(s, out);
+  case PM_OPT_UINT: /* a number; with PM_OPTF_SWITCH also the switch words */
+    return ref_u64(s, out) || ((info->flags & PM_OPTF_SWITCH) && ref_bool(s, out));
   case PM_OPT_BOOL:
     return ref_bool(s, out);
   case PM_OPT_STATS:
@@ -191,11 +192,9 @@ static bool ref_parse(pm_opt_kind kind, const char *s, uint64_t *out, bool *know
   case PM_OPT_SIGNAL:
     return ref_signal(s, out);
   case PM_OPT_CHECK:
-    if (strcasecmp(s, "default") == 0 || strcmp(s, "0") == 0)
-      return (*out = PM_CHECK_DEFAULT), true;
-    if (strcasecmp(s, "full") == 0 || strcmp(s, "1") == 0)
-      return (*out = PM_CHECK_FULL), true;
-    return false;
+    if (strcasecmp(s, "default") == 0) return (*out = PM_CHECK_DEFAULT), true;
+    if (strcasecmp(s, "full") == 0) return (*out = PM_CHECK_FULL), true;
+    return ref_bool(s, out); /* one rule for every switch: on is full */
   default:
     *known = false;
     return false;
@@ -261,7 +260,7 @@ static void check_options(const pm_options *o) {
       continue;
     }
     uint64_t want;
-    bool known, ok = ref_parse(info->kind, value, &want, &known);
+    bool known, ok = ref_parse(info, value, &want, &known);
     if (!known) continue;
     bool bad = !ok || want < info->lo || want > info->hi ||
                (i == i_pool && (want & (want - 1)) != 0) ||

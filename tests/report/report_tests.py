@@ -81,11 +81,12 @@ def class_size(c):
 
 COUNTERS = ["pages_fresh", "pages_reused", "pages_released", "pages_abandoned", "pages_adopted",
             "remote_frees", "fallback_too_large", "fallback_alignment", "fallback_disabled",
-            "fallback_region_full", "fallback_no_heap", "fallback_long_lived", "long_lived_to_pages", "lifetime_samples",
+            "fallback_region_full", "fallback_no_heap", "fallback_long_lived", "long_lived_to_pages", "samples",
             "large_bytes", "large_frees",
-            "realloc_in_place", "realloc_moved", "pages_in_use", "page_size", "live_block_bytes",
-            "tail_bytes", "pinned_pages", "pinned_bytes", "purged_bytes", "region_committed", "jemalloc_allocated",
-            "jemalloc_resident", "rss", "rss_peak"]
+            "realloc_in_place", "realloc_moved", "pages_in_use", "pages_in_use_bytes", "pages_peak", "page_size",
+            "live_block_bytes", "live_block_waste", "tail_bytes", "pinned_pages", "pinned_bytes",
+            "remote_pending_pages", "remote_pending_bytes", "purged_bytes", "region_committed", "jemalloc_allocated",
+            "jemalloc_resident", "jemalloc_purged", "rss", "rss_peak"]
 OPTIONS = ["POOL_SIZE", "MAX_POOLED", "DISABLE", "VERBOSE", "STATS", "STATS_FILE", "DECAY_MS",
            "CHECK", "PROFILE", "PROFILE_RATE", "LIFETIME", "LIFETIME_THRESHOLD", "REGION_SIZE"]
 
@@ -95,10 +96,10 @@ def is_uint(v):
 
 
 def validate(rep, where):
-    """Schema 1, field by field (docs/report.md)."""
+    """Schema 2, field by field (docs/report.md)."""
     check(isinstance(rep, dict) and list(rep) == ["poolmalloc"], "%s: top level must be {\"poolmalloc\": ...}" % where)
     r = rep["poolmalloc"]
-    check(r.get("schema") == 1, "%s: schema is %r, expected 1" % (where, r.get("schema")))
+    check(r.get("schema") == 2, "%s: schema is %r, expected 2" % (where, r.get("schema")))
     check(isinstance(r.get("version"), str) and re.match(r"^\d+\.\d+\.\d+", r["version"]),
           "%s: version %r" % (where, r.get("version")))
     check(is_uint(r.get("pid")) and r["pid"] > 0, "%s: pid %r" % (where, r.get("pid")))
