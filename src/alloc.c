@@ -209,9 +209,9 @@ static pm_noinline void *malloc_slow(size_t size, unsigned cls, uintptr_t site) 
   size_t bsize = pm_class_size(cls);
   if (unlikely(size > pm_g.max_pooled || bsize > pm_page_size()))
     return malloc_large_block(h, size, site);
-  /* a diverted class routes every request, also those that need a page */
-  if (unlikely(pm_g.live != NULL || ((relaxed_load(&pm_lt_diverted) >> cls) & 1)))
-    return pm_malloc_tick(h, size, cls, site);
+  /* this request counts down too (sampling must see every byte; a forced
+   * class - diverted, POOLMALLOC_CHECK=full - is at -1 and ticks) */
+  if ((h->countdown[cls] -= (int64_t)size) < 0) return pm_malloc_tick(h, size, cls, site);
   return malloc_refill(h, size, cls);
 }
 
