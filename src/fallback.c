@@ -351,13 +351,12 @@ fail:
   return NULL;
 }
 
-/* p's slot if p is a direct block */
-static direct_block *direct_find(const void *p) {
-  if (unlikely(relaxed_load(&direct_live) != 0))
+static pm_noinline direct_block *direct_search(const void *p) {
+  if (relaxed_load(&direct_live) != 0)
     for (unsigned i = 0; i < DIRECT_SLOTS; i++)
       if (atomic_load_explicit(&direct[i].p, memory_order_acquire) == (uintptr_t)p)
         return &direct[i];
-  if (likely(relaxed_load(&wlive) == 0)) return NULL;
+  if (relaxed_load(&wlive) == 0) return NULL;
   direct_block *t = atomic_load_explicit(&wtab, memory_order_acquire);
   size_t h = whash((uintptr_t)p);
   for (unsigned i = 0; i < WPROBE; i++) {
@@ -367,6 +366,12 @@ static direct_block *direct_find(const void *p) {
     if (v == 0) break;
   }
   return NULL;
+}
+
+/* p's slot if p is a direct block */
+static inline direct_block *direct_find(const void *p) {
+  if (likely((relaxed_load(&direct_live) | relaxed_load(&wlive)) == 0)) return NULL;
+  return direct_search(p);
 }
 
 static void direct_free(direct_block *d) {
