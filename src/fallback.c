@@ -236,7 +236,10 @@ void pm_fallback_postfork_parent(void) {
 
 void pm_fallback_postfork_child(void) {
   unsigned level = --fork_level;
-  if (level >= FORK_LEVELS) return;
+  if (level >= FORK_LEVELS) { /* nested beyond the bits: lost, as any nested fork */
+    atomic_fetch_or_explicit(&fork_gate, JE_LOST, memory_order_seq_cst);
+    return;
+  }
   uint32_t bit = 1u << level;
   if (fork_held & bit) {
     je_depth++;
