@@ -128,7 +128,10 @@ static _Atomic long je_calls;       /* jemalloc calls in progress, all threads *
 static _Atomic unsigned fork_gate;  /* windows open (low bits) | JE_LOST */
 #define JE_LOST 0x80000000u         /* this process is a child that never calls jemalloc */
 static PM_TLS volatile unsigned je_depth; /* this thread's jemalloc calls in progress */
-static PM_TLS bool je_ready;         /* this thread has finished a jemalloc call */
+/* this thread has finished a jemalloc call that set up all of jemalloc's
+ * per-thread data (mallocx, rallocx, sallocx, mallctl, prefork; not dallocx,
+ * which sets up only a minimal part): from then on je_sallocx takes no lock */
+static PM_TLS bool je_ready;
 static PM_TLS int starting;         /* this thread is inside jemalloc's initialisation */
 #define FORK_LEVELS 32
 static PM_TLS unsigned fork_level;  /* this thread's fork() calls in progress */
@@ -154,7 +157,6 @@ static inline void je_leave(void) {
   atomic_fetch_sub_explicit(&je_calls, 1, memory_order_release);
   atomic_signal_fence(memory_order_seq_cst);
   je_depth--;
-  je_ready = true;
 }
 
 static inline bool je_lost(void) {
@@ -431,6 +433,7 @@ void *pm_fallback_alloc(size_t size, size_t align, bool zero) {
   if (align > PM_MIN_ALIGN) flags |= __builtin_ctzl(align);
   void *p = pm_je_mallocx(size, flags);
   je_leave();
+  je_ready = true;
   if (unlikely(p == NULL)) errno = ENOMEM;
   return p;
 }
@@ -472,6 +475,7 @@ void *pm_fallback_realloc(void *p, size_t size) {
     if (likely(je_enter())) {
       void *q = pm_je_rallocx(p, size, 0);
       je_leave();
+      je_ready = true;
       if (unlikely(q == NULL)) errno = ENOMEM;
       return q;
     }
@@ -503,9 +507,12 @@ size_t pm_fallback_usable(const void *p) {
   for (;;) {
     direct_block *d = direct_find(p);
     if (d != NULL) return d->len;
-    if (likely(je_enter())) {
+    /* no lock once this thread's jemalloc data exists: needs no bracket */
+    if (likely(je_ready)) return pm_je_sallocx(p, 0);
+    if (je_enter()) {
       size_t n = pm_je_sallocx(p, 0);
       je_leave();
+      je_ready = true;
       return n;
     }
     size_t n = 0;
@@ -531,6 +538,7 @@ void pm_fallback_figures(uint64_t *allocated, uint64_t *resident, uint64_t *mapp
   vlen = sizeof v;
   if (pm_je_mallctl("stats.mapped", &v, &vlen, NULL, 0) == 0) *mapped += v;
   je_leave();
+  je_ready = true;
   errno = saved;
 }
 
