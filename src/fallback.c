@@ -116,10 +116,10 @@ uint64_t pm_fallback_purged(void) {
  *   is mapped directly (window blocks, below), a jemalloc block it frees goes
  *   on a lock-free list freed after the window, and the size of a jemalloc
  *   block (realloc, malloc_usable_size) comes from je_sallocx, which for a
- *   thread that has made a jemalloc call before only reads jemalloc's radix
- *   tree: no lock. Only a thread that never made one waits for the window to
- *   end (jemalloc would create its per-thread data under a lock the fork
- *   holds); see docs/design.md.
+ *   thread whose jemalloc data is set up (je_ready) only reads jemalloc's
+ *   radix tree: no lock, so it needs no bracket at all. Only a thread
+ *   without that data waits for the window to end (jemalloc would create it
+ *   under a lock the fork holds); see docs/design.md.
  * - a fork from a signal handler that interrupted this thread's own jemalloc
  *   call (je_depth), or a fork nested in this thread's fork (fork_level),
  *   does not wait and does not touch jemalloc: the child never calls
@@ -396,10 +396,9 @@ static void direct_free(direct_block *d) {
 /* The size of jemalloc block p while jemalloc cannot be entered (a window
  * is open, or this is a child that lost it): 1 with *size, 0 if it cannot
  * be known (this thread's own fork is the window, or a lost child whose
- * thread never called jemalloc), -1 after waiting for the window to close
- * (the caller starts again). A thread that has finished a jemalloc call has
- * jemalloc's per-thread data, and je_sallocx then only reads jemalloc's
- * radix tree, without a lock. */
+ * thread never set up its jemalloc data), -1 after waiting for the window
+ * to close (the caller starts again). With its jemalloc data set up
+ * (je_ready), je_sallocx only reads jemalloc's radix tree, without a lock. */
 static int size_outside(const void *p, size_t *size) {
   if (je_ready) {
     *size = pm_je_sallocx(p, 0);
