@@ -5,7 +5,7 @@
 #include "os.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 void *pm_je_mallocx(size_t size, int flags);
@@ -20,15 +20,10 @@ int pm_je_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp,
 extern const char *pm_je_malloc_conf;
 
 static _Atomic int started;
+static inline bool je_enter(void); /* around every jemalloc call (fork, below) */
+static inline void je_leave(void);
 static bool own_purging; /* jemalloc's decay is off, poolmalloc purges */
 static _Atomic uint64_t purged_bytes;
-static PM_TLS int starting; /* this thread is inside jemalloc's initialisation */
-static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void je_jemalloc_prefork(void);
-void je_jemalloc_postfork_parent(void);
-void je_jemalloc_postfork_child(void);
-
 bool pm_fallback_started(void) {
   return atomic_load_explicit(&started, memory_order_acquire) != 0;
 }
@@ -84,7 +79,7 @@ void pm_fallback_maybe_purge(void) {
   if (!own_purging || !pm_fallback_started()) return;
   uint64_t now = pm_os_now_ms(), last = relaxed_load(&last_look_ms);
   if (now - last < pm_opt.decay_ms) return;
-  if (!atomic_compare_exchange_strong(&last_look_ms, &last, now)) return;
+  if (!atomic_compare_exchange_strong(&last_look_ms, &last, now) || !je_enter()) return;
   int saved = errno;
   uint64_t recent = atomic_exchange(&recent_bytes, 0);
   je_refresh();
@@ -93,6 +88,7 @@ void pm_fallback_maybe_purge(void) {
     je_purge_all();
     atomic_fetch_add_explicit(&purged_bytes, dirty, memory_order_relaxed);
   }
+  je_leave();
   errno = saved;
 }
 
@@ -100,54 +96,182 @@ uint64_t pm_fallback_purged(void) {
   return relaxed_load(&purged_bytes);
 }
 
-/* jemalloc starts on the first request that reaches it; most short-lived
+/* ---- jemalloc and fork() ----
+ *
+ * jemalloc starts on the first request that reaches it; most short-lived
  * processes never send one (its start costs about 20 system calls and 40
- * page faults). It initialises itself holding its own init lock; a fork()
- * by another thread in that window would leave the child a lock nobody
- * releases. So the start runs under start_lock, which the fork handlers
- * below hold across fork(): a fork waits for a start in progress, and a
- * start waits for a fork in progress. jemalloc's own fork handlers, which
- * it would register from inside its initialisation (possibly while another
- * thread holds glibc's atfork lock in fork()), are registered by poolmalloc
- * at load time instead and do nothing until jemalloc has started. */
+ * page faults). Its fork functions (je_jemalloc_prefork and the two
+ * postforks) take and release every jemalloc mutex; poolmalloc registers
+ * them at load time (init.c) and runs them from its own handlers, since
+ * jemalloc would register them from inside its initialisation, possibly
+ * while another thread holds glibc's atfork lock in fork().
+ *
+ * A prepare handler runs before fork() takes glibc's stdio locks. If it
+ * holds jemalloc's locks and a thread that holds a FILE lock (getdelim)
+ * then needs one of them, the thread that holds the stdio list lock
+ * (fflush(NULL)) waits for that FILE lock and fork() waits for the list
+ * lock: a cycle (glibc bug 19431; glibc takes its own malloc locks after the
+ * stdio locks, which a handler cannot). So while a fork holds jemalloc
+ * ("the window": from the prepare handler's wait to the postfork handler)
+ * no thread waits for it:
+ * - every jemalloc call is bracketed by je_enter/je_leave: a count of calls
+ *   in progress (je_calls) and a gate (fork_gate). The prepare handler
+ *   raises the gate, then waits until je_calls is 0 (seq_cst on both sides:
+ *   either the entering thread sees the gate or the handler sees its count),
+ *   then calls je_jemalloc_prefork. A thread inside a jemalloc call waits
+ *   only on jemalloc's own locks, held by other threads inside jemalloc,
+ *   never on the fork.
+ * - a thread that finds the gate raised does not enter jemalloc: a new block
+ *   is mapped directly (window blocks, below), a jemalloc block it frees goes
+ *   on a lock-free list freed after the window, and the size of a jemalloc
+ *   block (realloc, malloc_usable_size) comes from je_sallocx, which for a
+ *   thread whose jemalloc data is set up (je_ready) only reads jemalloc's
+ *   radix tree: no lock, so it needs no bracket at all. Only a thread
+ *   without that data waits for the window to end (jemalloc would create it
+ *   under a lock the fork holds); see docs/design.md.
+ * - a fork from a signal handler that interrupted this thread's own jemalloc
+ *   call (je_depth), or a fork nested in this thread's fork (fork_level),
+ *   does not wait and does not touch jemalloc: the child never calls
+ *   jemalloc ("lost") and gets every large block by direct mapping. */
+static _Atomic long je_calls;       /* jemalloc calls in progress, all threads */
+static _Atomic unsigned fork_gate;  /* windows open (low bits) | JE_LOST */
+#define JE_LOST 0x80000000u         /* this process is a child that never calls jemalloc */
+static PM_TLS volatile unsigned je_depth; /* this thread's jemalloc calls in progress */
+/* this thread has finished a jemalloc call that set up all of jemalloc's
+ * per-thread data (mallocx, rallocx, sallocx, mallctl, prefork; not dallocx,
+ * which sets up only a minimal part): from then on je_sallocx takes no lock */
+static PM_TLS bool je_ready;
+static PM_TLS int starting;         /* this thread is inside jemalloc's initialisation */
+#define FORK_LEVELS 32
+static PM_TLS unsigned fork_level;  /* this thread's fork() calls in progress */
+static PM_TLS uint32_t fork_raised, fork_held, fork_lose; /* a bit per level */
+static _Atomic(void *) deferred;    /* jemalloc blocks freed during a window */
+
+void je_jemalloc_prefork(void);
+void je_jemalloc_postfork_parent(void);
+void je_jemalloc_postfork_child(void);
+
+static inline bool je_enter(void) {
+  je_depth++;
+  atomic_signal_fence(memory_order_seq_cst);
+  atomic_fetch_add_explicit(&je_calls, 1, memory_order_seq_cst);
+  if (likely(atomic_load_explicit(&fork_gate, memory_order_seq_cst) == 0)) return true;
+  atomic_fetch_sub_explicit(&je_calls, 1, memory_order_release);
+  atomic_signal_fence(memory_order_seq_cst);
+  je_depth--;
+  return false;
+}
+
+static inline void je_leave(void) {
+  atomic_fetch_sub_explicit(&je_calls, 1, memory_order_release);
+  atomic_signal_fence(memory_order_seq_cst);
+  je_depth--;
+}
+
+static inline bool je_lost(void) {
+  return (relaxed_load(&fork_gate) & JE_LOST) != 0;
+}
+
+/* jemalloc's first call, inside je_enter. Concurrent starters are
+ * serialised by jemalloc's own init lock. */
 static pm_noinline void start(void) {
   if (starting) return; /* jemalloc's init called malloc: let jemalloc cope */
   int saved = errno;
-  pthread_mutex_lock(&start_lock);
-  if (!pm_fallback_started()) {
-    starting = 1;
-    pm_je_dallocx(pm_je_mallocx(PM_MIN_ALIGN, 0), 0);
-    starting = 0;
-    atomic_store_explicit(&started, 1, memory_order_release);
-  }
-  pthread_mutex_unlock(&start_lock);
+  starting = 1;
+  void *p = pm_je_mallocx(PM_MIN_ALIGN, 0);
+  if (p != NULL) pm_je_dallocx(p, 0);
+  starting = 0;
+  if (p != NULL) atomic_store_explicit(&started, 1, memory_order_release);
   errno = saved;
 }
 
-#define ENSURE_STARTED()                                                                 \
-  do {                                                                                   \
-    if (unlikely(!atomic_load_explicit(&started, memory_order_acquire))) start();        \
-  } while (0)
+/* frees of jemalloc blocks that arrived during a window */
+static void defer_free(void *p) {
+  void *old = atomic_load_explicit(&deferred, memory_order_relaxed);
+  do {
+    *(void **)p = old;
+  } while (!atomic_compare_exchange_weak_explicit(&deferred, &old, p, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+static pm_noinline void drain_deferred(void) {
+  if (atomic_load_explicit(&deferred, memory_order_relaxed) == NULL || !je_enter()) return;
+  int saved = errno;
+  void *p = atomic_exchange_explicit(&deferred, NULL, memory_order_acquire);
+  while (p != NULL) {
+    void *next = *(void **)p;
+    pm_je_dallocx(p, 0);
+    p = next;
+  }
+  je_leave();
+  errno = saved;
+}
 
 void pm_fallback_prefork(void) {
-  if (starting) return;
-  pthread_mutex_lock(&start_lock);
-  if (relaxed_load(&started)) je_jemalloc_prefork();
+  unsigned level = fork_level++;
+  if (level >= FORK_LEVELS) return;
+  uint32_t bit = 1u << level;
+  if (level > 0 || je_depth > 0 || je_lost()) {
+    fork_lose |= bit; /* nested, or inside our own jemalloc call: no wait */
+    return;
+  }
+  atomic_fetch_add_explicit(&fork_gate, 1, memory_order_seq_cst);
+  fork_raised |= bit;
+  for (unsigned spins = 0; atomic_load_explicit(&je_calls, memory_order_seq_cst) != 0;
+       spins++)
+    if (spins > 64) sched_yield();
+  if (atomic_load_explicit(&started, memory_order_acquire)) {
+    je_depth++; /* a signal handler that forks now is nested in this one */
+    je_jemalloc_prefork();
+    je_depth--;
+    je_ready = true;
+    fork_held |= bit;
+  }
 }
 
 void pm_fallback_postfork_parent(void) {
-  if (starting) return;
-  if (relaxed_load(&started)) je_jemalloc_postfork_parent();
-  pthread_mutex_unlock(&start_lock);
+  unsigned level = --fork_level;
+  if (level >= FORK_LEVELS) return;
+  uint32_t bit = 1u << level;
+  if (fork_held & bit) {
+    je_depth++;
+    je_jemalloc_postfork_parent();
+    je_depth--;
+  }
+  if (fork_raised & bit) atomic_fetch_sub_explicit(&fork_gate, 1, memory_order_seq_cst);
+  fork_held &= ~bit;
+  fork_raised &= ~bit;
+  fork_lose &= ~bit;
+  drain_deferred();
 }
 
 void pm_fallback_postfork_child(void) {
-  if (starting) return;
-  if (relaxed_load(&started)) je_jemalloc_postfork_child();
-  pthread_mutex_init(&start_lock, NULL);
+  unsigned level = --fork_level;
+  if (level >= FORK_LEVELS) { /* nested beyond the bits: lost, as any nested fork */
+    atomic_fetch_or_explicit(&fork_gate, JE_LOST, memory_order_seq_cst);
+    return;
+  }
+  uint32_t bit = 1u << level;
+  if (fork_held & bit) {
+    je_depth++;
+    je_jemalloc_postfork_child();
+    je_depth--;
+  }
+  unsigned gate = relaxed_load(&fork_gate) & JE_LOST;
+  if (fork_lose & bit) gate = JE_LOST;
+  fork_held &= ~bit;
+  fork_raised &= ~bit;
+  fork_lose &= ~bit;
+  /* only this thread exists now: the windows still open are its own outer
+   * forks' (a nested fork), the calls in progress its own */
+  gate |= (unsigned)__builtin_popcount(fork_raised);
+  atomic_store_explicit(&fork_gate, gate, memory_order_seq_cst);
+  atomic_store_explicit(&je_calls, (long)je_depth, memory_order_seq_cst);
+  if (gate == 0) drain_deferred();
 }
 
-/* ---- before jemalloc starts: the first large blocks straight from mmap ----
+/* ---- direct blocks: the first large blocks, and blocks asked for while
+ * jemalloc cannot be entered ----
  *
  * Most short-lived processes (cat, sed, the compiler driver, half of the
  * shells of a configure run) ask for only a few blocks above
@@ -156,7 +280,14 @@ void pm_fallback_postfork_child(void) {
  * So the first DIRECT_SLOTS such blocks of a process are mapped directly
  * (page-aligned, zeroed, unmapped when freed), and jemalloc starts with the
  * request after them. Each slot is used once; freeing a block empties its
- * slot. */
+ * slot.
+ *
+ * Blocks requested during a fork window, and every large block of a child
+ * that lost jemalloc, are mapped directly too and recorded in a second
+ * table, mapped on first use (1 MiB of address space, touched as used): open
+ * addressing on the address, at most WPROBE slots from its hash, lock-free
+ * (a slot goes empty -> busy -> address -> tombstone -> busy...; lookups stop
+ * at an empty slot, which never reappears before a live entry). */
 #define DIRECT_SLOTS 16
 #define DIRECT_MAX ((size_t)64 << 20) /* larger ones start jemalloc */
 typedef struct direct_block {
@@ -165,6 +296,15 @@ typedef struct direct_block {
 } direct_block;
 static direct_block direct[DIRECT_SLOTS];
 static _Atomic uint32_t direct_taken, direct_live;
+
+#define WBITS 16
+#define WSLOTS (1u << WBITS)
+#define WPROBE 64
+#define W_GONE ((uintptr_t)1)
+#define W_BUSY ((uintptr_t)2)
+static _Atomic(direct_block *) wtab;
+static _Atomic uint32_t wlive;
+static _Atomic uint64_t wbytes;
 
 static void *direct_alloc(size_t size, size_t align) {
   if (align > 4096 || size > DIRECT_MAX || relaxed_load(&direct_taken) >= DIRECT_SLOTS)
@@ -180,20 +320,104 @@ static void *direct_alloc(size_t size, size_t align) {
   return p;
 }
 
-/* p's slot if p is a direct block */
-static direct_block *direct_find(const void *p) {
-  if (likely(relaxed_load(&direct_live) == 0)) return NULL;
-  for (unsigned i = 0; i < DIRECT_SLOTS; i++)
-    if (atomic_load_explicit(&direct[i].p, memory_order_acquire) == (uintptr_t)p)
-      return &direct[i];
+static size_t whash(uintptr_t p) {
+  return (size_t)(((p >> 12) * 0x9E3779B97F4A7C15ull) >> (64 - WBITS));
+}
+
+/* a zeroed block of at least size bytes aligned to align, in the table;
+ * NULL with errno ENOMEM if there is no memory or no free slot near its hash */
+static pm_noinline void *window_alloc(size_t size, size_t align) {
+  direct_block *t = atomic_load_explicit(&wtab, memory_order_acquire);
+  if (t == NULL) {
+    direct_block *n = pm_os_map(WSLOTS * sizeof *n);
+    if (n == NULL) goto fail;
+    if (atomic_compare_exchange_strong(&wtab, &t, n))
+      t = n;
+    else
+      pm_os_unmap(n, WSLOTS * sizeof *n);
+  }
+  if (align < 4096) align = 4096;
+  size_t len = (size + 4095) & ~(size_t)4095;
+  if (len < size || len > PTRDIFF_MAX - align) goto fail;
+  size_t span = align > 4096 ? len + align : len;
+  char *m = pm_os_map_block(span);
+  if (m == NULL) goto fail;
+  char *p = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
+  if (p > m) pm_os_unmap(m, (size_t)(p - m));
+  if (m + span > p + len) pm_os_unmap(p + len, (size_t)(m + span - (p + len)));
+  size_t h = whash((uintptr_t)p);
+  for (unsigned i = 0; i < WPROBE; i++) {
+    direct_block *s = &t[(h + i) & (WSLOTS - 1)];
+    uintptr_t v = atomic_load_explicit(&s->p, memory_order_relaxed);
+    if ((v == 0 || v == W_GONE) &&
+        atomic_compare_exchange_strong_explicit(&s->p, &v, W_BUSY, memory_order_acquire,
+                                                memory_order_relaxed)) {
+      s->len = len;
+      atomic_fetch_add(&wlive, 1);
+      atomic_fetch_add_explicit(&wbytes, len, memory_order_relaxed);
+      atomic_store_explicit(&s->p, (uintptr_t)p, memory_order_release);
+      return p;
+    }
+  }
+  pm_os_unmap(p, len);
+fail:
+  errno = ENOMEM;
   return NULL;
 }
 
+static pm_noinline direct_block *direct_search(const void *p) {
+  if (relaxed_load(&direct_live) != 0)
+    for (unsigned i = 0; i < DIRECT_SLOTS; i++)
+      if (atomic_load_explicit(&direct[i].p, memory_order_acquire) == (uintptr_t)p)
+        return &direct[i];
+  if (relaxed_load(&wlive) == 0) return NULL;
+  direct_block *t = atomic_load_explicit(&wtab, memory_order_acquire);
+  size_t h = whash((uintptr_t)p);
+  for (unsigned i = 0; i < WPROBE; i++) {
+    direct_block *s = &t[(h + i) & (WSLOTS - 1)];
+    uintptr_t v = atomic_load_explicit(&s->p, memory_order_acquire);
+    if (v == (uintptr_t)p) return s;
+    if (v == 0) break;
+  }
+  return NULL;
+}
+
+/* p's slot if p is a direct block */
+static inline direct_block *direct_find(const void *p) {
+  if (likely((relaxed_load(&direct_live) | relaxed_load(&wlive)) == 0)) return NULL;
+  return direct_search(p);
+}
+
 static void direct_free(direct_block *d) {
-  uintptr_t p = atomic_exchange(&d->p, 0);
-  if (p == 0) return;
-  atomic_fetch_sub(&direct_live, 1);
-  pm_os_unmap((void *)p, d->len);
+  bool table = (uintptr_t)d - (uintptr_t)direct >= sizeof direct;
+  size_t len = d->len;
+  uintptr_t p = atomic_exchange(&d->p, table ? W_GONE : 0);
+  if (p <= W_BUSY) return;
+  if (table) {
+    atomic_fetch_sub(&wlive, 1);
+    atomic_fetch_sub_explicit(&wbytes, len, memory_order_relaxed);
+  } else {
+    atomic_fetch_sub(&direct_live, 1);
+  }
+  pm_os_unmap((void *)p, len);
+}
+
+/* The size of jemalloc block p while jemalloc cannot be entered (a window
+ * is open, or this is a child that lost it): 1 with *size, 0 if it cannot
+ * be known (this thread's own fork is the window, or a lost child whose
+ * thread never set up its jemalloc data), -1 after waiting for the window
+ * to close (the caller starts again). With its jemalloc data set up
+ * (je_ready), je_sallocx only reads jemalloc's radix tree, without a lock. */
+static int size_outside(const void *p, size_t *size) {
+  if (je_ready) {
+    *size = pm_je_sallocx(p, 0);
+    return 1;
+  }
+  if (fork_level > 0 || je_lost()) return 0;
+  /* the one wait of the window (docs/design.md, "fork") */
+  while (relaxed_load(&fork_gate) != 0 && !je_lost())
+    sched_yield();
+  return -1;
 }
 
 bool pm_fallback_owns(const void *p) {
@@ -208,15 +432,35 @@ void *pm_fallback_alloc(size_t size, size_t align, bool zero) {
   if (unlikely(!atomic_load_explicit(&started, memory_order_acquire))) {
     void *p = direct_alloc(size, align);
     if (p != NULL) return p;
-    start();
   }
+  if (unlikely(!je_enter())) return window_alloc(size, align); /* zeroed: mmap */
+  if (unlikely(!atomic_load_explicit(&started, memory_order_acquire))) start();
   if (own_purging) atomic_fetch_add_explicit(&recent_bytes, size, memory_order_relaxed);
   int flags = zero ? PM_JE_ZERO : 0;
   if (size < PM_MIN_ALIGN) size = PM_MIN_ALIGN;
   if (align > PM_MIN_ALIGN) flags |= __builtin_ctzl(align);
   void *p = pm_je_mallocx(size, flags);
+  je_leave();
+  je_ready = true;
   if (unlikely(p == NULL)) errno = ENOMEM;
   return p;
+}
+
+/* realloc of a jemalloc block while jemalloc cannot be entered: a window
+ * block, the old one freed after the window (or, in a lost child, left) */
+static pm_noinline void *realloc_outside(void *p, size_t size, bool *retry) {
+  size_t old = 0;
+  int known = size_outside(p, &old);
+  *retry = known < 0;
+  if (known <= 0) {
+    if (known == 0) errno = ENOMEM;
+    return NULL;
+  }
+  void *q = window_alloc(size, 0);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old < size ? old : size);
+  if (!je_lost()) defer_free(p);
+  return q;
 }
 
 void *pm_fallback_realloc(void *p, size_t size) {
@@ -224,20 +468,29 @@ void *pm_fallback_realloc(void *p, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  direct_block *d = direct_find(p);
-  if (d != NULL) {
-    if (size <= d->len && size > d->len / 2) return p;
-    void *q = pm_fallback_alloc(size, 0, false);
-    if (q == NULL) return NULL;
-    memcpy(q, p, size < d->len ? size : d->len);
-    direct_free(d);
-    return q;
+  for (;;) {
+    direct_block *d = direct_find(p);
+    if (d != NULL) {
+      size_t len = d->len;
+      if (size <= len && size > len / 2) return p;
+      void *q = pm_fallback_alloc(size, 0, false);
+      if (q == NULL) return NULL;
+      memcpy(q, p, size < len ? size : len);
+      direct_free(d);
+      return q;
+    }
+    if (size < PM_MIN_ALIGN) size = PM_MIN_ALIGN;
+    if (likely(je_enter())) {
+      void *q = pm_je_rallocx(p, size, 0);
+      je_leave();
+      je_ready = true;
+      if (unlikely(q == NULL)) errno = ENOMEM;
+      return q;
+    }
+    bool retry;
+    void *q = realloc_outside(p, size, &retry);
+    if (!retry) return q;
   }
-  ENSURE_STARTED();
-  if (size < PM_MIN_ALIGN) size = PM_MIN_ALIGN;
-  void *q = pm_je_rallocx(p, size, 0);
-  if (unlikely(q == NULL)) errno = ENOMEM;
-  return q;
 }
 
 void pm_fallback_free(void *p) {
@@ -247,32 +500,54 @@ void pm_fallback_free(void *p) {
     return;
   }
   int saved = errno;
-  pm_je_dallocx(p, 0);
+  if (likely(je_enter())) {
+    pm_je_dallocx(p, 0);
+    je_leave();
+    if (unlikely(atomic_load_explicit(&deferred, memory_order_relaxed) != NULL))
+      drain_deferred();
+  } else if (!je_lost()) {
+    defer_free(p);
+  } /* a lost child leaves jemalloc's blocks alone */
   errno = saved;
 }
 
 size_t pm_fallback_usable(const void *p) {
-  direct_block *d = direct_find(p);
-  if (d != NULL) return d->len;
-  return pm_je_sallocx(p, 0);
+  for (;;) {
+    direct_block *d = direct_find(p);
+    if (d != NULL) return d->len;
+    /* no lock once this thread's jemalloc data exists: needs no bracket */
+    if (likely(je_ready)) return pm_je_sallocx(p, 0);
+    if (je_enter()) {
+      size_t n = pm_je_sallocx(p, 0);
+      je_leave();
+      je_ready = true;
+      return n;
+    }
+    size_t n = 0;
+    int known = size_outside(p, &n);
+    if (known >= 0) return n; /* 0: unknown (see size_outside) */
+  }
 }
 
 void pm_fallback_figures(uint64_t *allocated, uint64_t *resident) {
-  uint64_t d = 0; /* direct blocks count as this tier's (resident: an upper bound) */
+  uint64_t d = relaxed_load(&wbytes); /* direct blocks count as this tier's */
   for (unsigned i = 0; i < DIRECT_SLOTS; i++)
     if (atomic_load_explicit(&direct[i].p, memory_order_acquire)) d += direct[i].len;
-  *allocated = *resident = d;
-  if (!pm_fallback_started()) return;
+  *allocated = *resident = d; /* resident: an upper bound */
+  if (!pm_fallback_started() || !je_enter()) return;
   int saved = errno;
   je_refresh();
   *allocated += je_u64("stats.allocated");
   *resident += je_u64("stats.resident");
+  je_leave();
+  je_ready = true;
   errno = saved;
 }
 
 void pm_fallback_trim(void) {
-  if (!pm_fallback_started()) return;
+  if (!pm_fallback_started() || !je_enter()) return;
   int saved = errno;
   je_purge_all();
+  je_leave();
   errno = saved;
 }

@@ -11,6 +11,7 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 
 /* The glibc model: "arena" is the heap proper (pool pages in use), split
@@ -64,8 +65,12 @@ int pm_malloc_trim(size_t pad) {
   return purged > 0 ? 1 : 0;
 }
 
-/* glibc prints per-arena figures to stderr; we print the same shape */
+/* glibc prints per-arena figures to stderr; we print the same shape. Not a
+ * cancellation point, as glibc's is not: write(2) is one, and a thread with
+ * a pending cancellation would otherwise die in it with nothing written. */
 void pm_malloc_stats(void) {
+  int cancel_state;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
   struct mallinfo2 m;
   pm_mallinfo2(&m);
   char text[512];
@@ -84,6 +89,7 @@ void pm_malloc_stats(void) {
   pm_buf_u64w(&b, 0, 10);
   pm_buf_char(&b, '\n');
   pm_os_write(2, b.data, b.len);
+  pthread_setcancelstate(cancel_state, NULL);
 }
 
 int pm_malloc_info(int options, FILE *fp) {
