@@ -46,7 +46,7 @@ enum { PM_SEC_REQUESTS, PM_SEC_POOL, PM_SEC_MEMORY };
   X(lt_to_pages, "long_lived_to_pages", COUNT, REQUESTS,                                 \
     "long-lived call site: to pool pages of their own")                                  \
   X(samples, "samples", COUNT, REQUESTS,                                                 \
-    "allocations sampled (profile, lifetime), on pages of their own")                    \
+    "allocations sampled (profile, lifetime routing)")                                   \
   X(large_bytes, "large_bytes", RUNNING, REQUESTS,                                       \
     "bytes requested from jemalloc (running total)")                                     \
   X(large_frees, "large_frees", COUNT, REQUESTS, "blocks freed back to jemalloc")        \

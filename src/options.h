@@ -52,8 +52,9 @@ enum {
   X(STATS_SIGNAL, stats_signal, PM_OPT_SIGNAL, 0, 0, 0, 64,                              \
     "a signal (USR2, SIGUSR1, 12) that writes a report while the program runs; 0: none") \
   X(DECAY_MS, decay_ms, PM_OPT_UINT, 0, 1000, 0, 3600000,                                \
-    "milliseconds a free pool page stays resident before its memory goes back to the "   \
-    "OS (0: at once)")                                                                   \
+    "milliseconds a free pool page stays resident at least; its memory goes back to the " \
+    "OS at the next allocator call after that (no background thread: an idle program "   \
+    "keeps it until it allocates or frees again); 0: at once")                           \
   X(CHECK, check, PM_OPT_CHECK, 0, 0, 0, 1,                                              \
     "heap checks: default (cheap double/invalid free checks of pool blocks) or full (a " \
     "bitmap of live blocks and free-list validation on every call; slower)")             \

@@ -344,7 +344,7 @@ static void text_profile(pm_buf *b, const pm_snapshot *s) {
   pm_buf_bytes(b, a.pool_in_use);
   pm_buf_str(b, " + free pool pages not yet returned ");
   pm_buf_bytes(b, a.pool_free);
-  pm_buf_str(b, " + jemalloc ");
+  pm_buf_str(b, " + jemalloc (at most) ");
   pm_buf_bytes(b, a.jemalloc);
   pm_buf_str(b, " + poolmalloc's metadata ");
   pm_buf_bytes(b, a.metadata);
