@@ -133,19 +133,19 @@ uint64_t pm_fallback_purged(void) {
  *   call (je_depth), or a fork nested in this thread's fork (fork_level),
  *   does not wait and does not touch jemalloc: the child never calls
  *   jemalloc ("lost") and gets every large block by direct mapping. */
-static _Atomic long je_calls;       /* jemalloc calls in progress, all threads */
-static _Atomic unsigned fork_gate;  /* windows open (low bits) | JE_LOST */
-#define JE_LOST 0x80000000u         /* this process is a child that never calls jemalloc */
+static _Atomic long je_calls;      /* jemalloc calls in progress, all threads */
+static _Atomic unsigned fork_gate; /* windows open (low bits) | JE_LOST */
+#define JE_LOST 0x80000000u        /* this process is a child that never calls jemalloc */
 static PM_TLS volatile unsigned je_depth; /* this thread's jemalloc calls in progress */
 /* this thread has finished a jemalloc call that set up all of jemalloc's
  * per-thread data (mallocx, rallocx, sallocx, mallctl, prefork; not dallocx,
  * which sets up only a minimal part): from then on je_sallocx takes no lock */
 static PM_TLS bool je_ready;
-static PM_TLS int starting;         /* this thread is inside jemalloc's initialisation */
+static PM_TLS int starting; /* this thread is inside jemalloc's initialisation */
 #define FORK_LEVELS 32
-static PM_TLS unsigned fork_level;  /* this thread's fork() calls in progress */
+static PM_TLS unsigned fork_level; /* this thread's fork() calls in progress */
 static PM_TLS uint32_t fork_raised, fork_held, fork_lose; /* a bit per level */
-static _Atomic(void *) deferred;    /* jemalloc blocks freed during a window */
+static _Atomic(void *) deferred; /* jemalloc blocks freed during a window */
 
 void je_jemalloc_prefork(void);
 void je_jemalloc_postfork_parent(void);
@@ -190,12 +190,13 @@ static void defer_free(void *p) {
   void *old = atomic_load_explicit(&deferred, memory_order_relaxed);
   do {
     *(void **)p = old;
-  } while (!atomic_compare_exchange_weak_explicit(&deferred, &old, p, memory_order_release,
-                                                  memory_order_relaxed));
+  } while (!atomic_compare_exchange_weak_explicit(
+      &deferred, &old, p, memory_order_release, memory_order_relaxed));
 }
 
 static pm_noinline void drain_deferred(void) {
-  if (atomic_load_explicit(&deferred, memory_order_relaxed) == NULL || !je_enter()) return;
+  if (atomic_load_explicit(&deferred, memory_order_relaxed) == NULL || !je_enter())
+    return;
   int saved = errno;
   void *p = atomic_exchange_explicit(&deferred, NULL, memory_order_acquire);
   while (p != NULL) {

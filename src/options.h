@@ -52,7 +52,8 @@ enum {
   X(STATS_SIGNAL, stats_signal, PM_OPT_SIGNAL, 0, 0, 0, 64,                              \
     "a signal (USR2, SIGUSR1, 12) that writes a report while the program runs; 0: none") \
   X(DECAY_MS, decay_ms, PM_OPT_UINT, 0, 1000, 0, 3600000,                                \
-    "milliseconds a free pool page stays resident at least; its memory goes back to the " \
+    "milliseconds a free pool page stays resident at least; its memory goes back to "    \
+    "the "                                                                               \
     "OS at the next allocator call after that (no background thread: an idle program "   \
     "keeps it until it allocates or frees again); 0: at once")                           \
   X(CHECK, check, PM_OPT_CHECK, 0, 0, 0, 1,                                              \

@@ -215,7 +215,34 @@ static void json_sites(pm_buf *b) {
 
 #define PM_TEXT_SITES 5   /* per list in the text report */
 #define PM_TEXT_FRAMES 6  /* frames shown per site in the text report */
-#define PM_NAMED_SITES 64 /* JSON: sites whose frames get symbol names */
+#define PM_NAMED_SITES 16 /* JSON: sites whose frames get symbol names */
+#define PM_NAMED_FRAMES                                                                  \
+  8 /* JSON: frames named per such site (the reader                                      \
+       names the rest from module+offset) */
+
+/* dladdr scans a module's symbol table: one call costs ~30,000
+ * instructions on libpython. Names are cached by address. */
+#define NAME_CACHE 512
+typedef struct name_entry {
+  uintptr_t ip;
+  const char *sname; /* NULL: no symbol */
+  uintptr_t saddr, fbase;
+} name_entry;
+static name_entry name_cache[NAME_CACHE];
+
+static const name_entry *symbol_of(uintptr_t ip) {
+  name_entry *e = &name_cache[(ip ^ (ip >> 9)) % NAME_CACHE];
+  if (e->ip == ip) return e;
+  Dl_info info;
+  e->ip = ip;
+  e->sname = NULL;
+  if (dladdr((void *)ip, &info) != 0 && info.dli_sname != NULL) {
+    e->sname = info.dli_sname;
+    e->saddr = (uintptr_t)info.dli_saddr;
+    e->fbase = (uintptr_t)info.dli_fbase;
+  }
+  return e;
+}
 
 /* "symbol+0x1f (module)" or "module+0x1234": the name of a frame, from the
  * loader's tables while its module is still loaded where it was */
@@ -235,12 +262,11 @@ static void frame_name(pm_buf *b, uintptr_t ip, bool with_symbol) {
   }
   const char *slash = path ? strrchr(path, '/') : NULL;
   const char *short_name = slash ? slash + 1 : path;
-  Dl_info info;
-  if (with_symbol && dladdr((void *)ip, &info) != 0 && info.dli_sname != NULL &&
-      (path == NULL || (uintptr_t)info.dli_fbase == base)) {
-    pm_buf_str(b, info.dli_sname);
+  const name_entry *sym = with_symbol ? symbol_of(ip) : NULL;
+  if (sym != NULL && sym->sname != NULL && (path == NULL || sym->fbase == base)) {
+    pm_buf_str(b, sym->sname);
     pm_buf_str(b, "+");
-    pm_buf_hex(b, ip - (uintptr_t)info.dli_saddr);
+    pm_buf_hex(b, ip - sym->saddr);
     pm_buf_str(b, " (");
     pm_buf_str(b, short_name ? short_name : "?");
     pm_buf_str(b, ")");
@@ -438,14 +464,13 @@ static void json_profile(pm_buf *b, const pm_snapshot *s, pm_stack_info *all,
         pm_buf_str(b, "-1,\"offset\":null");
       }
       pm_buf_str(b, ",\"symbol\":");
-      Dl_info info;
-      if (named && dladdr((void *)ip, &info) != 0 && info.dli_sname != NULL &&
-          (m < 0 || (uintptr_t)info.dli_fbase == mods[m].base)) {
+      const name_entry *e = named && f < PM_NAMED_FRAMES ? symbol_of(ip) : NULL;
+      if (e != NULL && e->sname != NULL && (m < 0 || e->fbase == mods[m].base)) {
         char sym[300];
         pm_buf sb = pm_buf_make(sym, sizeof sym);
-        pm_buf_str(&sb, info.dli_sname);
+        pm_buf_str(&sb, e->sname);
         pm_buf_str(&sb, "+");
-        pm_buf_hex(&sb, ip - (uintptr_t)info.dli_saddr);
+        pm_buf_hex(&sb, ip - e->saddr);
         pm_buf_json_str(b, pm_buf_cstr(&sb));
       } else {
         pm_buf_str(b, "null");

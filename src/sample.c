@@ -168,6 +168,8 @@ typedef struct stack {
 } stack;
 static stack stacks[PM_STACK_SLOTS];
 static _Atomic uint32_t nstacks;
+/* the slots in use, in insertion order (walks touch only those) */
+static _Atomic uint32_t stack_order[PM_STACK_SLOTS];
 #define STACK_PROBE 32
 #define HASH_BUSY 1
 
@@ -202,7 +204,9 @@ static stack *stack_find(const uintptr_t *f, uint32_t n) {
       memcpy(s->frames, f, n * sizeof *f);
       if (pm_sample_stacks) note_modules(f, n);
       atomic_store_explicit(&s->hash, h, memory_order_release);
-      atomic_fetch_add(&nstacks, 1);
+      uint32_t k = atomic_fetch_add(&nstacks, 1);
+      atomic_store_explicit(&stack_order[k], (uint32_t)(s - stacks) + 1,
+                            memory_order_release);
       return s;
     }
   }
@@ -269,10 +273,11 @@ static live_sample *bucket_of(const void *p) {
 static void snapshot_peak(uint64_t est) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&snapshotting, &expected, 1)) return;
-  uint32_t n = PM_STACK_SLOTS;
+  uint32_t n = atomic_load_explicit(&nstacks, memory_order_acquire);
   for (uint32_t i = 0; i < n; i++) {
-    stack *s = &stacks[i];
-    if (atomic_load_explicit(&s->hash, memory_order_acquire) < 2) continue;
+    uint32_t slot = atomic_load_explicit(&stack_order[i], memory_order_acquire);
+    if (slot == 0) continue; /* being inserted */
+    stack *s = &stacks[slot - 1];
     s->peak_bytes = relaxed_load(&s->live_bytes);
     s->peak_blocks = relaxed_load(&s->live_blocks);
   }
