@@ -1,0 +1,46 @@
+/* newuser_prog.c - the programs of issue 17's library items, one per mode:
+ *
+ *   reuse-fd2 FILE   closes fd 2 before any allocation, opens FILE (it gets
+ *                    number 2), allocates, writes "DATA" to it and exits:
+ *                    the report must not land in FILE
+ *   own-handler SIG  installs its own handler for signal SIG, allocates and
+ *                    exits: the report must say the dump signal was taken
+ *   alloc            allocates a little and exits (argv goes in the report)
+ *
+ * Built without poolmalloc; it gets it only through LD_PRELOAD. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void on_sig(int sig) {
+  (void)sig;
+}
+
+static void work(void) {
+  void *volatile keep[64];
+  for (int i = 0; i < 64; i++)
+    keep[i] = malloc((size_t)(i + 1) * 24);
+  for (int i = 0; i < 64; i++)
+    free(keep[i]);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 2 && strcmp(argv[1], "reuse-fd2") == 0) {
+    close(2);
+    int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd != 2) return 10;
+    work();
+    if (write(fd, "DATA", 4) != 4) return 11;
+    return 0;
+  }
+  if (argc > 2 && strcmp(argv[1], "own-handler") == 0) {
+    signal(atoi(argv[2]), on_sig);
+    work();
+    return 0;
+  }
+  work();
+  return 0;
+}
