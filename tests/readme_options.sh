@@ -9,3 +9,11 @@ if [ "$want" != "$got" ]; then
   diff <(echo "$want") <(echo "$got") >&2 || true
   exit 1
 fi
+# docs/report.md documents every option as a field of the JSON "options"
+report_md=$(dirname "$1")/docs/report.md
+for name in $("$2" | awk '{print $1}' | sed -n 's/^POOLMALLOC_//p'); do
+  grep -q "^| \`$name\` |" "$report_md" || {
+    echo "docs/report.md's options table lacks $name" >&2
+    exit 1
+  }
+done
