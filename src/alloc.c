@@ -166,7 +166,7 @@ static bool tick_sample(pm_heap *h, size_t size, unsigned cls) {
   /* the distance ran out on this request */
   h->sample_left[cls] = pm_sample_draw(h);
   housekeeping();
-  return true;
+  return !pm_sample_busy; /* not an allocation of the sampler's own unwinder */
 }
 
 void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
@@ -195,7 +195,7 @@ static void *malloc_large_block(pm_heap *h, size_t size, uintptr_t site) {
   if (!pm_sample_on || p == NULL) return p;
   h->large_left -= (int64_t)size;
   if (h->large_left > 0) return p;
-  bool armed = h->armed & PM_LARGE_BIT;
+  bool armed = (h->armed & PM_LARGE_BIT) && !pm_sample_busy;
   h->armed |= PM_LARGE_BIT;
   h->large_left = pm_sample_draw(h);
   if (armed) pm_sample_record(p, size, site, 0);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 bool pm_sample_on, pm_sample_stacks;
+PM_TLS int pm_sample_busy;
 _Atomic uint32_t pm_sample_live;
 
 /* ---- the unwinder (libgcc_s), loaded by the constructor when profiling ---- */
@@ -292,7 +293,12 @@ static void snapshot_peak(uint64_t est) {
 
 bool pm_sample_record(const void *p, size_t size, uintptr_t site, uint32_t user) {
   uintptr_t frames[PM_STACK_MAX];
+  /* the unwinder may allocate (libgcc sorts the FDEs of registered frames
+   * with malloc while it holds its object mutex): such allocations are
+   * never sampled, or their sample would unwind into that mutex */
+  pm_sample_busy = 1;
   uint32_t n = capture(frames, site);
+  pm_sample_busy = 0;
   uint64_t w = weight_of(size);
   atomic_fetch_add_explicit(&nsamples, 1, memory_order_relaxed);
   uint64_t now = atomic_fetch_add_explicit(&clock_bytes, w, memory_order_relaxed);

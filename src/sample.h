@@ -29,7 +29,9 @@
 /* Set up at process start from the options: sampling on for the profile
  * (with stacks) or for lifetime routing (call site only). */
 void pm_sample_init(bool profile, bool sites);
-extern bool pm_sample_on;     /* either */
+extern bool pm_sample_on; /* either */
+/* this thread is inside the sampler (its unwinder allocating): no sample */
+extern PM_TLS int pm_sample_busy;
 extern bool pm_sample_stacks; /* whole stacks (the profile) */
 /* Loads the unwinder (the library constructor, when profiling: never from
  * inside malloc, where the loader's lock could be held by a fork). */

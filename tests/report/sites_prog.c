@@ -6,7 +6,10 @@
  *   via_wrapper     8 MiB of 100 KB blocks through a wrapper, never freed
  *   cxx-like churn  a short-lived site of 64 B blocks (by volume only)
  *   a thread        4 MiB of 512 B blocks from a second thread, never freed
+ *   plugin_site     4 MiB of 256 B blocks from a library that is dlclose'd
+ *                   before exit (SITES_PLUGIN), never freed
  * Every site allocates many times the sampling rate, so each is sampled. */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +71,12 @@ int main(void) {
   pthread_t t;
   pthread_create(&t, NULL, worker, NULL);
   pthread_join(t, NULL);
+  void *lib = dlopen(SITES_PLUGIN, RTLD_NOW);
+  if (lib == NULL) return 2;
+  void (*run)(void) = (void (*)(void))dlsym(lib, "plugin_run");
+  if (run == NULL) return 3;
+  run();
+  dlclose(lib);
   puts("sites_prog: done");
   return 0;
 }
