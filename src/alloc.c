@@ -190,15 +190,22 @@ void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
 }
 
 /* a large request of a real heap: sampled once per rate bytes too */
-static void *malloc_large_block(pm_heap *h, size_t size, uintptr_t site) {
-  void *p = pm_malloc_fallback(h, size, 0, false, PM_FB_TOO_LARGE);
-  if (!pm_sample_on || p == NULL) return p;
+/* The large-block countdown (per thread): the block p of `size` bytes from
+ * `site` is sampled when it runs out. malloc, calloc and realloc of large
+ * blocks all count, as they do for pool blocks. */
+static void sample_large(pm_heap *h, void *p, size_t size, uintptr_t site) {
+  if (!pm_sample_on || p == NULL || h->kind != PM_HEAP_REAL) return;
   h->large_left -= (int64_t)size;
-  if (h->large_left > 0) return p;
+  if (h->large_left > 0) return;
   bool armed = (h->armed & PM_LARGE_BIT) && !pm_sample_busy;
   h->armed |= PM_LARGE_BIT;
   h->large_left = pm_sample_draw(h);
   if (armed) pm_sample_record(p, size, site, 0);
+}
+
+static void *malloc_large_block(pm_heap *h, size_t size, uintptr_t site) {
+  void *p = pm_malloc_fallback(h, size, 0, false, PM_FB_TOO_LARGE);
+  sample_large(h, p, size, site);
   return p;
 }
 
@@ -302,11 +309,15 @@ static pm_noinline void free_large(void *p) {
   pm_fallback_maybe_purge();
 }
 
-static void *calloc_large(pm_heap *h, size_t total, int reason) {
-  if (total > relaxed_load(&calloc_memset_limit))
-    return pm_malloc_fallback(h, total, 0, true, reason);
-  void *p = pm_malloc_fallback(h, total, 0, false, reason);
-  if (p != NULL) memset(p, 0, total);
+static void *calloc_large(pm_heap *h, size_t total, int reason, uintptr_t site) {
+  void *p;
+  if (total > relaxed_load(&calloc_memset_limit)) {
+    p = pm_malloc_fallback(h, total, 0, true, reason);
+  } else {
+    p = pm_malloc_fallback(h, total, 0, false, reason);
+    if (p != NULL) memset(p, 0, total);
+  }
+  sample_large(h, p, total, site);
   return p;
 }
 
@@ -425,7 +436,8 @@ void *pm_calloc(size_t n, size_t size) {
     if (p != NULL) memset(p, 0, total);
     return p;
   }
-  return calloc_large(h, total, no_pool_reason(h));
+  return calloc_large(h, total, no_pool_reason(h),
+                      (uintptr_t)__builtin_return_address(0));
 }
 
 /* the block p points into, checked: realloc and malloc_usable_size of a
@@ -456,8 +468,11 @@ void *pm_realloc(void *p, size_t size) {
       PM_STAT_ADD(h, realloc_moved, 1);
       return q;
     }
+    /* for the sampler a realloc is a free and an allocation, as for pool
+     * blocks (a growing vector would otherwise keep its first weight) */
+    if (relaxed_load(&pm_sample_live)) sample_died(p);
     void *q = pm_fallback_realloc(p, size);
-    if (q != NULL && q != p && relaxed_load(&pm_sample_live)) sample_died(p);
+    sample_large(h, q, size, site);
     if (q != NULL) PM_STAT_ADD(h, realloc_in_place, q == p);
     if (q != NULL) PM_STAT_ADD(h, realloc_moved, q != p);
     return q;
