@@ -172,6 +172,32 @@ const char *pm_buf_cstr(pm_buf *b) {
   return b->data;
 }
 
+void pm_buf_bytes_exact(pm_buf *b, uint64_t v) {
+  pm_buf_bytes(b, v);
+  if (v >= 1024) {
+    pm_buf_str(b, " (");
+    pm_buf_u64(b, v);
+    pm_buf_str(b, ")");
+  }
+}
+
+void pm_buf_figure(pm_buf *b, const char *label, bool count, uint64_t v) {
+  pm_buf_str(b, "  ");
+  pm_buf_pad(b, label, 60);
+  if (count)
+    pm_buf_u64(b, v);
+  else
+    pm_buf_bytes_exact(b, v);
+  pm_buf_char(b, '\n');
+}
+
+void pm_buf_json_field(pm_buf *b, const char *key, uint64_t v) {
+  if (b->len > 0 && b->data[b->len - 1] != '{') pm_buf_char(b, ',');
+  pm_buf_json_str(b, key);
+  pm_buf_char(b, ':');
+  pm_buf_u64(b, v);
+}
+
 void pm_message(const char *msg) {
   char line[512];
   pm_buf b = pm_buf_make(line, sizeof line - 1);

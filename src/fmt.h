@@ -36,6 +36,12 @@ void pm_buf_pct(pm_buf *b, uint64_t v, uint64_t total);
 void pm_buf_json_str(pm_buf *b, const char *s);
 /* text for one line of a report: control characters escaped (\n, \x1b) */
 void pm_buf_text(pm_buf *b, const char *s);
+/* bytes as "1.5 MiB (1572864)": the exact figure in parentheses from 1 KiB */
+void pm_buf_bytes_exact(pm_buf *b, uint64_t v);
+/* one line of a report: "  label<padded to 60>value\n", a count or bytes */
+void pm_buf_figure(pm_buf *b, const char *label, bool count, uint64_t v);
+/* "key":v, with a comma before it unless it opens an object */
+void pm_buf_json_field(pm_buf *b, const char *key, uint64_t v);
 /* NUL-terminates (within capacity) and returns data */
 const char *pm_buf_cstr(pm_buf *b);
 
