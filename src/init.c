@@ -8,6 +8,7 @@
  * allocation does the rest (start.c). The destructor writes the exit
  * report. */
 #define _GNU_SOURCE
+#include "arena.h"
 #include "fallback.h"
 #include "fmt.h"
 #include "options.h"
@@ -17,10 +18,49 @@
 #include "start.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <time.h>
 
 /* referenced by the link of every user of the core (CMakeLists.txt), so
  * this file, which nothing calls, is always linked in */
 const int pm_init_linked = 1;
+
+/* ---- POOLMALLOC_BACKGROUND: returning memory while the program is idle ----
+ *
+ * Without it free memory goes back to the OS at the next allocator call
+ * after POOLMALLOC_DECAY_MS; an idle program keeps it. The thread wakes
+ * every half decay period and runs the same purge the allocator's own
+ * calls run (lock-free for the pool pages; for jemalloc through the fork
+ * gate of fallback.c). It never allocates, so it gets no heap and is not
+ * counted in the report's threads; it blocks every signal, so the
+ * program's signals never land on it. A forked child does not get one
+ * (children usually exec). It does make the process multi-threaded, and
+ * glibc's fork() then takes its stdio and malloc locks: a fork from a
+ * signal handler that interrupted a fork (allowed only in single-threaded
+ * programs) deadlocks in glibc itself, which is why it is opt-in. */
+static void *background(void *arg) {
+  (void)arg;
+  uint64_t ms = pm_opt.decay_ms / 2 ? pm_opt.decay_ms / 2 : 50;
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+  for (;;) {
+    nanosleep(&ts, NULL);
+    if (pm_started()) pm_pages_maybe_purge();
+    pm_fallback_maybe_purge();
+  }
+  return NULL;
+}
+
+static void background_start(void) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  if (pthread_create(&t, NULL, background, NULL) == 0) {
+    pthread_setname_np(t, "pm-background");
+    pthread_detach(t);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
 
 static void ignore_warning(const char *line) {
   (void)line;
@@ -41,6 +81,10 @@ __attribute__((constructor)) static void pm_library_init(void) {
    * loads them (and warns about bad values) once */
   pm_options o;
   pm_options_load(&o, pm_os_getenv, ignore_warning);
+  if (o.background) {
+    pm_options_init(); /* the thread reads pm_opt */
+    background_start();
+  }
   if (o.stats != PM_STATS_OFF || o.stats_signal != 0) {
     pm_report_prepare();
     pm_report_install_signal((int)o.stats_signal);

@@ -54,8 +54,13 @@ enum {
   X(DECAY_MS, decay_ms, PM_OPT_UINT, 0, 1000, 0, 3600000,                                \
     "milliseconds a free pool page stays resident at least; its memory goes back to "    \
     "the "                                                                               \
-    "OS at the next allocator call after that (no background thread: an idle program "   \
-    "keeps it until it allocates or frees again); 0: at once")                           \
+    "OS at the next allocator call after that, or by POOLMALLOC_BACKGROUND's thread "    \
+    "while the program is idle; 0: at once")                                             \
+  X(BACKGROUND, background, PM_OPT_BOOL, 0, 0, 0, 1,                                     \
+    "a thread that returns free memory to the OS after POOLMALLOC_DECAY_MS while the "   \
+    "program is idle (as jemalloc's background_thread); it makes the process "           \
+    "multi-threaded, so not for programs that fork from signal handlers; not restarted " \
+    "in forked children")                                                                \
   X(CHECK, check, PM_OPT_CHECK, 0, 0, 0, 1,                                              \
     "heap checks: default (cheap double/invalid free checks of pool blocks) or full (a " \
     "bitmap of live blocks and free-list validation on every call; slower)")             \

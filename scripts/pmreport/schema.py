@@ -58,8 +58,8 @@ _SCHEMA_2.update({
     + ("pages_in_use_bytes", "live_block_waste", "jemalloc_purged"),
     # LIFETIME_RATE gave way to PROFILE_RATE (bytes); LIFETIME_THRESHOLD is bytes
     "options": ("POOL_SIZE", "MAX_POOLED", "DISABLE", "VERBOSE", "STATS", "STATS_FILE",
-                "STATS_SIGNAL", "DECAY_MS", "CHECK", "PROFILE", "PROFILE_RATE", "LIFETIME",
-                "LIFETIME_THRESHOLD", "REGION_SIZE"),
+                "STATS_SIGNAL", "DECAY_MS", "BACKGROUND", "CHECK", "PROFILE", "PROFILE_RATE",
+                "LIFETIME", "LIFETIME_THRESHOLD", "REGION_SIZE"),
     # the sampling heap profiler
     "profile": ("rate_bytes", "samples", "stacks", "stacks_dropped", "allocated_bytes", "peak",
                 "exit", "modules", "sites"),
@@ -80,7 +80,7 @@ OPTIONAL = {
     1: {"counters.remote_pending_pages", "counters.remote_pending_bytes"},
     # the profile and the RSS account are written only when the profiler is
     # on (POOLMALLOC_PROFILE, with a report asked for)
-    2: {"profile", "rss_account"},
+    2: {"profile", "rss_account", "options.BACKGROUND"},
 }
 
 KNOWN_SCHEMAS = tuple(sorted(FIELDS))

@@ -6,6 +6,9 @@
  *   own-handler SIG  installs its own handler for signal SIG, allocates and
  *                    exits: the report must say the dump signal was taken
  *   alloc            allocates a little and exits (argv goes in the report)
+ *   idle             allocates and frees 60 MB of small blocks, then sleeps
+ *                    2 s without calling the allocator; prints its RSS in
+ *                    KiB after the frees and after the sleep
  *
  * Built without poolmalloc; it gets it only through LD_PRELOAD. */
 #include <fcntl.h>
@@ -17,6 +20,16 @@
 
 static void on_sig(int sig) {
   (void)sig;
+}
+
+static long rss_kib(void) {
+  char buf[128] = {0};
+  int fd = open("/proc/self/statm", O_RDONLY);
+  if (fd < 0 || read(fd, buf, sizeof buf - 1) <= 0) return -1;
+  close(fd);
+  long pages = 0;
+  const char *p = strchr(buf, ' ');
+  return p && sscanf(p + 1, "%ld", &pages) == 1 ? pages * 4 : -1;
 }
 
 static void work(void) {
@@ -39,6 +52,18 @@ int main(int argc, char **argv) {
   if (argc > 2 && strcmp(argv[1], "own-handler") == 0) {
     signal(atoi(argv[2]), on_sig);
     work();
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "idle") == 0) {
+    enum { N = 400000 };
+    static void *v[N];
+    for (int i = 0; i < N; i++)
+      memset(v[i] = malloc(64 + (size_t)(i % 8) * 32), 1, 64);
+    for (int i = 0; i < N; i++)
+      free(v[i]);
+    long before = rss_kib();
+    sleep(2);
+    printf("%ld %ld\n", before, rss_kib());
     return 0;
   }
   work();

@@ -51,5 +51,12 @@ out=$(LD_PRELOAD=$preload POOLMALLOC_STATS=1 POOLMALLOC_STATS_FILE=$work/missing
 echo "$out" | grep -q "could not be opened (no such file or directory); writing the report to stderr" ||
   bad "8: no reason for the unopenable report file: $(echo "$out" | head -2)"
 
+# 6. an idle program gets its free memory back with POOLMALLOC_BACKGROUND
+read -r before after < <(LD_PRELOAD=$preload POOLMALLOC_BACKGROUND=1 POOLMALLOC_DECAY_MS=200 "$prog" idle)
+[ "${after:-0}" -gt 0 ] && [ "$after" -lt $((before / 2)) ] ||
+  bad "6: idle with POOLMALLOC_BACKGROUND=1: RSS ${before:-?} KiB after the frees, ${after:-?} KiB 2 s later"
+read -r before after < <(LD_PRELOAD=$preload POOLMALLOC_DECAY_MS=200 "$prog" idle)
+echo "6: idle RSS without the background thread: $before -> $after KiB (kept: documented)"
+
 [ $fail = 0 ] && echo "newuser: all checks passed"
 exit $fail
