@@ -77,6 +77,8 @@ __attribute__((constructor)) static void pm_library_init(void) {
   pm_os_mark_start();
   /* glibc keeps the first 48 handlers without allocating */
   pthread_atfork(pm_fallback_prefork, pm_fallback_postfork_parent, fork_child);
+  /* most processes set no POOLMALLOC_ variable: one pass over environ */
+  if (!pm_os_env_has_prefix("POOLMALLOC_")) return;
   /* a look at the options without loading them: the first allocation
    * loads them (and warns about bad values) once */
   pm_options o;
@@ -94,6 +96,9 @@ __attribute__((constructor)) static void pm_library_init(void) {
 }
 
 __attribute__((destructor)) static void pm_library_fini(void) {
+  /* a process that never allocated (and set no POOLMALLOC_ variable) has
+   * nothing to report: no option parsing at exit either */
+  if (!pm_options_loaded() && !pm_os_env_has_prefix("POOLMALLOC_")) return;
   pm_options_init();
   if (pm_opt.stats != PM_STATS_OFF) pm_report_at_exit();
 }

@@ -328,6 +328,10 @@ static _Atomic int options_state; /* 0 not loaded, 1 loaded */
  * pointed to, and the exit report would find an empty or garbled name. */
 static char stats_file_copy[1024];
 
+bool pm_options_loaded(void) {
+  return atomic_load_explicit(&options_state, memory_order_acquire) != 0;
+}
+
 void pm_options_init(void) {
   if (atomic_load_explicit(&options_state, memory_order_acquire)) return;
   extern char **environ;

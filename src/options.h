@@ -117,6 +117,8 @@ bool pm_parse_size(const char *s, uint64_t *out);
 /* Loads pm_opt from the environment once (idempotent, thread-safe enough:
  * every loader computes the same values). */
 void pm_options_init(void);
+/* true once pm_options_init has run */
+bool pm_options_loaded(void);
 
 /* Formats the effective value of option i into b. */
 struct pm_buf;

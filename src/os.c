@@ -85,6 +85,14 @@ bool pm_os_write(int fd, const char *buf, size_t len) {
   return ok;
 }
 
+bool pm_os_env_has_prefix(const char *prefix) {
+  if (environ == NULL) return false;
+  size_t len = strlen(prefix);
+  for (char **e = environ; *e != NULL; e++)
+    if (strncmp(*e, prefix, len) == 0) return true;
+  return false;
+}
+
 const char *pm_os_getenv(const char *name) {
   if (environ == NULL) return NULL;
   size_t len = strlen(name);

@@ -26,6 +26,8 @@ void pm_os_purge(void *p, size_t size);
 /* write(2) the whole buffer, retrying on EINTR and short writes. false if
  * the descriptor is closed or broken. */
 bool pm_os_write(int fd, const char *buf, size_t len);
+/* true if some environment variable's name starts with prefix */
+bool pm_os_env_has_prefix(const char *prefix);
 /* getenv without allocation, safe before libc has finished starting. */
 const char *pm_os_getenv(const char *name);
 /* milliseconds of CLOCK_MONOTONIC_COARSE (vDSO, no syscall). */
