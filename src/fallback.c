@@ -172,16 +172,33 @@ static inline bool je_lost(void) {
   return (relaxed_load(&fork_gate) & JE_LOST) != 0;
 }
 
-/* jemalloc's first call, inside je_enter. Concurrent starters are
- * serialised by jemalloc's own init lock. */
+/* jemalloc's first call, inside je_enter. One thread runs it; concurrent
+ * starters wait for it here rather than enter jemalloc's initialisation
+ * alongside it (ThreadSanitizer caught one thread locking jemalloc's
+ * tsd_nominal_tsds_lock while the initialising thread was still creating
+ * it). The wait cannot close a cycle: the starter waits on nothing of
+ * poolmalloc's, and a fork's prepare handler waits for both (they are
+ * inside je_enter) until the start is over. A fork from a signal handler
+ * that interrupted the starter does not wait (je_depth) and its child never
+ * calls jemalloc. */
+static _Atomic int start_state; /* 0 not started, 1 starting */
 static pm_noinline void start(void) {
   if (starting) return; /* jemalloc's init called malloc: let jemalloc cope */
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&start_state, &expected, 1)) {
+    while (!atomic_load_explicit(&started, memory_order_acquire) &&
+           atomic_load_explicit(&start_state, memory_order_acquire) == 1)
+      sched_yield();
+    return;
+  }
   int saved = errno;
   starting = 1;
   void *p = pm_je_mallocx(PM_MIN_ALIGN, 0);
   if (p != NULL) pm_je_dallocx(p, 0);
   starting = 0;
   if (p != NULL) atomic_store_explicit(&started, 1, memory_order_release);
+  atomic_store_explicit(&start_state, 0,
+                        memory_order_release); /* a failed start can be retried */
   errno = saved;
 }
 
