@@ -218,8 +218,7 @@ static pm_noinline void *malloc_slow(size_t size, unsigned cls, uintptr_t site) 
     return malloc_large_block(h, size, site);
   /* this request counts down too (sampling must see every byte; a forced
    * class - diverted, POOLMALLOC_CHECK=full - is at -1 and ticks) */
-  if ((h->countdown[cls] -= (int64_t)size) < 0 || unlikely(pm_g.live != NULL))
-    return pm_malloc_tick(h, size, cls, site); /* malloc(0) leaves a 0 countdown */
+  if ((h->countdown[cls] -= (int64_t)size) < 0) return pm_malloc_tick(h, size, cls, site);
   return malloc_refill(h, size, cls);
 }
 

@@ -61,9 +61,11 @@ static pm_heap *acquire(bool aux) {
       return NULL;
     }
     h = &heaps[i];
-    for (unsigned c = 0; c < PM_NCLASSES; c++)
-      h->pages[c] = &pm_page_empty; /* countdowns at 0: the first allocation of a
-                                       class arms its sampler (alloc.c) */
+    for (unsigned c = 0; c < PM_NCLASSES; c++) {
+      h->pages[c] = &pm_page_empty;
+      h->countdown[c] = -1; /* the first allocation of a class, malloc(0) too,
+                               takes the tick that arms it (alloc.c) */
+    }
     h->rng = (uint64_t)(uintptr_t)h * 0x9e3779b97f4a7c15ull | 1;
     h->kind = PM_HEAP_REAL;
   }

@@ -47,19 +47,10 @@ static const name_entry *symbol_of(uintptr_t ip) {
 /* "symbol+0x1f (module)" or "module+0x1234": the name of a frame, from the
  * loader's tables while its module is still loaded where it was */
 static void frame_name(pm_buf *b, uintptr_t ip, bool with_symbol) {
-  int m = pm_sample_module_of(ip);
-  pm_module_info mods[1];
-  const char *path = NULL;
-  uintptr_t base = 0;
-  if (m >= 0) {
-    pm_module_info all[256];
-    size_t n = pm_sample_modules(all, 256);
-    if ((size_t)m < n) {
-      mods[0] = all[m];
-      path = mods[0].path;
-      base = mods[0].base;
-    }
-  }
+  pm_module_info mod;
+  bool known = pm_sample_module(pm_sample_module_of(ip), &mod);
+  const char *path = known ? mod.path : NULL;
+  uintptr_t base = known ? mod.base : 0;
   const char *slash = path ? strrchr(path, '/') : NULL;
   const char *short_name = slash ? slash + 1 : path;
   const name_entry *sym = with_symbol ? symbol_of(ip) : NULL;

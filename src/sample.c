@@ -144,14 +144,20 @@ static void note_modules(const uintptr_t *f, uint32_t n) {
 }
 
 size_t pm_sample_modules(pm_module_info *out, size_t max) {
-  uint32_t n = atomic_load_explicit(&nmodules, memory_order_acquire);
-  for (uint32_t i = 0; i < n && i < max; i++) {
-    out[i].base = modules[i].base;
-    out[i].lo = modules[i].lo;
-    out[i].hi = modules[i].hi;
-    out[i].path = modules[i].path;
-  }
-  return n < max ? n : max;
+  size_t n = 0;
+  while (n < max && pm_sample_module((int)n, &out[n]))
+    n++;
+  return n;
+}
+
+bool pm_sample_module(int i, pm_module_info *out) {
+  if (i < 0 || (uint32_t)i >= atomic_load_explicit(&nmodules, memory_order_acquire))
+    return false;
+  out->base = modules[i].base;
+  out->lo = modules[i].lo;
+  out->hi = modules[i].hi;
+  out->path = modules[i].path;
+  return true;
 }
 
 int pm_sample_module_of(uintptr_t ip) {

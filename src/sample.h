@@ -89,6 +89,8 @@ typedef struct pm_module_info {
   const char *path;
 } pm_module_info;
 size_t pm_sample_modules(pm_module_info *out, size_t max);
+/* module i (false if there is none) */
+bool pm_sample_module(int i, pm_module_info *out);
 /* index of the module holding ip, -1 if none */
 int pm_sample_module_of(uintptr_t ip);
 
