@@ -21,7 +21,7 @@ pm_apt_get() {
 }
 
 pm_need_packages() {
-  local pkgs="cmake make gcc g++ binutils libjemalloc-dev"
+  local pkgs="cmake make gcc g++ binutils libjemalloc-dev libunwind8"
   if [ "$1" = test ]; then
     pkgs="$pkgs libcriterion-dev pkg-config python3 perl sqlite3 git nodejs"
     pkgs="$pkgs libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 autoconf automake dpkg-dev file"

@@ -115,7 +115,8 @@ static pm_heap *aux_heap(pm_heap *h) {
 }
 
 /* a sampled block: on a watched page, so its free reaches the sampler */
-static void *malloc_sampled(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
+static void *malloc_sampled(pm_heap *h, size_t size, unsigned cls, uint32_t rate,
+                            uintptr_t site) {
   uint32_t user = 0;
   if (pm_opt.lifetime) {
     user = pm_lt_on_sample(site, cls);
@@ -125,7 +126,7 @@ static void *malloc_sampled(pm_heap *h, size_t size, unsigned cls, uintptr_t sit
   void *p =
       aux != NULL ? pm_malloc_pool(aux, size, cls) : pm_fallback_alloc(size, 0, false);
   if (p == NULL) return NULL;
-  pm_sample_record(p, size, site, user);
+  pm_sample_record(p, size, rate, site, user);
   PM_STAT_ADD(h, samples, 1);
   return p;
 }
@@ -145,8 +146,9 @@ static void *malloc_routed(pm_heap *h, size_t size, unsigned cls, uint32_t site)
   return p;
 }
 
-/* whether this request of `size` bytes is sampled; re-arms the distance */
-static bool tick_sample(pm_heap *h, size_t size, unsigned cls) {
+/* whether this request of `size` bytes is sampled; re-arms the distance.
+ * *rate: the rate the distance that ran out was drawn with. */
+static bool tick_sample(pm_heap *h, size_t size, unsigned cls, uint32_t *rate) {
   uint64_t bit = 1ull << cls;
   bool forced = h->forced & bit;
   if (!pm_sample_on) {
@@ -156,7 +158,7 @@ static bool tick_sample(pm_heap *h, size_t size, unsigned cls) {
   }
   if (!(h->armed & bit)) { /* the first allocation of the class in this heap */
     h->armed |= bit;
-    h->sample_left[cls] = pm_sample_draw(h);
+    h->sample_left[cls] = pm_sample_draw(h, &h->sample_rate[cls]);
     return false;
   }
   if (forced) { /* every allocation comes here: count it */
@@ -164,14 +166,16 @@ static bool tick_sample(pm_heap *h, size_t size, unsigned cls) {
     if (h->sample_left[cls] > 0) return false;
   }
   /* the distance ran out on this request */
-  h->sample_left[cls] = pm_sample_draw(h);
+  *rate = h->sample_rate[cls];
+  h->sample_left[cls] = pm_sample_draw(h, &h->sample_rate[cls]);
   housekeeping();
   return !pm_sample_busy; /* not an allocation of the sampler's own unwinder */
 }
 
 void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
   uint64_t bit = 1ull << cls;
-  bool sample = tick_sample(h, size, cls);
+  uint32_t rate = 0;
+  bool sample = tick_sample(h, size, cls, &rate);
   bool diverted = pm_opt.lifetime && (relaxed_load(&pm_lt_diverted) & bit);
   if (diverted || pm_g.live != NULL) {
     h->forced |= bit;
@@ -181,7 +185,7 @@ void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
     h->countdown[cls] = h->sample_left[cls];
   }
   void *p = NULL;
-  if (sample) p = malloc_sampled(h, size, cls, site);
+  if (sample) p = malloc_sampled(h, size, cls, rate, site);
   if (p == NULL && diverted) {
     uint32_t routed = pm_lt_route(site);
     if (routed) p = malloc_routed(h, size, cls, routed);
@@ -199,8 +203,9 @@ static void sample_large(pm_heap *h, void *p, size_t size, uintptr_t site) {
   if (h->large_left > 0) return;
   bool armed = (h->armed & PM_LARGE_BIT) && !pm_sample_busy;
   h->armed |= PM_LARGE_BIT;
-  h->large_left = pm_sample_draw(h);
-  if (armed) pm_sample_record(p, size, site, 0);
+  uint32_t rate = h->large_rate;
+  h->large_left = pm_sample_draw(h, &h->large_rate);
+  if (armed) pm_sample_record(p, size, rate, site, 0);
 }
 
 static void *malloc_large_block(pm_heap *h, size_t size, uintptr_t site) {

@@ -91,7 +91,7 @@ __attribute__((constructor)) static void pm_library_init(void) {
     pm_report_prepare();
     pm_report_install_signal((int)o.stats_signal);
     /* here, not in malloc: loading it takes the loader's lock */
-    if (o.profile) pm_sample_load_unwinder();
+    if (o.profile) pm_sample_load_unwinder((unsigned)o.unwinder);
   }
 }
 

@@ -68,7 +68,13 @@ enum {
     "sample allocations with their call stacks for the report (only when a report is "   \
     "asked for): who holds memory at the peak, at exit, by volume")                      \
   X(PROFILE_RATE, profile_rate, PM_OPT_SIZE, 0, 512 * PM_KiB, 16, 1 * PM_GiB,            \
-    "mean bytes allocated between two samples (per thread and size class)")              \
+    "mean bytes allocated between two samples (per thread and size class) once the "     \
+    "live heap is 256 times that or more; a smaller heap is sampled every heap/256 "     \
+    "bytes, down to 64 KiB, so its figures keep about 256 live samples")                 \
+  X(UNWINDER, unwinder, PM_OPT_UINT, 0, 0, 0, 2,                                         \
+    "the profile's stack unwinder: 0 libunwind (libunwind.so.8) if installed, else "     \
+    "libgcc; 1 libgcc's _Unwind_Backtrace (about 13 times the instructions per stack); " \
+    "2 libunwind only (stacks of one frame without it)")                                 \
   X(LIFETIME, lifetime, PM_OPT_UINT, PM_OPTF_SWITCH, 0, 0, 2,                            \
     "learn call sites whose blocks live long and keep them out of the pools: 0 off, 1 "  \
     "send their requests to jemalloc, 2 to pool pages of their own")                     \

@@ -106,8 +106,10 @@ void pm_profile_text(pm_buf *b, const pm_snapshot *s) {
   pm_buf_str(b, "profile:   ");
   pm_buf_u64(b, t.samples);
   pm_buf_str(b, " samples (one per ");
-  pm_buf_bytes(b, pm_opt.profile_rate);
-  pm_buf_str(b, " allocated, on average), ");
+  pm_buf_bytes(b, t.rate_min);
+  pm_buf_str(b, " to ");
+  pm_buf_bytes(b, t.rate_max);
+  pm_buf_str(b, " allocated, by heap size), ");
   pm_buf_u64(b, t.stacks);
   pm_buf_str(b, " call stacks\n");
   pm_buf_figure(b, "heap peak: live bytes at their highest (estimated)", false,
@@ -199,6 +201,8 @@ void pm_profile_json(pm_buf *b, const pm_snapshot *s, pm_stack_info *all, size_t
   if (!pm_sample_stacks) return;
   pm_buf_str(b, "\"profile\":{");
   pm_buf_json_field(b, "rate_bytes", pm_opt.profile_rate);
+  pm_buf_json_field(b, "rate_min_bytes", t.rate_min);
+  pm_buf_json_field(b, "rate_max_bytes", t.rate_max);
   pm_buf_json_field(b, "samples", t.samples);
   pm_buf_json_field(b, "stacks", t.stacks);
   pm_buf_json_field(b, "stacks_dropped", t.dropped);

@@ -35,16 +35,29 @@ extern PM_TLS int pm_sample_busy;
 extern bool pm_sample_stacks; /* whole stacks (the profile) */
 /* Loads the unwinder (the library constructor, when profiling: never from
  * inside malloc, where the loader's lock could be held by a fork). */
-void pm_sample_load_unwinder(void);
+void pm_sample_load_unwinder(unsigned which); /* POOLMALLOC_UNWINDER */
 
-/* A distance to the next sample, in bytes (exponential, mean = the rate). */
-int64_t pm_sample_draw(pm_heap *h);
+/* A distance to the next sample, in bytes (exponential), drawn with the
+ * rate of the moment as its mean, which is stored in *rate: the weight of
+ * the sample that ends this distance must use the same rate.
+ *
+ * The rate adapts to the heap: POOLMALLOC_PROFILE_RATE is its ceiling,
+ * reached once the live estimate is PM_SAMPLE_LIVE_TARGET rates or more;
+ * below, the rate is live/PM_SAMPLE_LIVE_TARGET, down to PM_SAMPLE_RATE_MIN
+ * (a PROFILE_RATE at or below that is used as it is). The error of the
+ * peak and exit estimates is about 1/sqrt(live samples): a fixed 512 KiB
+ * gives a 17 MB heap 33 samples (+-17%), the adaptive rate about
+ * PM_SAMPLE_LIVE_TARGET (+-6%) for any heap of 16 MiB or more. */
+#define PM_SAMPLE_LIVE_TARGET 256
+#define PM_SAMPLE_RATE_MIN (64u << 10)
+int64_t pm_sample_draw(pm_heap *h, uint32_t *rate);
 
 /* Records the sampled block p of `size` bytes requested from `site` (the
  * caller's return address): captures the stack, adds the sample's weight
  * to its stack's counters. `user` is kept for the caller (lifetime.c's
  * site). false if the sample could not be recorded (table full). */
-bool pm_sample_record(const void *p, size_t size, uintptr_t site, uint32_t user);
+bool pm_sample_record(const void *p, size_t size, uint32_t rate, uintptr_t site,
+                      uint32_t user);
 
 typedef struct pm_sample_info {
   uint64_t weight; /* bytes this sample stands for */
@@ -76,7 +89,8 @@ typedef struct pm_stack_info {
 size_t pm_sample_top(pm_stack_info *out, size_t max, int key);
 typedef struct pm_profile_totals {
   uint64_t samples, dropped, stacks, live_bytes, peak_bytes, peak_ms, peak_rss,
-      peak_pool_bytes;
+      peak_pool_bytes, rate_min, rate_max; /* the range of rates (the option's
+                                              when nothing was sampled) */
 } pm_profile_totals;
 void pm_sample_totals(pm_profile_totals *t);
 /* resident bytes of the sampler's tables (estimated) */

@@ -130,8 +130,10 @@ typedef struct pm_heap {
   uint32_t nfull, scan_left;
   pm_page *cache; /* a few emptied pages kept for reuse without atomics */
   uint32_t ncache;
-  int64_t sample_left[PM_NCLASSES]; /* bytes to the next sample of the class */
-  int64_t large_left;               /* bytes to the next sample of a large block */
+  int64_t sample_left[PM_NCLASSES];  /* bytes to the next sample of the class */
+  int64_t large_left;                /* bytes to the next sample of a large block */
+  uint32_t sample_rate[PM_NCLASSES]; /* the mean each class's distance was drawn with */
+  uint32_t large_rate;               /* ... and the large blocks' */
   uint64_t armed;  /* classes (bit 63: large blocks) whose sample distance is drawn */
   uint64_t forced; /* classes whose countdown is held at 0 (diverted, checks) */
   uint64_t rng;    /* the sampler's random state */

@@ -58,10 +58,10 @@ _SCHEMA_2.update({
     + ("pages_in_use_bytes", "live_block_waste", "jemalloc_purged"),
     # LIFETIME_RATE gave way to PROFILE_RATE (bytes); LIFETIME_THRESHOLD is bytes
     "options": ("POOL_SIZE", "MAX_POOLED", "DISABLE", "VERBOSE", "STATS", "STATS_FILE",
-                "STATS_SIGNAL", "DECAY_MS", "BACKGROUND", "CHECK", "PROFILE", "PROFILE_RATE",
+                "STATS_SIGNAL", "DECAY_MS", "BACKGROUND", "CHECK", "PROFILE", "PROFILE_RATE", "UNWINDER",
                 "LIFETIME", "LIFETIME_THRESHOLD", "REGION_SIZE"),
     # the sampling heap profiler
-    "profile": ("rate_bytes", "samples", "stacks", "stacks_dropped", "allocated_bytes", "peak",
+    "profile": ("rate_bytes", "rate_min_bytes", "rate_max_bytes", "samples", "stacks", "stacks_dropped", "allocated_bytes", "peak",
                 "exit", "modules", "sites"),
     "profile.peak": ("bytes", "time_ms"),
     "profile.exit": ("bytes", "time_ms"),

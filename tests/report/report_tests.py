@@ -88,7 +88,7 @@ COUNTERS = ["pages_fresh", "pages_reused", "pages_released", "pages_abandoned", 
             "remote_pending_pages", "remote_pending_bytes", "purged_bytes", "region_committed", "jemalloc_allocated",
             "jemalloc_resident", "jemalloc_purged", "rss", "rss_peak"]
 OPTIONS = ["POOL_SIZE", "MAX_POOLED", "DISABLE", "VERBOSE", "STATS", "STATS_FILE", "DECAY_MS",
-           "BACKGROUND", "CHECK", "PROFILE", "PROFILE_RATE", "LIFETIME", "LIFETIME_THRESHOLD", "REGION_SIZE"]
+           "BACKGROUND", "CHECK", "PROFILE", "PROFILE_RATE", "UNWINDER", "LIFETIME", "LIFETIME_THRESHOLD", "REGION_SIZE"]
 
 
 def is_uint(v):

@@ -56,19 +56,26 @@ def shape(lines):
 MiB = 1 << 20
 
 
-def sites(preload, prog):
+def sites(preload, prog, adaptive=False):
     """JSON profile at a finer rate (8 KiB): every known site is named and
     its bytes at the peak, at exit and allocated are what the program did,
-    within 4 standard errors of the estimate (1/sqrt(samples) each)."""
+    within 4 standard errors of the estimate (1/sqrt(samples) each).
+
+    adaptive: at the default rate, which follows the heap (64 KiB while it
+    is small, heap/256 above 16 MiB, 512 KiB at most): the rates the run
+    used, and the heap's figures within 4 standard errors at the largest."""
     import json
     import tempfile
     out = os.path.join(tempfile.mkdtemp(), "r.json")
     env = dict(os.environ, LD_PRELOAD=preload, POOLMALLOC_STATS="json",
                POOLMALLOC_STATS_FILE=out, POOLMALLOC_PROFILE_RATE="8K")
+    if adaptive:
+        del env["POOLMALLOC_PROFILE_RATE"]
     subprocess.run([prog], env=env, check=True, capture_output=True, timeout=120)
     with open(out) as f:
         p = json.load(f)["poolmalloc"]["profile"]
     failures = []
+    rate = p["rate_max_bytes"] if adaptive else 8192
 
     def by(name):
         got = {"peak": 0, "exit": 0, "alloc": 0}
@@ -80,10 +87,25 @@ def sites(preload, prog):
         return got
 
     def near(what, got, want):
-        tol = max(0.05, 4 / (want / 8192) ** 0.5)
+        tol = max(0.05, 4 / (want / rate) ** 0.5)
         if abs(got - want) > tol * want:
             failures.append("%s: %.2f MiB, expected %.2f MiB +-%d%%" % (what, got / MiB, want / MiB, tol * 100))
 
+    if adaptive:
+        # 40 MiB at the peak: 64 KiB while the heap is under 16 MiB, then
+        # the heap/256, never the 512 KiB ceiling
+        if p["rate_min_bytes"] != 64 << 10 or not 128 << 10 < rate < 256 << 10:
+            failures.append("rates %d..%d bytes, expected 65536..(128 KiB..256 KiB)"
+                            % (p["rate_min_bytes"], rate))
+        near("heap peak", p["peak"]["bytes"], 40 * MiB)
+        near("live at exit", p["exit"]["bytes"], 24 * MiB)
+        near("leak_site at exit", by("leak_site")["exit"], 8 * MiB)
+        for f in failures:
+            print("FAIL:", f)
+        if not failures:
+            print("profile at the adaptive rate (%d..%d bytes, %d samples): the heap's figures"
+                  " within 4 standard errors" % (p["rate_min_bytes"], rate, p["samples"]))
+        return 1 if failures else 0
     d = by("direct_site")
     near("direct_site at the peak", d["peak"], 40 * MiB)
     near("direct_site allocated", d["alloc"], 40 * MiB)
@@ -115,8 +137,8 @@ def sites(preload, prog):
 
 
 def main():
-    if sys.argv[1] == "sites":
-        return sites(sys.argv[2], sys.argv[3])
+    if sys.argv[1] in ("sites", "adaptive"):
+        return sites(sys.argv[2], sys.argv[3], sys.argv[1] == "adaptive")
     mode, preload, prog, doc = sys.argv[1:5]
     with open(doc, encoding="utf-8") as f:
         text = f.read()
