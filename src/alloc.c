@@ -352,11 +352,11 @@ pm_inline void free_local(pm_heap *h, pm_page *pg, pm_block *b) {
   b->tag = pm_g.tag;
   pg->free = b;
   PM_COUNT(pg->local_frees++); /* folded into the class at retire / report */
-  uint32_t used = --pg->used;
-  uint8_t where = pg->where;
-  /* an emptied current page stays (malloc/free of one block in a loop) */
-  if (unlikely(where == PM_IN_FULL || (used == 0 && where != PM_IN_CURRENT)))
-    pm_heap_free_slow(h, pg);
+  /* one compare against the page's wake mark (heap.c): never for the current
+   * page (an emptied current page stays: malloc/free of one block in a loop),
+   * at 0 for an available page, after a few frees for a full one */
+  int32_t used = (int32_t)--pg->used;
+  if (unlikely(used <= pg->wake)) pm_heap_free_slow(h, pg);
 }
 
 /* a pool block that is not simply ours: another thread's page, or one of
