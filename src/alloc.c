@@ -314,7 +314,9 @@ static void *calloc_large(pm_heap *h, size_t total, int reason, uintptr_t site) 
     p = pm_malloc_fallback(h, total, 0, true, reason);
   } else {
     p = pm_malloc_fallback(h, total, 0, false, reason);
-    if (p != NULL) memset(p, 0, total);
+    /* a block handed out while jemalloc has not started is a fresh mapping
+     * (the first large blocks, or a fork window's): already zero */
+    if (p != NULL && pm_fallback_started()) memset(p, 0, total);
   }
   sample_large(h, p, total, site);
   return p;
