@@ -319,7 +319,9 @@ static void *calloc_large(pm_heap *h, size_t total, int reason, uintptr_t site) 
     p = pm_malloc_fallback(h, total, 0, true, reason);
   } else {
     p = pm_malloc_fallback(h, total, 0, false, reason);
-    if (p != NULL) memset(p, 0, total);
+    /* a block handed out while jemalloc has not started is a fresh mapping
+     * (the first large blocks, or a fork window's): already zero */
+    if (p != NULL && pm_fallback_started()) memset(p, 0, total);
   }
   sample_large(h, p, total, site);
   return p;
@@ -344,12 +346,14 @@ static void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
     else
       pm_page_claim_orphan(pg);
   }
-  PM_STAT_ADD(h, remote_frees, 1);
-  if (h->kind == PM_HEAP_REAL)
+  if (likely(h->kind == PM_HEAP_REAL)) {
+    PM_COUNT(h->stats.remote_frees++);
     PM_COUNT(h->remote_frees[cls]++);
-  else
+  } else {
+    PM_COUNT(atomic_fetch_add_explicit(&pm_shared.remote_frees, 1, memory_order_relaxed));
     PM_COUNT(
         atomic_fetch_add_explicit(&pm_shared.class_frees[cls], 1, memory_order_relaxed));
+  }
 }
 
 pm_inline void free_local(pm_heap *h, pm_page *pg, pm_block *b) {
@@ -357,11 +361,11 @@ pm_inline void free_local(pm_heap *h, pm_page *pg, pm_block *b) {
   b->tag = pm_g.tag;
   pg->free = b;
   PM_COUNT(pg->local_frees++); /* folded into the class at retire / report */
-  uint32_t used = --pg->used;
-  uint8_t where = pg->where;
-  /* an emptied current page stays (malloc/free of one block in a loop) */
-  if (unlikely(where == PM_IN_FULL || (used == 0 && where != PM_IN_CURRENT)))
-    pm_heap_free_slow(h, pg);
+  /* one compare against the page's wake mark (heap.c): never for the current
+   * page (an emptied current page stays: malloc/free of one block in a loop),
+   * at 0 for an available page, after a few frees for a full one */
+  int32_t used = (int32_t)--pg->used;
+  if (unlikely(used <= pg->wake)) pm_heap_free_slow(h, pg);
 }
 
 /* a pool block that is not simply ours: another thread's page, or one of
@@ -392,6 +396,17 @@ static pm_noinline void free_unusual(pm_heap *h, pm_page *pg, pm_block *b) {
   free_local(h, pg, b);
 }
 
+/* A block start without the free tag on a page the thread does not own:
+ * pm_free made the checks pm_page_check would make but the page's state
+ * (a page that is not in use has no owner, so it lands here too). */
+static pm_noinline void free_other(pm_heap *h, pm_page *pg, pm_block *b) {
+  if (unlikely(pg->watched || pg->state != PM_PAGE_IN_USE)) {
+    free_unusual(h, pg, b);
+    return;
+  }
+  free_remote(h, pg, b);
+}
+
 /* POOLMALLOC_CHECK=full: the block's live bit must be set */
 static pm_noinline void free_checked(void *p) {
   pm_page *pg = pm_page_of(p);
@@ -418,9 +433,12 @@ void pm_free(void *p) {
   pm_page *pg = &pm_g.pages[off >> pm_g.page_shift];
   pm_heap *h = pm_tls_heap;
   pm_block *b = p;
-  if (unlikely(relaxed_load(&pg->owner) != h ||
-               !pm_page_is_block_start(pg, off & pm_g.page_mask) || b->tag == pm_g.tag)) {
+  if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask) || b->tag == pm_g.tag)) {
     free_unusual(h, pg, b);
+    return;
+  }
+  if (unlikely(relaxed_load(&pg->owner) != h)) {
+    free_other(h, pg, b);
     return;
   }
   free_local(h, pg, b);

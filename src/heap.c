@@ -104,8 +104,33 @@ static void list_remove(pm_page **head, pm_page *pg) {
   pg->next = pg->prev = NULL;
 }
 
+/* Where a page is, and when a same-thread free calls pm_heap_free_slow:
+ * the free fast path compares the page's used count with `wake` and nothing
+ * else. The current page never wakes it (-1), an available page when it
+ * empties (0), a full page at its first free (capacity - 1), a low page
+ * when an eighth of it is free (relist_mark).
+ *
+ * A full page comes back in two steps. Its first free moves it to the
+ * class's low list: pages with a few free blocks, taken only when no
+ * available page is left, before adopting or carving a new page, so no
+ * memory is held back. Its frees then gather on its own free list, without
+ * the slow path, until an eighth of the page is free, and it moves to the
+ * available list. (Before, one free put a full page at the head of the
+ * available list, the next refill made it current for that one block and
+ * retired it again: two slow paths per block once a class filled its
+ * pages, as in larson.) */
+static void set_where(pm_page *pg, uint8_t where, int32_t wake) {
+  pg->where = where;
+  pg->wake = wake;
+}
+
+static int32_t relist_mark(const pm_page *pg) {
+  uint32_t n = pg->capacity / 8;
+  return (int32_t)(pg->capacity - (n ? n : 1));
+}
+
 static void make_current(pm_heap *h, pm_page *pg) {
-  pg->where = PM_IN_CURRENT;
+  set_where(pg, PM_IN_CURRENT, -1);
   h->pages[pg->cls] = pg;
 }
 
@@ -114,15 +139,24 @@ static void add_avail(pm_heap *h, pm_page *pg) {
     make_current(h, pg);
     return;
   }
-  pg->where = PM_IN_AVAIL;
+  set_where(pg, PM_IN_AVAIL, 0);
   list_push(&h->avail[pg->cls], pg);
+}
+
+static void add_low(pm_heap *h, pm_page *pg) {
+  if (h->pages[pg->cls] == &pm_page_empty) {
+    make_current(h, pg);
+    return;
+  }
+  set_where(pg, PM_IN_LOW, relist_mark(pg));
+  list_push(&h->low[pg->cls], pg);
 }
 
 static void unfull(pm_heap *h, pm_page *pg) {
   if (h->full_cursor == pg) h->full_cursor = pg->next;
   list_remove(&h->full, pg);
   h->nfull--;
-  pg->where = PM_IN_NONE;
+  set_where(pg, PM_IN_NONE, 0);
   atomic_store_explicit(&pg->full, 0, memory_order_relaxed);
 }
 
@@ -131,7 +165,7 @@ static void unfull(pm_heap *h, pm_page *pg) {
  * seq_cst): if it landed, the page comes back with its blocks and we return
  * true. */
 static bool retire_full(pm_heap *h, pm_page *pg) {
-  pg->where = PM_IN_FULL;
+  set_where(pg, PM_IN_FULL, (int32_t)pg->capacity - 1);
   list_push(&h->full, pg);
   h->nfull++;
   atomic_store_explicit(&pg->full, 1, memory_order_seq_cst);
@@ -142,7 +176,7 @@ static bool retire_full(pm_heap *h, pm_page *pg) {
 }
 
 static void release_page(pm_heap *h, pm_page *pg) {
-  pg->where = PM_IN_NONE;
+  set_where(pg, PM_IN_NONE, 0);
   pm_page_retire(pg);
   PM_COUNT(h->stats.pages_released++);
   if (h->ncache < PM_HEAP_CACHE_PAGES) {
@@ -167,6 +201,17 @@ void pm_heap_flush_cache(pm_heap *h) {
   h->ncache = 0;
 }
 
+/* A page just taken off the full list with blocks back: released when
+ * empty, available from an eighth free, else low. */
+static void refile(pm_heap *h, pm_page *pg) {
+  if (pg->used == 0)
+    release_page(h, pg);
+  else if ((int32_t)pg->used <= relist_mark(pg))
+    add_avail(h, pg);
+  else
+    add_low(h, pg);
+}
+
 /* Pages that went full and then received remote frees: the freeing thread
  * raised remote_full_hint; look through the full list a bounded step at a
  * time so one slow path never walks a huge list. */
@@ -183,10 +228,7 @@ static void scan_full(pm_heap *h) {
     if (atomic_load_explicit(&pg->remote, memory_order_acquire) == NULL) continue;
     unfull(h, pg);
     pm_page_collect(pg);
-    if (pg->used == 0)
-      release_page(h, pg);
-    else
-      add_avail(h, pg);
+    refile(h, pg);
   }
   if (h->full_cursor == NULL) h->scan_left = 0;
 }
@@ -255,6 +297,13 @@ pm_page *pm_heap_page_for(pm_heap *h, unsigned cls) {
   }
   pg = adopt(h, cls);
   if (pg != NULL) return pg;
+  while ((pg = h->low[cls]) != NULL) { /* a few free blocks beat a new page */
+    list_remove(&h->low[cls], pg);
+    if (has_free(pg) || retire_full(h, pg)) {
+      make_current(h, pg);
+      return pg;
+    }
+  }
   pg = new_page(h);
   if (pg == NULL) return NULL;
   pm_page_init(pg, cls, h);
@@ -264,26 +313,35 @@ pm_page *pm_heap_page_for(pm_heap *h, unsigned cls) {
 }
 
 void pm_heap_free_slow(pm_heap *h, pm_page *pg) {
-  if (pg->where == PM_IN_FULL) {
+  switch (pg->where) {
+  case PM_IN_FULL:
     unfull(h, pg);
+    refile(h, pg);
+    return;
+  case PM_IN_LOW:
+    list_remove(&h->low[pg->cls], pg);
     if (pg->used == 0)
       release_page(h, pg);
     else
       add_avail(h, pg);
     return;
+  case PM_IN_AVAIL:
+    if (pg->used == 0) {
+      list_remove(&h->avail[pg->cls], pg);
+      release_page(h, pg);
+    }
+    return;
+  default:
+    /* the current page stays even when empty (its wake is -1): malloc/free
+     * of one block in a loop must not take and release a page every time */
+    return;
   }
-  if (pg->used == 0 && pg->where == PM_IN_AVAIL) {
-    list_remove(&h->avail[pg->cls], pg);
-    release_page(h, pg);
-  }
-  /* the current page stays even when empty: malloc/free of one block in a
-   * loop must not take and release a page every time */
 }
 
 static void abandon_page(pm_heap *h, pm_page *pg) {
   pm_page_collect(pg);
   pg->next = pg->prev = NULL;
-  pg->where = PM_IN_NONE;
+  set_where(pg, PM_IN_NONE, 0);
   if (pg->used == 0) {
     pm_page_retire(pg);
     PM_COUNT(h->stats.pages_released++);
@@ -317,6 +375,10 @@ void pm_heap_release(pm_heap *h) {
     if (pg != &pm_page_empty) abandon_page(h, pg);
     while ((pg = h->avail[c]) != NULL) {
       h->avail[c] = pg->next;
+      abandon_page(h, pg);
+    }
+    while ((pg = h->low[c]) != NULL) {
+      h->low[c] = pg->next;
       abandon_page(h, pg);
     }
   }

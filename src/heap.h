@@ -2,9 +2,10 @@
  *
  * A thread's heap is reached through initial-exec TLS. For each class it
  * keeps the current page (the fast path pops from its free list), a list of
- * other pages with free blocks, and it keeps pages without any free block on
- * one full list. Remote frees into a full page raise a hint the owner acts
- * on in its slow path. Heaps are never freed: a thread's exit abandons its
+ * other pages with free blocks, the pages that were full and got only a few
+ * blocks back (low), and it keeps pages without any free block on one full
+ * list. Remote frees into a full page raise a hint the owner acts on in its
+ * slow path. Heaps are never freed: a thread's exit abandons its
  * pages and recycles the heap for a later thread, so its counters remain
  * part of every later report. Heaps live in one mapped table, outside the
  * malloc heap, and are found by index. */
@@ -51,7 +52,9 @@ void pm_heap_release(pm_heap *h);
 /* A page of class cls with a non-empty free list, made current; NULL when
  * the region is exhausted. */
 pm_page *pm_heap_page_for(pm_heap *h, unsigned cls);
-/* After a same-thread free left pg empty, or freed into a full page. */
+/* A same-thread free left pg's used count at or below its wake mark: an
+ * empty available page, the first free into a full page, a low page an
+ * eighth free (heap.c). */
 void pm_heap_free_slow(pm_heap *h, pm_page *pg);
 /* Empties h's page cache into the global free stack (malloc_trim). */
 void pm_heap_flush_cache(pm_heap *h);

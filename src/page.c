@@ -40,6 +40,7 @@ void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
   pg->cls = (uint8_t)cls;
   pg->state = PM_PAGE_IN_USE;
   pg->where = PM_IN_NONE;
+  pg->wake = 0;
   pg->dirty = 1;
   pg->watched = heap != NULL && heap->aux;
   pg->next = pg->prev = NULL;

@@ -66,6 +66,10 @@ typedef struct pm_page {
                                 * remote_collected, so malloc counts nothing */
   uint8_t watched;             /* a page of an auxiliary heap: its blocks may be
                                 * samples, so their frees look them up */
+  int32_t wake;                /* a same-thread free that leaves used <= wake calls
+                                * the owner's slow path (set with `where`: -1 for
+                                * the current page, 0 for an available one, see
+                                * heap.c for full and low pages) */
   _Alignas(PM_CACHELINE) _Atomic(struct pm_block *) remote; /* remote frees */
   _Atomic uint8_t full;        /* on the owner's full list (read by remote frees) */
   uint64_t freed_ms;           /* when it went on the global free stack */
@@ -76,7 +80,7 @@ typedef struct pm_page {
 _Static_assert(sizeof(pm_page) == 2 * PM_CACHELINE, "page descriptor is two cache lines");
 
 enum { PM_PAGE_FREE = 0, PM_PAGE_IN_USE = 1 };
-enum { PM_IN_NONE = 0, PM_IN_CURRENT, PM_IN_AVAIL, PM_IN_FULL, PM_IN_CACHE };
+enum { PM_IN_NONE = 0, PM_IN_CURRENT, PM_IN_AVAIL, PM_IN_FULL, PM_IN_CACHE, PM_IN_LOW };
 
 /* ---- the process-wide read-mostly globals ---- */
 
@@ -125,6 +129,8 @@ typedef struct pm_heap {
   uint64_t req_bytes[PM_NCLASSES];    /* bytes requested per class (fast path) */
   uint64_t remote_frees[PM_NCLASSES]; /* frees this thread made into others' pages */
   pm_page *avail[PM_NCLASSES];        /* other pages of the class with free blocks */
+  pm_page *low[PM_NCLASSES];          /* pages that were full and got a few blocks back,
+                                         used before a new page (heap.c) */
   pm_page *full;                      /* pages without a free block */
   pm_page *full_cursor;               /* where the remote-free scan of `full` resumes */
   uint32_t nfull, scan_left;
