@@ -40,6 +40,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench_tagged.h"
 #include "bench_util.h"
 
 #define KEEP_EVERY 200
@@ -59,13 +60,6 @@
 #define CALL_SITE __attribute__((noipa))
 #endif
 
-struct block {
-  unsigned char *p;
-  uint32_t size;
-  uint32_t until; /* long-lived: last phase */
-  uint64_t tag;
-};
-
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 static size_t short_count, keep_count;
 
@@ -76,11 +70,6 @@ static uint64_t xorshift64(void) {
 static void die(const char *what, size_t n) {
   fprintf(stderr, "bench_frag: %s (%zu)\n", what, n);
   exit(2);
-}
-
-static void tag_block(unsigned char *p, size_t size, uint64_t tag) {
-  memcpy(p, &tag, sizeof tag);
-  memcpy(p + size - sizeof tag, &tag, sizeof tag);
 }
 
 CALL_SITE static unsigned char *short_alloc(size_t size, uint64_t tag) {
@@ -97,19 +86,6 @@ CALL_SITE static unsigned char *keep_alloc(size_t size, uint64_t tag) {
   tag_block(p, size, tag);
   keep_count += 1 + (size > MAX_SIZE); /* differs from short_alloc's body */
   return p;
-}
-
-static void check_and_free(struct block *b) {
-  uint64_t head, tail;
-  memcpy(&head, b->p, sizeof head);
-  memcpy(&tail, b->p + b->size - sizeof tail, sizeof tail);
-  if (head != b->tag || tail != b->tag) {
-    fprintf(stderr, "bench_frag: CORRUPTION in block tagged %llx (%u B)\n",
-            (unsigned long long)b->tag, b->size);
-    exit(3);
-  }
-  free(b->p);
-  b->p = NULL;
 }
 
 static uint32_t random_size(void) {
@@ -178,18 +154,18 @@ int main(int argc, char **argv) {
     /* the previous phase's stragglers go now; one in CARRY_EVERY of this
      * phase's blocks stays to the end of the next phase (none after the last) */
     for (size_t k = 0; k < ncarried; k++)
-      check_and_free(&carried[k]);
+      check_and_free(&carried[k], "bench_frag");
     ncarried = 0;
     for (size_t k = 0; k < per_phase; k++) {
       size_t i = k * STRIDE % per_phase;
       if (ph + 1 < phases && xorshift64() % CARRY_EVERY == 0)
         carried[ncarried++] = shorts[i];
       else
-        check_and_free(&shorts[i]);
+        check_and_free(&shorts[i], "bench_frag");
     }
     for (size_t k = 0; k < nlong;) {
       if (longs[k].until == (uint32_t)ph) {
-        check_and_free(&longs[k]);
+        check_and_free(&longs[k], "bench_frag");
         longs[k] = longs[--nlong];
       } else {
         k++;
@@ -205,7 +181,7 @@ int main(int argc, char **argv) {
   settle(scale >= 0.5 ? 2.0 : 0.1);
   long hwm = status_kib("VmHWM"), rss = status_kib("VmRSS");
   for (size_t k = 0; k < nlong; k++)
-    check_and_free(&longs[k]);
+    check_and_free(&longs[k], "bench_frag");
   if (keep_count != (size_t)phases * (per_phase / KEEP_EVERY) ||
       short_count + keep_count != allocs)
     die("allocation count mismatch", keep_count);

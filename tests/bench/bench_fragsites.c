@@ -39,6 +39,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench_tagged.h"
 #include "bench_util.h"
 
 #define MIN_SIZE 16
@@ -50,13 +51,6 @@
 #else
 #define CALL_SITE __attribute__((noipa))
 #endif
-
-struct block {
-  unsigned char *p;
-  uint32_t size;
-  uint32_t until; /* B's blocks: the phase at whose end it is freed; UINT32_MAX: never */
-  uint64_t tag;
-};
 
 struct config {
   double scale, idle, tick;
@@ -75,11 +69,6 @@ static uint32_t random_size(void) {
   return MIN_SIZE + (uint32_t)(xorshift64_step(&rng_state) % (MAX_SIZE - MIN_SIZE + 1));
 }
 
-static void tag_block(unsigned char *p, size_t size, uint64_t tag) {
-  memcpy(p, &tag, sizeof tag);
-  memcpy(p + size - sizeof tag, &tag, sizeof tag);
-}
-
 CALL_SITE static unsigned char *short_alloc(size_t size, uint64_t tag) {
   unsigned char *p = malloc(size);
   if (!p) die("malloc failed", (long)size);
@@ -94,19 +83,6 @@ CALL_SITE static unsigned char *keep_alloc(size_t size, uint64_t tag) {
   tag_block(p, size, tag);
   count_b += 1 + (size > MAX_SIZE); /* differs from short_alloc's body */
   return p;
-}
-
-static void check_and_free(struct block *b) {
-  uint64_t head, tail;
-  memcpy(&head, b->p, sizeof head);
-  memcpy(&tail, b->p + b->size - sizeof tail, sizeof tail);
-  if (head != b->tag || tail != b->tag) {
-    fprintf(stderr, "bench_fragsites: CORRUPTION in block tagged %llx (%u B)\n",
-            (unsigned long long)b->tag, b->size);
-    exit(3);
-  }
-  free(b->p);
-  b->p = NULL;
 }
 
 /* zeroed memory outside the allocator under test, resident from the start */
@@ -190,10 +166,10 @@ static void phase(const struct config *c, long ph, struct block *as, struct bloc
     }
   }
   for (long i = 0; i < c->per_phase; i++)
-    check_and_free(&as[i]);
+    check_and_free(&as[i], "bench_fragsites");
   for (size_t k = 0; k < *nb;) {
     if (bs[k].until == (uint32_t)ph) {
-      check_and_free(&bs[k]);
+      check_and_free(&bs[k], "bench_fragsites");
       bs[k] = bs[--*nb];
     } else {
       k++;
@@ -243,7 +219,7 @@ int main(int argc, char **argv) {
   long hwm = status_kib("VmHWM");
   fflush(stdout);
   for (size_t k = 0; k < nb; k++)
-    check_and_free(&bs[k]);
+    check_and_free(&bs[k], "bench_fragsites");
   if (count_a != (size_t)(c.phases * c.per_phase) ||
       count_b != (size_t)c.phases * (size_t)(c.per_phase / c.every))
     die("allocation count mismatch", (long)count_b);
