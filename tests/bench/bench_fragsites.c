@@ -104,17 +104,25 @@ static struct config parse(int argc, char **argv) {
   if (argc > 1 && argv[1][0] != '-') c.scale = atof(argv[i++]);
   if (c.scale <= 0) c.scale = 1.0;
   for (; i < argc; i++) {
-    if (!strcmp(argv[i], "--phases")) c.phases = long_arg(argc, argv, &i);
-    else if (!strcmp(argv[i], "--per-phase")) c.per_phase = long_arg(argc, argv, &i);
-    else if (!strcmp(argv[i], "--every")) c.every = long_arg(argc, argv, &i);
-    else if (!strcmp(argv[i], "--keep")) c.keep = long_arg(argc, argv, &i);
-    else if (!strcmp(argv[i], "--idle") && i + 1 < argc) c.idle = atof(argv[++i]);
-    else if (!strcmp(argv[i], "--tick") && i + 1 < argc) c.tick = atof(argv[++i]);
-    else die("unknown option at argument", i);
+    if (!strcmp(argv[i], "--phases"))
+      c.phases = long_arg(argc, argv, &i);
+    else if (!strcmp(argv[i], "--per-phase"))
+      c.per_phase = long_arg(argc, argv, &i);
+    else if (!strcmp(argv[i], "--every"))
+      c.every = long_arg(argc, argv, &i);
+    else if (!strcmp(argv[i], "--keep"))
+      c.keep = long_arg(argc, argv, &i);
+    else if (!strcmp(argv[i], "--idle") && i + 1 < argc)
+      c.idle = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--tick") && i + 1 < argc)
+      c.tick = atof(argv[++i]);
+    else
+      die("unknown option at argument", i);
   }
-  if (c.per_phase <= 0) c.per_phase = (long)(200000 * c.scale) < 1000 ? 1000
-                                       : (long)(200000 * c.scale);
-  if (c.phases < 1 || c.every < 1 || c.keep < 0) die("bad --phases, --every or --keep", 0);
+  if (c.per_phase <= 0)
+    c.per_phase = (long)(200000 * c.scale) < 1000 ? 1000 : (long)(200000 * c.scale);
+  if (c.phases < 1 || c.every < 1 || c.keep < 0)
+    die("bad --phases, --every or --keep", 0);
   return c;
 }
 
@@ -178,15 +186,17 @@ static void phase(const struct config *c, long ph, struct block *as, struct bloc
 }
 
 static void point(const char *name, long rss, long base, size_t live) {
-  printf("point=%s rss_kib=%ld live_bytes=%zu ratio=%.2f heap_ratio=%.2f\n", name, rss, live,
-         live ? rss * 1024.0 / live : 0.0, live ? (rss - base) * 1024.0 / live : 0.0);
+  printf("point=%s rss_kib=%ld live_bytes=%zu ratio=%.2f heap_ratio=%.2f\n", name, rss,
+         live, live ? rss * 1024.0 / live : 0.0,
+         live ? (rss - base) * 1024.0 / live : 0.0);
 }
 
 /* name_rss_kib, name_ratio and name_heap_ratio on the result line (rss < 0: none) */
 static void print_point(const char *name, long rss, long base, size_t live) {
   if (rss < 0) return;
   printf(" %s_rss_kib=%ld %s_ratio=%.2f %s_heap_ratio=%.2f", name, rss, name,
-         live ? rss * 1024.0 / live : 0.0, name, live ? (rss - base) * 1024.0 / live : 0.0);
+         live ? rss * 1024.0 / live : 0.0, name,
+         live ? (rss - base) * 1024.0 / live : 0.0);
 }
 
 int main(int argc, char **argv) {
@@ -226,8 +236,8 @@ int main(int argc, char **argv) {
 
   printf("bench_fragsites phases=%ld per_phase=%ld every=%ld keep=%ld idle=%g tick=%g "
          "time=%.3fs live_blocks=%zu live_bytes=%zu live_kib=%.0f base_rss_kib=%ld",
-         c.phases, c.per_phase, c.every, c.keep, c.idle, c.tick, dt, nb, live, live / 1024.0,
-         base);
+         c.phases, c.per_phase, c.every, c.keep, c.idle, c.tick, dt, nb, live,
+         live / 1024.0, base);
   print_point("end", end_rss, base, live);
   print_point("idle", idle_rss, base, live);
   print_point("tick", tick_rss, base, live);
