@@ -215,8 +215,9 @@ if(PM_READELF)
   set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
 endif()
 # poolmalloc-report is Python; the wrapper reads the library's version with
-# python3 too, but has a fallback
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS python3)
+# python3 too, but has a fallback. libunwind8: the profile's cheaper unwinder
+# (loaded with dlopen when a report is asked for; libgcc's otherwise)
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3, libunwind8")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS python3-matplotlib)
 set(CPACK_SOURCE_GENERATOR TGZ)
 set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git/" "/build[^/]*/")
