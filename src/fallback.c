@@ -143,8 +143,14 @@ static PM_TLS volatile unsigned je_depth; /* this thread's jemalloc calls in pro
 static PM_TLS bool je_ready;
 static PM_TLS int starting; /* this thread is inside jemalloc's initialisation */
 #define FORK_LEVELS 32
-static PM_TLS unsigned fork_level; /* this thread's fork() calls in progress */
-static PM_TLS uint32_t fork_raised, fork_held, fork_lose; /* a bit per level */
+/* this thread's fork() calls in progress, and a bit per level. A signal
+ * handler on this thread reads and writes them (it forks), so they are
+ * volatile, in program order with je_depth. A level stays counted from the
+ * first instruction of the prepare handler to the last of the postfork one:
+ * a handler that forks in between is nested and never touches jemalloc, whose
+ * mutexes the outer fork may hold (docs/design.md, "fork", wait 4). */
+static PM_TLS volatile unsigned fork_level;
+static PM_TLS volatile uint32_t fork_raised, fork_held, fork_lose;
 static _Atomic(void *) deferred; /* jemalloc blocks freed during a window */
 
 void je_jemalloc_prefork(void);
@@ -247,9 +253,18 @@ void pm_fallback_prefork(void) {
   }
 }
 
+/* The postfork handlers leave this level counted until its jemalloc mutexes
+ * are released and its bits cleared: a signal handler that forks before the
+ * last store is nested (lost, no wait); after it, jemalloc is as it was
+ * before the fork. (Counting it down first let a SIGALRM handler's fork take
+ * jemalloc's mutexes while this thread still held them: it waited for
+ * itself.) */
 void pm_fallback_postfork_parent(void) {
-  unsigned level = --fork_level;
-  if (level >= FORK_LEVELS) return;
+  unsigned level = fork_level - 1;
+  if (level >= FORK_LEVELS) {
+    fork_level = level;
+    return;
+  }
   uint32_t bit = 1u << level;
   if (fork_held & bit) {
     je_depth++;
@@ -260,13 +275,15 @@ void pm_fallback_postfork_parent(void) {
   fork_held &= ~bit;
   fork_raised &= ~bit;
   fork_lose &= ~bit;
+  fork_level = level; /* last (volatile stores stay in program order) */
   drain_deferred();
 }
 
 void pm_fallback_postfork_child(void) {
-  unsigned level = --fork_level;
+  unsigned level = fork_level - 1;
   if (level >= FORK_LEVELS) { /* nested beyond the bits: lost, as any nested fork */
     atomic_fetch_or_explicit(&fork_gate, JE_LOST, memory_order_seq_cst);
+    fork_level = level;
     return;
   }
   uint32_t bit = 1u << level;
@@ -285,6 +302,7 @@ void pm_fallback_postfork_child(void) {
   gate |= (unsigned)__builtin_popcount(fork_raised);
   atomic_store_explicit(&fork_gate, gate, memory_order_seq_cst);
   atomic_store_explicit(&je_calls, (long)je_depth, memory_order_seq_cst);
+  fork_level = level; /* last, as in the parent */
   if (gate == 0) drain_deferred();
 }
 
