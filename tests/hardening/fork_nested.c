@@ -51,17 +51,7 @@ static void on_alarm(int sig) {
 static int scenario(void *arg) {
   (void)arg;
   void *keep[20];
-  for (int i = 0; i < 20; i++) { /* past the first 16 directly mapped blocks */
-    keep[i] = malloc(100000 + (size_t)i * 4096);
-    if (keep[i] == NULL) return 1;
-    memset(keep[i], i, 4096);
-  }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_alarm;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  if (sigaction(SIGALRM, &sa, NULL) != 0) return 1;
+  if (hard_keep_large(keep, 20) != 0 || hard_on_signal(SIGALRM, on_alarm) != 0) return 1;
   long loops = 0, bad = 0;
   double end = hard_now() + run_secs;
   arm_timer();
@@ -88,9 +78,11 @@ static int scenario(void *arg) {
   signal(SIGALRM, SIG_IGN);
   for (int i = 0; i < 20; i++)
     free(keep[i]);
-  fprintf(stderr, "loop forks %ld, handler forks %ld (%ld during a loop fork), errors %ld+%ld\n",
+  fprintf(stderr,
+          "loop forks %ld, handler forks %ld (%ld during a loop fork), errors %ld+%ld\n",
           loops, handler_forks, nested_forks, bad, handler_errors);
-  if (bad || handler_errors) hard_fail("%ld failed forks or children", bad + handler_errors);
+  if (bad || handler_errors)
+    hard_fail("%ld failed forks or children", bad + handler_errors);
   if (handler_forks == 0) hard_fail("the timer never forked");
   return hard_failures == 0 ? 0 : 1;
 }
@@ -99,7 +91,9 @@ int main(int argc, char **argv) {
   if (argc > 1) run_secs = atof(argv[1]);
   hard_check_preload();
   int rc = hard_supervise(scenario, NULL, run_secs + 20, "fork_nested scenario");
-  printf("fork_nested: SIGALRM handler forks during fork(): %s\n",
-         rc == SUP_OK ? "ok" : rc == SUP_HUNG ? "HUNG" : "FAILED");
+  printf("fork_nested: SIGALRM handler forks during fork(): %s\n", rc == SUP_OK ? "ok"
+                                                                   : rc == SUP_HUNG
+                                                                       ? "HUNG"
+                                                                       : "FAILED");
   return rc;
 }

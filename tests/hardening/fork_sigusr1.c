@@ -5,14 +5,13 @@
  * The main thread frees and allocates blocks of 40-300 KiB (the large tier,
  * past the first 16 directly mapped ones) in a loop for SECONDS, checking
  * each block's first and last byte. Another thread sends it SIGUSR1 0-20 us
- * after each free/malloc pair; the handler forks and waits for its child. Many signals land
- * inside the interrupted malloc or free (counted): a prepare handler that
- * waits for a lock the interrupted call holds waits for itself. Under
- * poolmalloc the child also allocates, grows and frees a large block before
- * it _exits (the large tier must work in such a child); under glibc it
- * _exits at once, and the sender is a process: glibc's fork is
- * async-signal-safe with respect to malloc only in a single-threaded
- * process (it takes its arena locks when there are threads).
+ * after each free/malloc pair; the handler forks and waits for its child. Many signals
+ * land inside the interrupted malloc or free (counted): a prepare handler that waits for
+ * a lock the interrupted call holds waits for itself. Under poolmalloc the child also
+ * allocates, grows and frees a large block before it _exits (the large tier must work in
+ * such a child); under glibc it _exits at once, and the sender is a process: glibc's fork
+ * is async-signal-safe with respect to malloc only in a single-threaded process (it takes
+ * its arena locks when there are threads).
  *
  * Supervised (supervise.h): a hang is exit 2, anything else wrong exit 1.
  *
@@ -104,12 +103,7 @@ static void *sender_thread(void *arg) {
 static int scenario(void *arg) {
   (void)arg;
   main_thread = pthread_self();
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  if (sigaction(SIGUSR1, &sa, NULL) != 0) return 1;
+  if (hard_on_signal(SIGUSR1, on_usr1) != 0) return 1;
 
   unsigned char *p[SLOTS] = {0};
   size_t n[SLOTS] = {0};
@@ -135,7 +129,8 @@ static int scenario(void *arg) {
   double end = hard_now() + run_secs;
   while (hard_now() < end) {
     unsigned i = (unsigned)(hard_rand(&x) % SLOTS);
-    if (p[i] != NULL && (p[i][0] != (unsigned char)i || p[i][n[i] - 1] != (unsigned char)~i))
+    if (p[i] != NULL &&
+        (p[i][0] != (unsigned char)i || p[i][n[i] - 1] != (unsigned char)~i))
       bad++;
     size_t sz = 40000 + (size_t)(hard_rand(&x) % 260000);
     hit_in_call = 0;
@@ -166,9 +161,11 @@ static int scenario(void *arg) {
   for (int i = 0; i < SLOTS; i++)
     free(p[i]);
   fprintf(stderr,
-          "malloc/free pairs %ld, handler forks %ld (%ld inside malloc/free), errors %ld+%ld\n",
+          "malloc/free pairs %ld, handler forks %ld (%ld inside malloc/free), errors "
+          "%ld+%ld\n",
           ops, handler_forks, hits, bad, handler_errors);
-  if (bad || handler_errors) hard_fail("%ld bad blocks or children", bad + handler_errors);
+  if (bad || handler_errors)
+    hard_fail("%ld bad blocks or children", bad + handler_errors);
   if (handler_forks == 0) hard_fail("no signal handler forked");
   return hard_failures == 0 ? 0 : 1;
 }
@@ -178,6 +175,8 @@ int main(int argc, char **argv) {
   preloaded = hard_check_preload();
   int rc = hard_supervise(scenario, NULL, run_secs + 20, "fork_sigusr1 scenario");
   printf("fork_sigusr1: SIGUSR1 handler forks inside large malloc/free: %s\n",
-         rc == SUP_OK ? "ok" : rc == SUP_HUNG ? "HUNG" : "FAILED");
+         rc == SUP_OK     ? "ok"
+         : rc == SUP_HUNG ? "HUNG"
+                          : "FAILED");
   return rc;
 }

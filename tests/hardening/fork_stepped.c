@@ -56,17 +56,7 @@ static void on_alarm(int sig) {
 static void tracee(void) {
   if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0) _exit(77);
   void *keep[20];
-  for (int i = 0; i < 20; i++) { /* past the first 16 directly mapped blocks */
-    keep[i] = malloc(100000 + (size_t)i * 4096);
-    if (keep[i] == NULL) _exit(1);
-    memset(keep[i], i, 4096);
-  }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_alarm;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  if (sigaction(SIGALRM, &sa, NULL) != 0) _exit(1);
+  if (hard_keep_large(keep, 20) != 0 || hard_on_signal(SIGALRM, on_alarm) != 0) _exit(1);
   for (long n = 0;; n++) {
     free(keep[n % 20]); /* a large free and malloc between forks */
     keep[n % 20] = malloc(70000 + (size_t)(n % 50) * 1000);

@@ -91,6 +91,28 @@ static inline void hard_watchdog(unsigned secs, const char *what) {
   alarm(secs);
 }
 
+/* handler for sig with SA_RESTART and nothing masked; 0 or -1 */
+static inline int hard_on_signal(int sig, void (*fn)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = fn;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  return sigaction(sig, &sa, NULL);
+}
+
+/* n large blocks (100 KB and up, first 4 KiB written), so the next large
+ * blocks come from jemalloc rather than the first 16 direct mappings;
+ * 0 or -1 */
+static inline int hard_keep_large(void **keep, int n) {
+  for (int i = 0; i < n; i++) {
+    keep[i] = malloc(100000 + (size_t)i * 4096);
+    if (keep[i] == NULL) return -1;
+    memset(keep[i], i, 4096);
+  }
+  return 0;
+}
+
 static inline double hard_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
