@@ -7,13 +7,29 @@
 
 void pm_buf_mem(pm_buf *b, const char *s, size_t n) {
   b->want += n;
+  if (n) b->last = s[n - 1];
   size_t room = b->cap > b->len ? b->cap - b->len : 0;
+  while (n > room && b->fd >= 0 && b->cap > 0) {
+    memcpy(b->data + b->len, s, room);
+    b->len += room;
+    s += room;
+    n -= room;
+    pm_buf_flush(b);
+    room = b->cap;
+  }
   if (n > room) {
     n = room;
     b->truncated = true;
   }
   if (n) memcpy(b->data + b->len, s, n);
   b->len += n;
+}
+
+bool pm_buf_flush(pm_buf *b) {
+  if (b->fd >= 0 && b->len > 0 && !b->write_failed)
+    b->write_failed = !pm_os_write(b->fd, b->data, b->len);
+  if (b->fd >= 0) b->len = 0;
+  return !b->write_failed;
 }
 
 void pm_buf_str(pm_buf *b, const char *s) {
@@ -192,7 +208,7 @@ void pm_buf_figure(pm_buf *b, const char *label, bool count, uint64_t v) {
 }
 
 void pm_buf_json_field(pm_buf *b, const char *key, uint64_t v) {
-  if (b->len > 0 && b->data[b->len - 1] != '{') pm_buf_char(b, ',');
+  if (b->want > 0 && b->last != '{') pm_buf_char(b, ',');
   pm_buf_json_str(b, key);
   pm_buf_char(b, ':');
   pm_buf_u64(b, v);

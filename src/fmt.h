@@ -2,7 +2,9 @@
  *
  * Used by every path that must not allocate: option warnings, error
  * messages, the verbose dump and the statistics report. A pm_buf never
- * overflows: text past its capacity is dropped and `truncated` is set. */
+ * overflows: text past its capacity is dropped and `truncated` is set, or,
+ * for a buffer made with pm_buf_make_fd, written to its file descriptor
+ * whenever it fills (a report of any length through a small buffer). */
 #ifndef PM_FMT_H
 #define PM_FMT_H
 
@@ -13,12 +15,23 @@ typedef struct pm_buf {
   size_t cap, len;
   size_t want; /* length the text would have without the cap */
   bool truncated;
+  bool write_failed; /* a flush to fd failed (the rest is dropped) */
+  char last;         /* the last character appended (survives a flush) */
+  int fd;            /* where a full buffer is flushed; -1: truncate */
 } pm_buf;
 
 pm_inline pm_buf pm_buf_make(char *data, size_t cap) {
-  pm_buf b = {data, cap, 0, 0, false};
+  pm_buf b = {data, cap, 0, 0, false, false, 0, -1};
   return b;
 }
+/* a buffer flushed to fd whenever it fills; pm_buf_flush writes the rest */
+pm_inline pm_buf pm_buf_make_fd(char *data, size_t cap, int fd) {
+  pm_buf b = {data, cap, 0, 0, false, false, 0, fd};
+  return b;
+}
+/* writes what the buffer holds to its fd and empties it; false if a write
+ * failed now or before */
+bool pm_buf_flush(pm_buf *b);
 void pm_buf_str(pm_buf *b, const char *s);
 void pm_buf_mem(pm_buf *b, const char *s, size_t n);
 void pm_buf_char(pm_buf *b, char c);

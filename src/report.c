@@ -19,7 +19,6 @@
 #define PM_REPORT_SCHEMA 2
 
 static void text_notes(pm_buf *b);
-static size_t format_report_into(char *buf, size_t cap, int format, bool color);
 static void json_notes(pm_buf *b);
 
 /* why the report being formatted is written: "exit", "signal" or "api" */
@@ -350,41 +349,42 @@ static void format_json(pm_buf *b, const pm_snapshot *s) {
   pm_buf_str(b, "]}}\n");
 }
 
-static size_t format_report(char *buf, size_t cap, int format, bool color) {
+/* the report into b (text or JSON) */
+static void format_report(pm_buf *b, int format, bool color) {
   size_t scratch = PM_STACK_SLOTS * sizeof(pm_stack_info);
   stack_scratch = format == PM_REPORT_JSON ? pm_os_map(scratch) : NULL;
   stack_scratch_cap = stack_scratch ? PM_STACK_SLOTS : 0;
-  size_t n = format_report_into(buf, cap, format, color);
-  if (stack_scratch) pm_os_unmap(stack_scratch, scratch);
-  stack_scratch = NULL;
-  return n;
-}
-
-static size_t format_report_into(char *buf, size_t cap, int format, bool color) {
   pm_snapshot s;
   pm_stats_snapshot(&s);
-  pm_buf b = pm_buf_make(buf, cap ? cap - 1 : 0);
   if (format == PM_REPORT_JSON)
-    format_json(&b, &s);
+    format_json(b, &s);
   else
-    format_text(&b, &s, color);
+    format_text(b, &s, color);
+  if (stack_scratch) pm_os_unmap(stack_scratch, scratch);
+  stack_scratch = NULL;
+}
+
+size_t pm_report_format(char *buf, size_t cap, int format) {
+  pm_buf b = pm_buf_make(buf, cap ? cap - 1 : 0);
+  format_report(&b, format, false);
   if (cap) buf[b.len] = 0;
   return b.want;
 }
 
-size_t pm_report_format(char *buf, size_t cap, int format) {
-  return format_report(buf, cap, format, false);
-}
+/* The report is written through a small buffer, flushed whenever it fills:
+ * a JSON report with thousands of stacks is megabytes long, and formatting
+ * it whole first would add as much to the process's peak RSS at exit. */
+#define PM_REPORT_CHUNK (64 * 1024)
 
 bool pm_report_write_fd(int fd, int format) {
-  char *buf = pm_os_map(PM_REPORT_CAP);
+  if (fd < 0) return false;
+  char *buf = pm_os_map(PM_REPORT_CHUNK);
   if (buf == NULL) return false;
+  pm_buf b = pm_buf_make_fd(buf, PM_REPORT_CHUNK, fd);
   /* colour only for a text report going to a terminal */
-  size_t n = format_report(buf, PM_REPORT_CAP, format,
-                           format == PM_REPORT_TEXT && pm_os_isatty(fd));
-  if (n >= PM_REPORT_CAP) n = PM_REPORT_CAP - 1;
-  bool ok = pm_os_write(fd, buf, n);
-  pm_os_unmap(buf, PM_REPORT_CAP);
+  format_report(&b, format, format == PM_REPORT_TEXT && pm_os_isatty(fd));
+  bool ok = pm_buf_flush(&b);
+  pm_os_unmap(buf, PM_REPORT_CHUNK);
   return ok;
 }
 

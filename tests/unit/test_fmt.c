@@ -2,7 +2,10 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "fmt.h"
@@ -185,4 +188,45 @@ Test(fmt, long_message_is_cut_but_keeps_the_newline, .init = redirect) {
   expect[510] = '\n';
   expect[511] = 0;
   cr_assert_stderr_eq_str(expect);
+}
+
+/* a buffer made with pm_buf_make_fd writes itself out whenever it fills:
+ * text of any length goes through a small buffer whole, in order, and a
+ * JSON field after a flush still knows whether it opens an object */
+Test(fmt, flushes_to_fd) {
+  char path[] = "/tmp/pm_unit_fmt_XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  char small[7];
+  pm_buf b = pm_buf_make_fd(small, sizeof small, fd);
+  pm_buf_str(&b, "{");
+  pm_buf_json_field(&b, "alpha", 1);
+  for (int i = 0; i < 40; i++)
+    pm_buf_json_field(&b, "k", (uint64_t)i * 1000003u);
+  pm_buf_str(&b, "}");
+  cr_assert(pm_buf_flush(&b));
+  cr_assert_not(b.truncated);
+  char want[2048];
+  pm_buf w = pm_buf_make(want, sizeof want);
+  pm_buf_str(&w, "{");
+  pm_buf_json_field(&w, "alpha", 1);
+  for (int i = 0; i < 40; i++)
+    pm_buf_json_field(&w, "k", (uint64_t)i * 1000003u);
+  pm_buf_str(&w, "}");
+  const char *expect = pm_buf_cstr(&w);
+  char got[2048] = {0};
+  cr_assert_eq(pread(fd, got, sizeof got - 1, 0), (ssize_t)strlen(expect));
+  cr_assert_str_eq(got, expect);
+  cr_assert_eq(b.want, strlen(expect));
+  close(fd);
+  unlink(path);
+
+  int p[2];
+  cr_assert_eq(pipe(p), 0);
+  close(p[0]);
+  signal(SIGPIPE, SIG_IGN);
+  pm_buf e = pm_buf_make_fd(small, sizeof small, p[1]);
+  pm_buf_str(&e, "more than seven characters");
+  cr_assert_not(pm_buf_flush(&e), "a failed write is reported");
+  close(p[1]);
 }
