@@ -516,12 +516,16 @@ static bool signal_taken(void) {
  * allocator that sees nothing, or poolmalloc sees nothing. */
 typedef struct other_malloc {
   char name[128];
-  bool binds; /* it, not poolmalloc, serves malloc */
+  bool binds;       /* it, not poolmalloc, serves malloc */
+  bool before_self; /* a known allocator comes before poolmalloc in load order */
+  uintptr_t self;   /* poolmalloc's load address */
+  bool seen_self;
 } other_malloc;
 
 static int find_other(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
   other_malloc *o = arg;
+  if (info->dlpi_addr == o->self) o->seen_self = true;
   const char *path = info->dlpi_name, *slash = strrchr(path, '/');
   const char *base = slash ? slash + 1 : path;
   static const char *const libs[] = {"libjemalloc.so",  "libtcmalloc",
@@ -532,6 +536,7 @@ static int find_other(struct dl_phdr_info *info, size_t size, void *arg) {
       pm_buf b = pm_buf_make(o->name, sizeof o->name);
       pm_buf_str(&b, base);
       pm_buf_cstr(&b);
+      o->before_self = !o->seen_self;
     }
   }
   return 0;
@@ -539,18 +544,30 @@ static int find_other(struct dl_phdr_info *info, size_t size, void *arg) {
 
 static void find_other_malloc(other_malloc *o) {
   memset(o, 0, sizeof *o);
-  dl_iterate_phdr(find_other, o);
   Dl_info mine, bound;
+  if (!dladdr((void *)find_other_malloc, &mine)) return;
+  o->self = (uintptr_t)mine.dli_fbase;
+  dl_iterate_phdr(find_other, o);
   void *sym = dlsym(RTLD_DEFAULT, "malloc");
-  if (sym != NULL && dladdr((void *)find_other_malloc, &mine) && dladdr(sym, &bound) &&
-      mine.dli_fbase != bound.dli_fbase) {
-    o->binds = true;
-    if (bound.dli_fname != NULL) {
-      const char *slash = strrchr(bound.dli_fname, '/');
-      pm_buf b = pm_buf_make(o->name, sizeof o->name);
-      pm_buf_str(&b, slash ? slash + 1 : bound.dli_fname);
-      pm_buf_cstr(&b);
-    }
+  const ElfW(Sym) *es = NULL;
+  if (sym == NULL || !dladdr1(sym, &bound, (void **)&es, RTLD_DL_SYMENT) ||
+      mine.dli_fbase == bound.dli_fbase)
+    return;
+  if (es != NULL && es->st_shndx == SHN_UNDEF) {
+    /* A program built without -fPIC that takes malloc's address makes its
+     * own PLT entry malloc's canonical address, and dlsym returns that
+     * (Debian's node is built so): not a definition. Who serves the calls
+     * behind it is then judged by load order: a known allocator loaded
+     * before poolmalloc (earlier in LD_PRELOAD) does. */
+    o->binds = o->before_self;
+    return;
+  }
+  o->binds = true;
+  if (bound.dli_fname != NULL) {
+    const char *slash = strrchr(bound.dli_fname, '/');
+    pm_buf b = pm_buf_make(o->name, sizeof o->name);
+    pm_buf_str(&b, slash ? slash + 1 : bound.dli_fname);
+    pm_buf_cstr(&b);
   }
 }
 

@@ -40,7 +40,13 @@ static void work(void) {
     free(keep[i]);
 }
 
+/* malloc's address taken: built without -fPIC (pm_newuser_prog_nopie), the
+ * program's own PLT entry becomes malloc's canonical address, which is what
+ * dlsym(RTLD_DEFAULT, "malloc") then returns (as in Debian's node) */
+void *(*volatile pm_newuser_malloc)(size_t);
+
 int main(int argc, char **argv) {
+  pm_newuser_malloc = malloc; /* in code: an absolute address without -fPIC */
   if (argc > 2 && strcmp(argv[1], "reuse-fd2") == 0) {
     close(2);
     int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# newuser_tests.sh PRELOAD PROG MIMALLOC - issue 17's library items, as a new
+# newuser_tests.sh PRELOAD PROG MIMALLOC NOPIE - issue 17's library items, as a new
 # user meets them (each check failed against poolmalloc 0.1.0 before the fix):
 #   1  the report never goes into a file that took descriptor 2
 #   5  a newline in argv is escaped in the text report; invalid UTF-8 in argv
 #      is escaped in the JSON report (it parses)
-#   10 another malloc library before poolmalloc in LD_PRELOAD is named
+#   10 another malloc library before poolmalloc in LD_PRELOAD is named; a
+#      non-PIE program that takes malloc's address (NOPIE: its PLT entry is
+#      then malloc's canonical address) is not said to serve malloc itself
 #   11 a dump signal taken over by the program's own handler is reported
 #   8  a report file that cannot be opened: the message gives the reason
 set -u
-preload=$1 prog=$2 mimalloc=${3:-}
+preload=$1 prog=$2 mimalloc=${3:-} nopie=${4:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail=0
@@ -37,6 +39,17 @@ if [ -n "$mimalloc" ] && [ -e "$mimalloc" ]; then
     bad "10: no note that libmimalloc serves malloc: $(echo "$out" | grep -E 'requests:|note:')"
 else
   echo "10: libmimalloc not installed, not checked"
+fi
+if [ -n "$nopie" ]; then
+  out=$(LD_PRELOAD=$preload POOLMALLOC_STATS=1 "$nopie" alloc 2>&1 >/dev/null)
+  echo "$out" | grep -q 'malloc is served by' &&
+    bad "10: a non-PIE program taking malloc's address is said to serve malloc: $(echo "$out" | grep note:)"
+  echo "$out" | grep -q '^requests:' || bad "10: no report from the non-PIE program: $(echo "$out" | head -3)"
+  if [ -n "$mimalloc" ] && [ -e "$mimalloc" ]; then
+    out=$(LD_PRELOAD=$mimalloc:$preload POOLMALLOC_STATS=1 "$nopie" alloc 2>&1 >/dev/null)
+    echo "$out" | grep -q '^note: .*malloc is served by libmimalloc' ||
+      bad "10: non-PIE, libmimalloc first: no note that it serves malloc: $(echo "$out" | grep -E 'note:')"
+  fi
 fi
 
 # 11. the program takes the dump signal over
