@@ -195,6 +195,26 @@ size_t pm_os_read_file(const char *path, char *buf, size_t cap) {
   return len;
 }
 
+int pm_os_open_read(const char *path) {
+  int saved = errno;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  errno = saved;
+  return fd;
+}
+
+size_t pm_os_pread(int fd, void *buf, size_t n, uint64_t off) {
+  int saved = errno;
+  size_t done = 0;
+  while (done < n) {
+    ssize_t k = pread(fd, (char *)buf + done, n - done, (off_t)(off + done));
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) break;
+    done += (size_t)k;
+  }
+  errno = saved;
+  return done;
+}
+
 const char *pm_os_reason(int err) {
   switch (err) {
   case ENOENT:

@@ -57,6 +57,11 @@ int pm_os_dup_private(int fd);
 /* Reads up to cap - 1 bytes of a file into buf, NUL-terminated; the
  * length read (0 on failure). */
 size_t pm_os_read_file(const char *path, char *buf, size_t cap);
+/* A file opened read-only (close-on-exec), or -1; errno is kept. */
+int pm_os_open_read(const char *path);
+/* Reads n bytes at offset off; the bytes read (fewer at the end of the
+ * file or on an error). */
+size_t pm_os_pread(int fd, void *buf, size_t n, uint64_t off);
 /* A short reason for an errno value from open(2) ("no such file or
  * directory"); never allocates, unlike strerror. */
 const char *pm_os_reason(int err);

@@ -1,8 +1,8 @@
 /* profile.c - the heap profile's part of the report: who holds memory.
  *
  * From the sampler's tables (sample.h): the heap peak, the bytes live at
- * exit and allocated, the top call stacks by each (named from the loader's
- * tables, names cached: dladdr scans a module's symbol table), every stack
+ * exit and allocated, the top call stacks by each (named by symbols.c from
+ * the modules' own symbol tables), every stack
  * as module+offset in JSON, and the account of the RSS. Nothing here
  * allocates; report.c calls it with its buffer. */
 #define _GNU_SOURCE
@@ -10,7 +10,8 @@
 #include "options.h"
 #include "os.h"
 
-#include <dlfcn.h>
+#include "symbols.h"
+
 #include <string.h>
 
 #define PM_TEXT_SITES 5   /* per list in the text report */
@@ -19,30 +20,6 @@
 #define PM_NAMED_FRAMES                                                                  \
   8 /* JSON: frames named per such site (the reader                                      \
        names the rest from module+offset) */
-
-/* dladdr scans a module's symbol table: one call costs ~30,000
- * instructions on libpython. Names are cached by address. */
-#define NAME_CACHE 512
-typedef struct name_entry {
-  uintptr_t ip;
-  const char *sname; /* NULL: no symbol */
-  uintptr_t saddr, fbase;
-} name_entry;
-static name_entry name_cache[NAME_CACHE];
-
-static const name_entry *symbol_of(uintptr_t ip) {
-  name_entry *e = &name_cache[(ip ^ (ip >> 9)) % NAME_CACHE];
-  if (e->ip == ip) return e;
-  Dl_info info;
-  e->ip = ip;
-  e->sname = NULL;
-  if (dladdr((void *)ip, &info) != 0 && info.dli_sname != NULL) {
-    e->sname = info.dli_sname;
-    e->saddr = (uintptr_t)info.dli_saddr;
-    e->fbase = (uintptr_t)info.dli_fbase;
-  }
-  return e;
-}
 
 /* "symbol+0x1f (module)" or "module+0x1234": the name of a frame, from the
  * loader's tables while its module is still loaded where it was */
@@ -53,11 +30,12 @@ static void frame_name(pm_buf *b, uintptr_t ip, bool with_symbol) {
   uintptr_t base = known ? mod.base : 0;
   const char *slash = path ? strrchr(path, '/') : NULL;
   const char *short_name = slash ? slash + 1 : path;
-  const name_entry *sym = with_symbol ? symbol_of(ip) : NULL;
-  if (sym != NULL && sym->sname != NULL && (path == NULL || sym->fbase == base)) {
-    pm_buf_str(b, sym->sname);
+  const char *sname;
+  uintptr_t start;
+  if (with_symbol && pm_symbols_get(ip, &sname, &start)) {
+    pm_buf_str(b, sname);
     pm_buf_str(b, "+");
-    pm_buf_hex(b, ip - sym->saddr);
+    pm_buf_hex(b, ip - start);
     pm_buf_str(b, " (");
     pm_buf_str(b, short_name ? short_name : "?");
     pm_buf_str(b, ")");
@@ -97,12 +75,26 @@ static rss_account account_now(const pm_snapshot *s) {
   return a;
 }
 
+/* names the first `frames` frames of the top `sites` stacks by each key */
+static void name_top_sites(size_t sites, uint32_t frames) {
+  if (!pm_symbols_begin()) return;
+  pm_stack_info top[PM_NAMED_SITES];
+  for (int key = 0; key < 3; key++) {
+    size_t n = pm_sample_top(top, sites < PM_NAMED_SITES ? sites : PM_NAMED_SITES, key);
+    for (size_t i = 0; i < n; i++)
+      for (uint32_t f = 0; f < top[i].depth && f < frames; f++)
+        pm_symbols_want(top[i].frames[f]);
+  }
+  pm_symbols_resolve();
+}
+
 static const char *key_name[3] = {"live at the peak", "live at exit", "allocated"};
 
 void pm_profile_text(pm_buf *b, const pm_snapshot *s) {
   pm_profile_totals t;
   pm_sample_totals(&t);
   if (!pm_sample_stacks || t.samples == 0) return;
+  name_top_sites(PM_TEXT_SITES, PM_TEXT_FRAMES);
   pm_buf_str(b, "profile:   ");
   pm_buf_u64(b, t.samples);
   pm_buf_str(b, " samples (one per ");
@@ -176,6 +168,7 @@ void pm_profile_text(pm_buf *b, const pm_snapshot *s) {
     pm_buf_str(b, "; python's pymalloc arenas are there: PYTHONMALLOC=malloc lets "
                   "poolmalloc see them");
   pm_buf_str(b, ")\n");
+  pm_symbols_end();
 }
 
 static void json_account(pm_buf *b, const char *name, const rss_account *a, bool known) {
@@ -199,6 +192,7 @@ void pm_profile_json(pm_buf *b, const pm_snapshot *s, pm_stack_info *all, size_t
   pm_profile_totals t;
   pm_sample_totals(&t);
   if (!pm_sample_stacks) return;
+  name_top_sites(PM_NAMED_SITES, PM_NAMED_FRAMES);
   pm_buf_str(b, "\"profile\":{");
   pm_buf_json_field(b, "rate_bytes", pm_opt.profile_rate);
   pm_buf_json_field(b, "rate_min_bytes", t.rate_min);
@@ -258,13 +252,14 @@ void pm_profile_json(pm_buf *b, const pm_snapshot *s, pm_stack_info *all, size_t
         pm_buf_str(b, "-1,\"offset\":null");
       }
       pm_buf_str(b, ",\"symbol\":");
-      const name_entry *e = named && f < PM_NAMED_FRAMES ? symbol_of(ip) : NULL;
-      if (e != NULL && e->sname != NULL && (m < 0 || e->fbase == mods[m].base)) {
+      const char *sname;
+      uintptr_t start;
+      if (named && f < PM_NAMED_FRAMES && pm_symbols_get(ip, &sname, &start)) {
         char sym[300];
         pm_buf sb = pm_buf_make(sym, sizeof sym);
-        pm_buf_str(&sb, e->sname);
+        pm_buf_str(&sb, sname);
         pm_buf_str(&sb, "+");
-        pm_buf_hex(&sb, ip - e->saddr);
+        pm_buf_hex(&sb, ip - start);
         pm_buf_json_str(b, pm_buf_cstr(&sb));
       } else {
         pm_buf_str(b, "null");
@@ -287,4 +282,5 @@ void pm_profile_json(pm_buf *b, const pm_snapshot *s, pm_stack_info *all, size_t
   pm_buf_char(b, ',');
   json_account(b, "peak", &peak, false);
   pm_buf_str(b, "},");
+  pm_symbols_end();
 }
