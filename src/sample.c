@@ -194,14 +194,19 @@ int pm_sample_module_of(uintptr_t ip) {
 
 /* ---- the stack table ---- */
 
+/* A slot is one cache line; its frames live in frame_pool, filled densely
+ * in insertion order, so a process with few stacks touches few pages of
+ * either (slots with the frames inside were 320 bytes each, and hashing
+ * spread 158 stacks of `node -e 1` over 632 KiB). */
 typedef struct stack {
   _Atomic uint64_t hash; /* 0 empty, 1 being written */
-  uint32_t depth;
-  uintptr_t frames[PM_STACK_MAX];
+  uint32_t depth, first; /* frames: frame_pool[first .. first + depth) */
   _Atomic uint64_t alloc_bytes, alloc_blocks, live_bytes, live_blocks;
   uint64_t peak_bytes, peak_blocks; /* copied at the peak snapshot */
 } stack;
 static stack stacks[PM_STACK_SLOTS];
+static uintptr_t frame_pool[PM_STACK_SLOTS * PM_STACK_MAX];
+static _Atomic uint32_t frames_used;
 static _Atomic uint32_t nstacks;
 /* the slots in use, in insertion order (walks touch only those) */
 static _Atomic uint32_t stack_order[PM_STACK_SLOTS];
@@ -229,14 +234,19 @@ static stack *stack_find(const uintptr_t *f, uint32_t n) {
   for (uint32_t i = 0; i < STACK_PROBE; i++) {
     stack *s = &stacks[(h + i) & (PM_STACK_SLOTS - 1)];
     uint64_t k = atomic_load_explicit(&s->hash, memory_order_acquire);
-    if (k == h && s->depth == n && memcmp(s->frames, f, n * sizeof *f) == 0) return s;
+    if (k == h && s->depth == n && memcmp(&frame_pool[s->first], f, n * sizeof *f) == 0)
+      return s;
     if (k == 0) {
       if (!atomic_compare_exchange_strong(&s->hash, &k, HASH_BUSY)) {
         i--; /* look at this slot again */
         continue;
       }
+      /* room for the frames: the pool holds PM_STACK_MAX per slot, and a
+       * slot is claimed once, so it never runs out */
+      uint32_t first = atomic_fetch_add_explicit(&frames_used, n, memory_order_relaxed);
       s->depth = n;
-      memcpy(s->frames, f, n * sizeof *f);
+      s->first = first;
+      memcpy(&frame_pool[first], f, n * sizeof *f);
       if (pm_sample_stacks) note_modules(f, n);
       atomic_store_explicit(&s->hash, h, memory_order_release);
       uint32_t k = atomic_fetch_add(&nstacks, 1);
@@ -250,7 +260,14 @@ static stack *stack_find(const uintptr_t *f, uint32_t n) {
 
 /* ---- live samples: address -> stack, weight, birth ---- */
 
+/* The table has room for SAMPLE_BUCKETS buckets but uses the first
+ * `nbuckets`, doubled (never halved) when live samples pass half of their
+ * slots: at the adaptive rate a process keeps a few hundred live samples, and
+ * hashing them over all 786 KiB touched every page of it. A sample stays in
+ * the bucket it was put in; its free looks in its bucket of each size used
+ * so far, largest first (at most five: 128 to 2048 buckets). */
 #define SAMPLE_BUCKETS 2048 /* power of two */
+#define SAMPLE_BUCKETS_MIN 128
 #define BUCKET_SLOTS 8
 typedef struct live_sample {
   _Atomic uintptr_t ptr; /* 0 empty, 1 being written or read */
@@ -261,6 +278,7 @@ typedef struct live_sample {
   uint8_t flag;
 } live_sample;
 static live_sample samples[SAMPLE_BUCKETS * BUCKET_SLOTS];
+static _Atomic uint32_t nbuckets = SAMPLE_BUCKETS_MIN;
 static _Atomic uint32_t scan_cursor;
 
 static _Atomic uint64_t clock_bytes, live_est, peak_est, snapshot_at, nsamples, ndropped;
@@ -315,8 +333,20 @@ static uint64_t weight_of(size_t size, uint32_t rate) {
   return (uint64_t)(s / p + 0.5);
 }
 
-static live_sample *bucket_of(const void *p) {
-  return &samples[(mix((uintptr_t)p) & (SAMPLE_BUCKETS - 1)) * BUCKET_SLOTS];
+static live_sample *bucket_at(uint64_t h, uint32_t nb) {
+  return &samples[(h & (nb - 1)) * BUCKET_SLOTS];
+}
+
+/* doubles the buckets in use when live samples fill half their slots, or
+ * when `full` (a sample found its bucket full); the count in use */
+static uint32_t grow_buckets(bool full) {
+  uint32_t nb = atomic_load_explicit(&nbuckets, memory_order_acquire);
+  while (nb < SAMPLE_BUCKETS &&
+         (full || relaxed_load(&pm_sample_live) > nb * BUCKET_SLOTS / 2)) {
+    if (atomic_compare_exchange_weak(&nbuckets, &nb, nb * 2)) return nb * 2;
+    full = false; /* another thread grew it: look again */
+  }
+  return nb;
 }
 
 /* copies every stack's live figures as its figures at the peak */
@@ -352,12 +382,16 @@ bool pm_sample_record(const void *p, size_t size, uint32_t rate, uintptr_t site,
   uint64_t w = weight_of(size, rate);
   atomic_fetch_add_explicit(&nsamples, 1, memory_order_relaxed);
   uint64_t now = atomic_fetch_add_explicit(&clock_bytes, w, memory_order_relaxed);
-  live_sample *b = bucket_of(p), *e = NULL;
-  for (unsigned i = 0; i < BUCKET_SLOTS && e == NULL; i++) {
-    uintptr_t expected = 0;
-    if (relaxed_load(&b[i].ptr) == 0 &&
-        atomic_compare_exchange_strong(&b[i].ptr, &expected, (uintptr_t)1))
-      e = &b[i];
+  uint64_t h = mix((uintptr_t)p);
+  live_sample *e = NULL;
+  for (int tries = 0; tries < 2 && e == NULL; tries++) {
+    live_sample *b = bucket_at(h, grow_buckets(tries > 0));
+    for (unsigned i = 0; i < BUCKET_SLOTS && e == NULL; i++) {
+      uintptr_t expected = 0;
+      if (relaxed_load(&b[i].ptr) == 0 &&
+          atomic_compare_exchange_strong(&b[i].ptr, &expected, (uintptr_t)1))
+        e = &b[i];
+    }
   }
   if (e == NULL) {
     atomic_fetch_add_explicit(&ndropped, 1, memory_order_relaxed);
@@ -390,8 +424,22 @@ bool pm_sample_record(const void *p, size_t size, uint32_t rate, uintptr_t site,
   return true;
 }
 
+/* p's entry in the bucket b, taken out into *out */
+static bool forget_in(live_sample *b, const void *p, pm_sample_info *out);
+
 bool pm_sample_forget(const void *p, pm_sample_info *out) {
-  live_sample *b = bucket_of(p);
+  uint64_t h = mix((uintptr_t)p);
+  live_sample *seen = NULL;
+  for (uint32_t nb = atomic_load_explicit(&nbuckets, memory_order_acquire);
+       nb >= SAMPLE_BUCKETS_MIN; nb /= 2) {
+    live_sample *b = bucket_at(h, nb);
+    if (b != seen && forget_in(b, p, out)) return true;
+    seen = b; /* a smaller size maps p to the same bucket when h's top bit is 0 */
+  }
+  return false;
+}
+
+static bool forget_in(live_sample *b, const void *p, pm_sample_info *out) {
   for (unsigned i = 0; i < BUCKET_SLOTS; i++) {
     uintptr_t expected = (uintptr_t)p;
     if (relaxed_load(&b[i].ptr) != expected ||
@@ -419,7 +467,7 @@ void pm_sample_scan(unsigned n, pm_sample_visit_fn fn) {
   uint64_t now = relaxed_load(&clock_bytes);
   uint32_t start = atomic_fetch_add_explicit(&scan_cursor, n, memory_order_relaxed);
   for (uint32_t k = 0; k < n; k++) {
-    live_sample *e = &samples[(start + k) % (SAMPLE_BUCKETS * BUCKET_SLOTS)];
+    live_sample *e = &samples[(start + k) % (relaxed_load(&nbuckets) * BUCKET_SLOTS)];
     uintptr_t p = atomic_load_explicit(&e->ptr, memory_order_acquire);
     if (p <= 1 || !atomic_compare_exchange_strong(&e->ptr, &p, (uintptr_t)1)) continue;
     pm_sample_info info = {e->weight, e->birth, e->user, e->flag};
@@ -440,7 +488,7 @@ size_t pm_sample_top(pm_stack_info *out, size_t max, int key) {
     stack *s = &stacks[i];
     if (atomic_load_explicit(&s->hash, memory_order_acquire) < 2) continue;
     pm_stack_info info = {s->depth,
-                          s->frames,
+                          &frame_pool[s->first],
                           relaxed_load(&s->alloc_bytes),
                           relaxed_load(&s->alloc_blocks),
                           relaxed_load(&s->live_bytes),
@@ -473,9 +521,11 @@ void pm_sample_totals(pm_profile_totals *t) {
 }
 
 uint64_t pm_sample_metadata_bytes(void) {
-  /* the stacks stored, and the pages of the sample table touched so far
-   * (samples land in random buckets) */
-  uint64_t pages = sizeof samples / 4096, touched = relaxed_load(&nsamples);
+  /* the stacks stored, their frames, and the pages of the sample table's
+   * buckets in use touched so far (samples land in random buckets) */
+  uint64_t pages = relaxed_load(&nbuckets) * BUCKET_SLOTS * sizeof(live_sample) / 4096,
+           touched = relaxed_load(&nsamples);
   return (uint64_t)relaxed_load(&nstacks) * sizeof(stack) +
+         (uint64_t)relaxed_load(&frames_used) * sizeof(uintptr_t) +
          (touched < pages ? touched : pages) * 4096;
 }

@@ -2,7 +2,7 @@
  * blocks sit among another site's many short-lived ones (issue 14).
  *
  * Usage: bench_fragsites [scale] [--phases N] [--per-phase N] [--every N]
- *                        [--keep K] [--idle SEC] [--tick SEC]
+ *                        [--keep K] [--idle SEC] [--tick SEC] [--oracle]
  *
  * Each phase, site A (short_alloc) allocates per-phase (200,000 x scale)
  * blocks of 16-512 B and frees them all, in allocation order, at the end of
@@ -27,6 +27,12 @@
  * does, and prints point=tick: an allocator whose decay runs only when it is
  * called gets to run it. The last line repeats everything as key=value pairs
  * (end_*, idle_*, tick_*) and ends in check=ok.
+ *
+ * --oracle (with --keep 0) gives B's blocks their own memory, outside the
+ * allocator (a private mmap'd bump area, densely packed): what perfect
+ * routing of the long-lived site from its first block would give. The
+ * allocator then sees only A's short-lived blocks; RSS still counts B's
+ * bytes (they are live), so the ratio is what the allocator keeps besides.
  *
  * Every block carries a head and a tail tag checked before its free; a
  * mismatch prints CORRUPTION and exits with status 3. A fixed-seed xorshift
@@ -55,6 +61,7 @@
 struct config {
   double scale, idle, tick;
   long phases, per_phase, every, keep;
+  int oracle;
 };
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -77,8 +84,20 @@ CALL_SITE static unsigned char *short_alloc(size_t size, uint64_t tag) {
   return p;
 }
 
+static unsigned char *oracle_area;
+static size_t oracle_used, oracle_cap;
+
+/* --oracle: B's blocks packed in memory of their own, never freed */
+static unsigned char *oracle_alloc(size_t size) {
+  size_t n = (size + 15) & ~(size_t)15;
+  if (oracle_used + n > oracle_cap) return NULL;
+  unsigned char *p = oracle_area + oracle_used;
+  oracle_used += n;
+  return p;
+}
+
 CALL_SITE static unsigned char *keep_alloc(size_t size, uint64_t tag) {
-  unsigned char *p = malloc(size);
+  unsigned char *p = oracle_area ? oracle_alloc(size) : malloc(size);
   if (!p) die("malloc failed", (long)size);
   tag_block(p, size, tag);
   count_b += 1 + (size > MAX_SIZE); /* differs from short_alloc's body */
@@ -99,7 +118,7 @@ static long long_arg(int argc, char **argv, int *i) {
 }
 
 static struct config parse(int argc, char **argv) {
-  struct config c = {1.0, 0.0, 0.0, 40, 0, 100, 0};
+  struct config c = {1.0, 0.0, 0.0, 40, 0, 100, 0, 0};
   int i = 1;
   if (argc > 1 && argv[1][0] != '-') c.scale = atof(argv[i++]);
   if (c.scale <= 0) c.scale = 1.0;
@@ -116,6 +135,8 @@ static struct config parse(int argc, char **argv) {
       c.idle = atof(argv[++i]);
     else if (!strcmp(argv[i], "--tick") && i + 1 < argc)
       c.tick = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--oracle"))
+      c.oracle = 1;
     else
       die("unknown option at argument", i);
   }
@@ -123,6 +144,7 @@ static struct config parse(int argc, char **argv) {
     c.per_phase = (long)(200000 * c.scale) < 1000 ? 1000 : (long)(200000 * c.scale);
   if (c.phases < 1 || c.every < 1 || c.keep < 0)
     die("bad --phases, --every or --keep", 0);
+  if (c.oracle && c.keep) die("--oracle needs --keep 0", c.keep);
   return c;
 }
 
@@ -206,6 +228,12 @@ int main(int argc, char **argv) {
   struct block *bs = book(sizeof *bs * cap);
   size_t nb = 0;
   uint64_t tag = 1;
+  if (c.oracle) { /* reserved, not touched: its pages count once B writes them */
+    oracle_cap = cap * (MAX_SIZE + 16);
+    oracle_area = mmap(NULL, oracle_cap, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (oracle_area == MAP_FAILED) die("mmap failed", (long)oracle_cap);
+  }
   long base = status_kib("VmRSS");
 
   double t0 = now_sec();
@@ -228,16 +256,26 @@ int main(int argc, char **argv) {
   }
   long hwm = status_kib("VmHWM");
   fflush(stdout);
-  for (size_t k = 0; k < nb; k++)
+  for (size_t k = 0; k < nb; k++) {
+    if (oracle_area) { /* not the allocator's: checked, not freed */
+      uint64_t head, tail;
+      memcpy(&head, bs[k].p, sizeof head);
+      memcpy(&tail, bs[k].p + bs[k].size - sizeof tail, sizeof tail);
+      if (head != bs[k].tag || tail != bs[k].tag)
+        die("CORRUPTION in an oracle block", (long)k);
+      continue;
+    }
     check_and_free(&bs[k], "bench_fragsites");
+  }
   if (count_a != (size_t)(c.phases * c.per_phase) ||
       count_b != (size_t)c.phases * (size_t)(c.per_phase / c.every))
     die("allocation count mismatch", (long)count_b);
 
-  printf("bench_fragsites phases=%ld per_phase=%ld every=%ld keep=%ld idle=%g tick=%g "
-         "time=%.3fs live_blocks=%zu live_bytes=%zu live_kib=%.0f base_rss_kib=%ld",
-         c.phases, c.per_phase, c.every, c.keep, c.idle, c.tick, dt, nb, live,
-         live / 1024.0, base);
+  printf(
+      "bench_fragsites phases=%ld per_phase=%ld every=%ld keep=%ld oracle=%d idle=%g "
+      "tick=%g time=%.3fs live_blocks=%zu live_bytes=%zu live_kib=%.0f base_rss_kib=%ld",
+      c.phases, c.per_phase, c.every, c.keep, c.oracle, c.idle, c.tick, dt, nb, live,
+      live / 1024.0, base);
   print_point("end", end_rss, base, live);
   print_point("idle", idle_rss, base, live);
   print_point("tick", tick_rss, base, live);
