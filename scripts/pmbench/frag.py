@@ -9,7 +9,8 @@ allocator.
 
 - frag-immortal, frag-k4, frag-1phase: tests/bench/bench_fragsites (site A's
   short-lived blocks, site B's long-lived ones: kept to the end, kept 4
-  phases, or one phase only)
+  phases, or one phase only); frag-oracle: frag-immortal with B's blocks
+  outside the allocator (the bound of perfect routing)
 - frag-redis: redis-server filled, 80 % deleted at random, refilled
 - frag-node: node keeping one small slice of each 8 KiB Buffer pool
 """
@@ -46,6 +47,8 @@ def sites_workloads(bindir, quick):
         ("frag-k4", "as frag-immortal, site B's blocks freed 4 phases later",
          ["--phases", "40", "--keep", "4"]),
         ("frag-1phase", "as frag-immortal, one phase", ["--phases", "1"]),
+        ("frag-oracle", "as frag-immortal, site B's blocks outside the allocator: what "
+         "perfect routing from B's first block would leave", ["--phases", "40", "--oracle"]),
     ]
     return [Workload(name, what, [prog] + common + extra, expect="check=ok",
                      timeout=None if quick else FRAG_TIMEOUT) for name, what, extra in table]
