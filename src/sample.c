@@ -310,6 +310,10 @@ uint64_t pm_sample_clock(void) {
   return relaxed_load(&clock_bytes);
 }
 
+uint64_t pm_sample_live_bytes(void) {
+  return relaxed_load(&live_est);
+}
+
 int64_t pm_sample_draw(pm_heap *h, uint32_t *rate) {
   *rate = rate_now();
   /* xorshift64*, then -rate * ln(u) with u in (0, 1] */

@@ -73,6 +73,8 @@ extern _Atomic uint32_t pm_sample_live;
 /* Estimated bytes allocated so far (the sum of every sample's weight): the
  * clock lifetime routing measures ages with. */
 uint64_t pm_sample_clock(void);
+/* The estimated live heap (the sum of the live samples' weights). */
+uint64_t pm_sample_live_bytes(void);
 
 /* Visits up to n live samples (round robin): fn may mark one (*flag). */
 typedef void (*pm_sample_visit_fn)(pm_sample_info *s, uint8_t *flag, uint64_t now);

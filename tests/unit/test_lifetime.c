@@ -89,6 +89,39 @@ Test(lifetime, a_site_is_learned_routed_and_unlearned) {
                "class back on the fast path");
 }
 
+/* The verdict is relative to the heap: a block is long-lived once it has
+ * outlived two turnovers of the live heap (and LIFETIME_THRESHOLD). A site
+ * whose blocks live 8 times the threshold, while the heap holds 2.5 MB, is
+ * short-lived (the fixed threshold alone marked it and routed its blocks). */
+Test(lifetime, the_verdict_is_relative_to_the_live_heap) {
+  FAST_ENV();
+  pm_heap *h = heap();
+  enum { KEEP = 40000 };
+  void **kept = malloc(KEEP * sizeof *kept);
+  drive(h, 0x3000, KEEP, 0, kept); /* 2.5 MB kept to the end */
+  cr_assert_gt(pm_sample_live_bytes(), 1000000, "live estimate %lu",
+               (unsigned long)pm_sample_live_bytes());
+  /* each block of 0x4000 lives ~8192 allocations of 64 B: 512 KiB, 8 times
+   * the threshold, a fifth of the heap's turnover */
+  drive(h, 0x4000, 3000, 8192, NULL);
+  pm_lt_site_info top[8];
+  size_t n = pm_lt_top_sites(top, 8);
+  bool kept_marked = false;
+  for (size_t i = 0; i < n; i++) {
+    cr_assert(
+        top[i].site != 0x4000 || (!top[i].marked && top[i].routed_blocks == 0),
+        "the site living a fifth of a turnover is not learned: %lu long / %lu short "
+        "samples, %lu routed",
+        (unsigned long)top[i].long_samples, (unsigned long)top[i].short_samples,
+        (unsigned long)top[i].routed_blocks);
+    kept_marked |= top[i].site == 0x3000 && top[i].marked;
+  }
+  cr_assert(kept_marked, "the site whose blocks are kept is learned");
+  for (int i = 0; i < KEEP; i++)
+    pm_free(kept[i]);
+  free(kept);
+}
+
 Test(lifetime, more_sites_than_slots) {
   FAST_ENV();
   pm_heap *h = heap();
