@@ -47,6 +47,13 @@ static PM_TLS bool owner; /* this thread's report holds `busy` */
 static uint16_t order[SYM_MAX];
 static ElfW(Shdr) sections[MAX_SECTIONS];
 static ElfW(Sym) chunk[CHUNK_SYMS];
+/* which 2^shift-byte spans of the module hold a wanted address: most symbols
+ * are rejected by one bit test (node's .symtab: 107,000 symbols for ~100
+ * addresses; the binary search for each cost 13 M instructions a report) */
+#define SPAN_WORDS 4096
+static uint64_t spans[SPAN_WORDS];
+static unsigned span_shift;
+static uintptr_t span_lo;
 
 static uint32_t slot_of(uintptr_t ip) {
   uint64_t k = ip * 0x9e3779b97f4a7c15ull;
@@ -128,6 +135,30 @@ static uint32_t gather(int m) {
   return k;
 }
 
+/* marks the spans of the k addresses in order, for a module at [lo, hi) */
+static void mark_spans(uint32_t k, uintptr_t lo, uintptr_t hi) {
+  memset(spans, 0, sizeof spans);
+  span_lo = lo;
+  span_shift = 12;
+  while (((hi - lo) >> span_shift) >= SPAN_WORDS * 64)
+    span_shift++;
+  for (uint32_t j = 0; j < k; j++) {
+    uintptr_t i = (entries[order[j]].ip - lo) >> span_shift;
+    spans[i / 64] |= 1ull << (i % 64);
+  }
+}
+
+/* whether [a, end) may hold a wanted address */
+static bool spans_hit(uintptr_t a, uintptr_t end) {
+  if (end <= span_lo) return false;
+  uintptr_t i = a > span_lo ? (a - span_lo) >> span_shift : 0,
+            last = (end - 1 - span_lo) >> span_shift;
+  if (last >= SPAN_WORDS * 64) last = SPAN_WORDS * 64 - 1;
+  for (; i <= last; i++)
+    if (spans[i / 64] >> (i % 64) & 1) return true;
+  return false;
+}
+
 /* first index in order[0..k) whose address is >= a */
 static uint32_t lower_bound(uint32_t k, uintptr_t a) {
   uint32_t lo = 0, hi = k;
@@ -176,6 +207,7 @@ static bool from_file(const pm_module_info *mod, uint32_t k) {
   if (symtab == NULL || symtab->sh_link >= shn || symtab->sh_entsize != sizeof(ElfW(Sym)))
     goto out;
   const ElfW(Shdr) *strtab = &sections[symtab->sh_link];
+  mark_spans(k, mod->lo, mod->hi);
   uint64_t total = symtab->sh_size / sizeof(ElfW(Sym));
   for (uint64_t at = 0; at < total; at += CHUNK_SYMS) {
     size_t want = total - at < CHUNK_SYMS ? (size_t)(total - at) : CHUNK_SYMS;
@@ -184,12 +216,12 @@ static bool from_file(const pm_module_info *mod, uint32_t k) {
                  sizeof chunk[0];
     for (size_t i = 0; i < got; i++) {
       const ElfW(Sym) *s = &chunk[i];
-      unsigned type = ELF64_ST_TYPE(s->st_info);
-      if (s->st_size == 0 || s->st_shndx == SHN_UNDEF || s->st_name == 0 ||
-          type == STT_SECTION || type == STT_FILE || type == STT_TLS)
-        continue;
-      uint8_t rank = type == STT_FUNC || type == STT_GNU_IFUNC ? 2 : 1;
+      if (s->st_size == 0 || s->st_shndx == SHN_UNDEF || s->st_name == 0) continue;
       uintptr_t a = mod->base + s->st_value, end = a + s->st_size;
+      if (!spans_hit(a, end)) continue;
+      unsigned type = ELF64_ST_TYPE(s->st_info);
+      if (type == STT_SECTION || type == STT_FILE || type == STT_TLS) continue;
+      uint8_t rank = type == STT_FUNC || type == STT_GNU_IFUNC ? 2 : 1;
       for (uint32_t j = lower_bound(k, a); j < k && entries[order[j]].ip < end; j++) {
         sym_entry *e = &entries[order[j]];
         if (e->cand >= rank) continue;
