@@ -413,11 +413,12 @@ bool pm_sample_record(const void *p, size_t size, uint32_t rate, uintptr_t site,
     atomic_fetch_add_explicit(&ndropped, 1, memory_order_relaxed);
   }
   e->stack = s ? (uint32_t)(s - stacks) + 1 : 0;
-  e->user = user;
-  e->weight = w;
   e->blocks = (uint32_t)(blocks < UINT32_MAX ? blocks : UINT32_MAX);
-  e->birth = now;
-  e->flag = 0;
+  /* the fields a scan reads without claiming the entry: relaxed atomics */
+  __atomic_store_n(&e->user, user, __ATOMIC_RELAXED);
+  __atomic_store_n(&e->weight, w, __ATOMIC_RELAXED);
+  __atomic_store_n(&e->birth, now, __ATOMIC_RELAXED);
+  __atomic_store_n(&e->flag, 0, __ATOMIC_RELAXED);
   atomic_fetch_add(&pm_sample_live, 1);
   atomic_store_explicit(&e->ptr, (uintptr_t)p, memory_order_release);
   uint64_t est = atomic_fetch_add_explicit(&live_est, w, memory_order_relaxed) + w;
@@ -450,10 +451,10 @@ static bool forget_in(live_sample *b, const void *p, pm_sample_info *out) {
         !atomic_compare_exchange_strong(&b[i].ptr, &expected, (uintptr_t)1))
       continue;
     live_sample *e = &b[i];
-    out->weight = e->weight;
-    out->birth = e->birth;
-    out->user = e->user;
-    out->flag = e->flag;
+    out->weight = __atomic_load_n(&e->weight, __ATOMIC_RELAXED);
+    out->birth = __atomic_load_n(&e->birth, __ATOMIC_RELAXED);
+    out->user = __atomic_load_n(&e->user, __ATOMIC_RELAXED);
+    out->flag = __atomic_load_n(&e->flag, __ATOMIC_RELAXED);
     if (e->stack) {
       stack *s = &stacks[e->stack - 1];
       atomic_fetch_sub_explicit(&s->live_bytes, e->weight, memory_order_relaxed);
@@ -467,16 +468,29 @@ static bool forget_in(live_sample *b, const void *p, pm_sample_info *out) {
   return false;
 }
 
+/* A scan reads an entry without claiming it: a claimed entry (ptr 1) made
+ * a free of that block in another thread miss it, leaving a stale entry
+ * and the live estimate too high (the growing table made scans 16× more
+ * frequent per slot, and unit_lifetime's threads test caught it). The
+ * fields are read, then the pointer again: if the block was freed in
+ * between, the entry is skipped; a flag set on an entry reused meanwhile
+ * only skips one verdict. */
 void pm_sample_scan(unsigned n, pm_sample_visit_fn fn) {
   uint64_t now = relaxed_load(&clock_bytes);
   uint32_t start = atomic_fetch_add_explicit(&scan_cursor, n, memory_order_relaxed);
   for (uint32_t k = 0; k < n; k++) {
     live_sample *e = &samples[(start + k) % (relaxed_load(&nbuckets) * BUCKET_SLOTS)];
     uintptr_t p = atomic_load_explicit(&e->ptr, memory_order_acquire);
-    if (p <= 1 || !atomic_compare_exchange_strong(&e->ptr, &p, (uintptr_t)1)) continue;
-    pm_sample_info info = {e->weight, e->birth, e->user, e->flag};
-    fn(&info, &e->flag, now);
-    atomic_store_explicit(&e->ptr, p, memory_order_release);
+    if (p <= 1) continue;
+    pm_sample_info info = {__atomic_load_n(&e->weight, __ATOMIC_RELAXED),
+                           __atomic_load_n(&e->birth, __ATOMIC_RELAXED),
+                           __atomic_load_n(&e->user, __ATOMIC_RELAXED),
+                           __atomic_load_n(&e->flag, __ATOMIC_RELAXED)};
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&e->ptr, memory_order_relaxed) != p) continue;
+    uint8_t flag = info.flag;
+    fn(&info, &flag, now);
+    if (flag != info.flag) __atomic_store_n(&e->flag, flag, __ATOMIC_RELAXED);
   }
 }
 

@@ -178,6 +178,36 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+static _Atomic int scanning;
+static void no_verdict(pm_sample_info *s, uint8_t *flag, uint64_t now) {
+  (void)s, (void)flag, (void)now;
+}
+static void *scanner(void *arg) {
+  (void)arg;
+  while (atomic_load(&scanning))
+    pm_sample_scan(64, no_verdict);
+  return NULL;
+}
+
+/* a scan in one thread never hides a sample from a free in another: every
+ * sample freed leaves the table (a scan that claimed the entry it looked
+ * at made such a free miss it) */
+Test(lifetime, a_scan_never_hides_a_sample_from_its_free) {
+  FAST_ENV();
+  pm_heap *h = heap();
+  atomic_store(&scanning, 1);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, scanner, NULL), 0);
+  for (int i = 0; i < 300000; i++) {
+    void *p = pm_malloc_tick(h, 64, CLS, 0x7000) /* every call a sample */;
+    cr_assert_not_null(p);
+    pm_free(p);
+  }
+  atomic_store(&scanning, 0);
+  pthread_join(t, NULL);
+  cr_assert_eq(pm_sample_live, 0, "%u samples left behind", (unsigned)pm_sample_live);
+}
+
 Test(lifetime, threads_share_the_tables) {
   FAST_ENV();
   heap();
