@@ -23,7 +23,7 @@
 
 /* ---- the jemalloc tier ---- */
 
-void *pm_malloc_fallback(pm_heap *h, size_t size, size_t align, bool zero, int reason) {
+void *pm_malloc_fallback(pm_heap *h, size_t size, size_t align, int zero, int reason) {
   void *p = pm_fallback_alloc(size, align, zero);
   if (unlikely(p == NULL)) return NULL;
   switch (reason) {
@@ -123,8 +123,8 @@ static void *malloc_sampled(pm_heap *h, size_t size, unsigned cls, uint32_t rate
     pm_lt_scan();
   }
   pm_heap *aux = aux_heap(h);
-  void *p =
-      aux != NULL ? pm_malloc_pool(aux, size, cls) : pm_fallback_alloc(size, 0, false);
+  void *p = aux != NULL ? pm_malloc_pool(aux, size, cls)
+                        : pm_fallback_alloc(size, 0, PM_ZERO_NONE);
   if (p == NULL) return NULL;
   pm_sample_record(p, size, rate, site, user);
   PM_STAT_ADD(h, samples, 1);
@@ -314,15 +314,10 @@ static pm_noinline void free_large(void *p) {
 }
 
 static void *calloc_large(pm_heap *h, size_t total, int reason, uintptr_t site) {
-  void *p;
-  if (total > relaxed_load(&calloc_memset_limit)) {
-    p = pm_malloc_fallback(h, total, 0, true, reason);
-  } else {
-    p = pm_malloc_fallback(h, total, 0, false, reason);
-    /* a block handed out while jemalloc has not started is a fresh mapping
-     * (the first large blocks, or a fork window's): already zero */
-    if (p != NULL && pm_fallback_started()) memset(p, 0, total);
-  }
+  /* fallback.c zeroes: a fresh mapping needs nothing, a reused direct
+   * block a memset of what it held before */
+  int zero = total > relaxed_load(&calloc_memset_limit) ? PM_ZERO_PAGES : PM_ZERO_MEMSET;
+  void *p = pm_malloc_fallback(h, total, 0, zero, reason);
   sample_large(h, p, total, site);
   return p;
 }
