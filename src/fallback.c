@@ -331,8 +331,8 @@ void pm_fallback_postfork_child(void) {
  * of it that was in use before (the rest of a grown block is new zero
  * pages). With other direct blocks live the spare is not used: a program
  * that keeps several large blocks gets jemalloc after 16 as before (serving
- * bench_large's 8 live blocks from grown spares for the whole run took 60%
- * more CPU time than jemalloc, with 17% fewer faults). A slot (a live
+ * bench_large's 8 live blocks from grown spares for the whole run took 0.41
+ * s of CPU against jemalloc's 0.26, with 17% fewer faults). A slot (a live
  * block) is freed with its block and claimed again by the next one.
  *
  * Blocks requested during a fork window, and every large block of a child
