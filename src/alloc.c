@@ -322,13 +322,15 @@ static void *calloc_large(pm_heap *h, size_t total, int reason, uintptr_t site) 
   return p;
 }
 
-/* pushes b on pg's remote list (pg is another thread's page, checked) */
+/* pushes b on pg's remote list (pg is another thread's page, checked).
+ * It counts nothing: remote frees are counted where the owner collects
+ * them (pm_page_collect) and, while pending, by the report's walk of the
+ * remote lists (stats.c), so a freeing thread needs no heap and writes no
+ * counter (two atomic adds on process-wide counters, for a thread without
+ * a heap, bounced between the cores of a producer/consumer pair). */
 static void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
-  /* a thread that only frees (a consumer) gets a heap too, so it counts
-   * with plain adds instead of atomics on shared cache lines */
-  if (unlikely(h == &pm_heap_empty)) h = pm_thread_start();
+  (void)h;
   b->tag = pm_g.tag;
-  unsigned cls = pg->cls; /* read before the push publishes the block */
   pm_block *old = atomic_load_explicit(&pg->remote, memory_order_relaxed);
   do {
     pm_block_set_next(b, old);
@@ -340,14 +342,6 @@ static void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
       atomic_store_explicit(&owner->remote_full_hint, 1, memory_order_release);
     else
       pm_page_claim_orphan(pg);
-  }
-  if (likely(h->kind == PM_HEAP_REAL)) {
-    PM_COUNT(h->stats.remote_frees++);
-    PM_COUNT(h->remote_frees[cls]++);
-  } else {
-    PM_COUNT(atomic_fetch_add_explicit(&pm_shared.remote_frees, 1, memory_order_relaxed));
-    PM_COUNT(
-        atomic_fetch_add_explicit(&pm_shared.class_frees[cls], 1, memory_order_relaxed));
   }
 }
 
