@@ -5,7 +5,8 @@
  *
  * The run is ROUNDS rounds; each starts `threads` threads and joins them.
  * A thread makes a number of allocations (more for some threads) of
- * 8 B << 0..4 (8-128 B), now and then 1000 times that; it keeps half of
+ * 8 B << 0..4 (8-128 B), one in 100 of them 100 times that (one in
+ * 1,000 1000 times, one in 10,000 10,000 times), every word written; it keeps half of
  * what it allocates until it exits ("retained", 8 B << 0..6) and frees
  * two-thirds of the rest soon after, in random order; and a quarter of the
  * time it swaps one of its blocks with a slot of a shared transfer array,
@@ -39,9 +40,10 @@ static int chance(unsigned percent, uint64_t *r) {
   return xorshift64_step(r) % 100 < percent;
 }
 
-/* words: the block's size in 8-byte words; tag at both ends */
+/* words: the block's size in 8-byte words; a tag at both ends */
 static uint64_t *alloc_words(size_t words, uint64_t *r) {
-  if (chance(1, r)) words *= 1000; /* now and then a big one */
+  if (chance(1, r)) /* now and then a bigger one, rarely a large one */
+    words *= chance(1, r) ? 10000 : chance(10, r) ? 1000 : 100;
   if (words < 2) words = 2;
   uint64_t *p = malloc(words * sizeof *p);
   if (!p) {
@@ -50,6 +52,8 @@ static uint64_t *alloc_words(size_t words, uint64_t *r) {
   }
   uint64_t tag =
       atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) << 32 | words;
+  for (size_t i = 1; i + 1 < words; i++) /* every page is touched */
+    p[i] = tag ^ i;
   p[0] = tag;
   p[words - 1] = tag;
   atomic_fetch_add_explicit(&ops, 1, memory_order_relaxed);
@@ -60,7 +64,7 @@ static void free_words(uint64_t *p) {
   if (p == NULL) return;
   uint64_t tag = p[0];
   size_t words = (size_t)(tag & 0xffffffffu);
-  if (words < 2 || words > 128 * 1000 || p[words - 1] != tag) {
+  if (words < 2 || words > 64 * 10000 || p[words - 1] != tag) {
     fprintf(stderr, "bench_mstress: CORRUPTION in block %llu\n",
             (unsigned long long)(tag >> 32));
     exit(3);
