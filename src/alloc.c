@@ -23,7 +23,7 @@
 
 /* ---- the jemalloc tier ---- */
 
-void *pm_malloc_fallback(pm_heap *h, size_t size, size_t align, bool zero, int reason) {
+void *pm_malloc_fallback(pm_heap *h, size_t size, size_t align, int zero, int reason) {
   void *p = pm_fallback_alloc(size, align, zero);
   if (unlikely(p == NULL)) return NULL;
   switch (reason) {
@@ -123,8 +123,8 @@ static void *malloc_sampled(pm_heap *h, size_t size, unsigned cls, uint32_t rate
     pm_lt_scan();
   }
   pm_heap *aux = aux_heap(h);
-  void *p =
-      aux != NULL ? pm_malloc_pool(aux, size, cls) : pm_fallback_alloc(size, 0, false);
+  void *p = aux != NULL ? pm_malloc_pool(aux, size, cls)
+                        : pm_fallback_alloc(size, 0, PM_ZERO_NONE);
   if (p == NULL) return NULL;
   pm_sample_record(p, size, rate, site, user);
   PM_STAT_ADD(h, samples, 1);
@@ -314,26 +314,23 @@ static pm_noinline void free_large(void *p) {
 }
 
 static void *calloc_large(pm_heap *h, size_t total, int reason, uintptr_t site) {
-  void *p;
-  if (total > relaxed_load(&calloc_memset_limit)) {
-    p = pm_malloc_fallback(h, total, 0, true, reason);
-  } else {
-    p = pm_malloc_fallback(h, total, 0, false, reason);
-    /* a block handed out while jemalloc has not started is a fresh mapping
-     * (the first large blocks, or a fork window's): already zero */
-    if (p != NULL && pm_fallback_started()) memset(p, 0, total);
-  }
+  /* fallback.c zeroes: a fresh mapping needs nothing, a reused direct
+   * block a memset of what it held before */
+  int zero = total > relaxed_load(&calloc_memset_limit) ? PM_ZERO_PAGES : PM_ZERO_MEMSET;
+  void *p = pm_malloc_fallback(h, total, 0, zero, reason);
   sample_large(h, p, total, site);
   return p;
 }
 
-/* pushes b on pg's remote list (pg is another thread's page, checked) */
+/* pushes b on pg's remote list (pg is another thread's page, checked).
+ * It counts nothing: remote frees are counted where the owner collects
+ * them (pm_page_collect) and, while pending, by the report's walk of the
+ * remote lists (stats.c), so a freeing thread needs no heap and writes no
+ * counter (two atomic adds on process-wide counters, for a thread without
+ * a heap, bounced between the cores of a producer/consumer pair). */
 static void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
-  /* a thread that only frees (a consumer) gets a heap too, so it counts
-   * with plain adds instead of atomics on shared cache lines */
-  if (unlikely(h == &pm_heap_empty)) h = pm_thread_start();
+  (void)h;
   b->tag = pm_g.tag;
-  unsigned cls = pg->cls; /* read before the push publishes the block */
   pm_block *old = atomic_load_explicit(&pg->remote, memory_order_relaxed);
   do {
     pm_block_set_next(b, old);
@@ -345,14 +342,6 @@ static void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
       atomic_store_explicit(&owner->remote_full_hint, 1, memory_order_release);
     else
       pm_page_claim_orphan(pg);
-  }
-  if (likely(h->kind == PM_HEAP_REAL)) {
-    PM_COUNT(h->stats.remote_frees++);
-    PM_COUNT(h->remote_frees[cls]++);
-  } else {
-    PM_COUNT(atomic_fetch_add_explicit(&pm_shared.remote_frees, 1, memory_order_relaxed));
-    PM_COUNT(
-        atomic_fetch_add_explicit(&pm_shared.class_frees[cls], 1, memory_order_relaxed));
   }
 }
 

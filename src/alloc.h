@@ -31,7 +31,8 @@ void *pm_malloc_pool(struct pm_heap *h, size_t size, unsigned cls);
 /* The slow-path tick of class cls (its countdown ran out): sampling,
  * routing and housekeeping, then a block from wherever they decided. */
 void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site);
-/* The jemalloc tier with statistics; reason is a PM_FB_* value. */
+/* The jemalloc tier with statistics; reason is a PM_FB_* value, zero a
+ * PM_ZERO_* value (fallback.h). */
 enum {
   PM_FB_TOO_LARGE,
   PM_FB_ALIGNMENT,
@@ -40,7 +41,7 @@ enum {
   PM_FB_NO_HEAP,
   PM_FB_LONG_LIVED
 };
-void *pm_malloc_fallback(struct pm_heap *h, size_t size, size_t align, bool zero,
+void *pm_malloc_fallback(struct pm_heap *h, size_t size, size_t align, int zero,
                          int reason);
 
 #endif

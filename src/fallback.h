@@ -17,8 +17,14 @@ void pm_fallback_configure(bool pools_on);
 void pm_fallback_prefork(void);
 void pm_fallback_postfork_parent(void);
 void pm_fallback_postfork_child(void);
-/* NULL with errno ENOMEM on failure. align <= 16 means the default. */
-void *pm_fallback_alloc(size_t size, size_t align, bool zero);
+/* How a block must be zeroed (calloc): not at all; zeroed pages (jemalloc
+ * purges a reused extent, so a huge sparse calloc stays lazily zero); or a
+ * memset of what may be dirty (warm memory a loop of callocs reuses). A
+ * fresh mapping is zero either way. */
+enum { PM_ZERO_NONE, PM_ZERO_PAGES, PM_ZERO_MEMSET };
+/* NULL with errno ENOMEM on failure. align <= 16 means the default; zero is
+ * a PM_ZERO_* value. */
+void *pm_fallback_alloc(size_t size, size_t align, int zero);
 void *pm_fallback_realloc(void *p, size_t size);
 void pm_fallback_free(void *p); /* keeps errno */
 size_t pm_fallback_usable(const void *p);
@@ -35,7 +41,7 @@ void pm_fallback_figures(uint64_t *allocated, uint64_t *resident);
 void pm_fallback_maybe_purge(void);
 /* bytes returned that way so far */
 uint64_t pm_fallback_purged(void);
-/* purge jemalloc's unused dirty pages */
+/* purge jemalloc's unused dirty pages and unmap a kept direct block */
 void pm_fallback_trim(void);
 
 #endif

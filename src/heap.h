@@ -24,7 +24,6 @@ typedef struct pm_shared_stats {
 #define PM_AFIELD(f, ...) _Atomic uint64_t f;
   PM_HEAP_COUNTERS(PM_AFIELD)
 #undef PM_AFIELD
-  _Atomic uint64_t class_frees[PM_NCLASSES];
   _Atomic uint64_t too_large_log2[PM_LARGE_BUCKETS];
 } pm_shared_stats;
 /* Adds n to counter `field` of h: a plain add for a real heap, an atomic

@@ -49,6 +49,13 @@ void *pm_os_map_block(size_t size) {
   return p == MAP_FAILED ? NULL : p;
 }
 
+void *pm_os_remap(void *p, size_t old, size_t size) {
+  int saved = errno;
+  void *q = mremap(p, old, size, MREMAP_MAYMOVE);
+  errno = saved;
+  return q == MAP_FAILED ? NULL : q;
+}
+
 void pm_os_unmap(void *p, size_t size) {
   int saved = errno;
   munmap(p, size);

@@ -18,6 +18,10 @@ void *pm_os_map(size_t size);
  * chunks: no MAP_NORESERVE); NULL on failure. */
 void *pm_os_map_block(size_t size);
 void pm_os_unmap(void *p, size_t size);
+/* Grows the mapped block [p, p+old) to `size` bytes, moving it if it must
+ * (the pages it had keep their contents, the new ones read as zero); the
+ * block's new address, or NULL (the old mapping stays) on failure. */
+void *pm_os_remap(void *p, size_t old, size_t size);
 /* Make [p, p+size) of a reservation read/write. false on failure. */
 bool pm_os_commit(void *p, size_t size);
 /* Give the pages of [p, p+size) back to the OS; the range stays mapped and

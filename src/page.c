@@ -8,8 +8,10 @@
 /* pages in use per class and in all, with their peaks (slow path only) */
 _Atomic uint64_t pm_class_pages[PM_NCLASSES], pm_class_pages_peak[PM_NCLASSES];
 _Atomic uint64_t pm_pages_in_use, pm_pages_peak;
-/* same-thread frees and allocations of pages that were retired, per class */
-_Atomic uint64_t pm_class_local_frees[PM_NCLASSES], pm_class_allocs_retired[PM_NCLASSES];
+/* same-thread frees, remote frees and allocations of pages that were
+ * retired, per class */
+_Atomic uint64_t pm_class_local_frees[PM_NCLASSES], pm_class_remote_frees[PM_NCLASSES],
+    pm_class_allocs_retired[PM_NCLASSES];
 
 void pm_page_retire(pm_page *pg) {
   /* full must read 0 before the owner goes: a remote free that raced with
@@ -17,6 +19,8 @@ void pm_page_retire(pm_page *pg) {
    * free page as an orphan and put it on the abandoned stack too */
   atomic_store_explicit(&pg->full, 0, memory_order_seq_cst);
   atomic_fetch_add_explicit(&pm_class_local_frees[pg->cls], pg->local_frees,
+                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&pm_class_remote_frees[pg->cls], pg->remote_collected,
                             memory_order_relaxed);
   atomic_fetch_add_explicit(&pm_class_allocs_retired[pg->cls],
                             pg->used + pg->local_frees + pg->remote_collected,

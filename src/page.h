@@ -26,7 +26,7 @@ void pm_page_retire(pm_page *pg);
 extern _Atomic uint64_t pm_class_pages[PM_NCLASSES], pm_class_pages_peak[PM_NCLASSES];
 extern _Atomic uint64_t pm_pages_in_use, pm_pages_peak;
 extern _Atomic uint64_t pm_class_local_frees[PM_NCLASSES],
-    pm_class_allocs_retired[PM_NCLASSES];
+    pm_class_remote_frees[PM_NCLASSES], pm_class_allocs_retired[PM_NCLASSES];
 /* Carves up to a few KiB of fresh blocks onto the free list; false if the
  * page has no untouched tail left. */
 bool pm_page_carve(pm_page *pg);

@@ -18,7 +18,6 @@ static void add_heap(pm_snapshot *s, const pm_heap *h) {
 #undef PM_ADD
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
     s->cls[c].req_bytes += h->req_bytes[c];
-    s->cls[c].frees += h->remote_frees[c];
   }
   s->pages_free_cached += h->ncache;
   for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++)
@@ -33,7 +32,11 @@ static void add_page(pm_snapshot *s, pm_page *pg) {
     return;
   }
   f->pages_in_use++;
-  s->cls[pg->cls].frees += pg->local_frees;
+  /* remote frees are counted where they are collected, and while pending
+   * here (the freeing thread counts nothing: alloc.c, free_remote) */
+  uint32_t pending = pm_page_count_remote(pg);
+  s->cls[pg->cls].frees += pg->local_frees + pg->remote_collected + pending;
+  s->heap.remote_frees += pg->remote_collected + pending;
   s->cls[pg->cls].allocs += pg->used + pg->local_frees + pg->remote_collected;
   uint64_t carved = (uint64_t)pg->carved * pg->bsize;
   f->tail_bytes += pm_page_size() - carved;
@@ -44,7 +47,6 @@ static void add_page(pm_snapshot *s, pm_page *pg) {
   }
   /* blocks other threads freed count in used until the owner collects
    * them: a page whose every used block is such is held only by them */
-  uint32_t pending = pm_page_count_remote(pg);
   if (pending > 0) {
     f->remote_pending_bytes += (uint64_t)pending * pg->bsize;
     if (pending >= pg->used) f->remote_pending_pages++;
@@ -61,8 +63,10 @@ void pm_stats_snapshot(pm_snapshot *s) {
   PM_HEAP_COUNTERS(PM_ADDS)
 #undef PM_ADDS
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
-    s->cls[c].frees +=
-        atomic_load_explicit(&pm_shared.class_frees[c], memory_order_relaxed);
+    uint64_t remote =
+        atomic_load_explicit(&pm_class_remote_frees[c], memory_order_relaxed);
+    s->cls[c].frees += remote;
+    s->heap.remote_frees += remote;
     s->cls[c].frees +=
         atomic_load_explicit(&pm_class_local_frees[c], memory_order_relaxed);
     s->cls[c].allocs +=

@@ -123,16 +123,15 @@ pm_inline pm_page *pm_page_of(const void *p) {
 enum { PM_HEAP_EMPTY = 0, PM_HEAP_REAL = 1, PM_HEAP_JEMALLOC = 2 };
 
 typedef struct pm_heap {
-  pm_page *pages[PM_NCLASSES];        /* current page per class, &pm_page_empty if none */
-  int64_t countdown[PM_NCLASSES];     /* bytes to the next slow-path tick of the class
-                                         (fast path); -1 forces every allocation there */
-  uint64_t req_bytes[PM_NCLASSES];    /* bytes requested per class (fast path) */
-  uint64_t remote_frees[PM_NCLASSES]; /* frees this thread made into others' pages */
-  pm_page *avail[PM_NCLASSES];        /* other pages of the class with free blocks */
-  pm_page *low[PM_NCLASSES];          /* pages that were full and got a few blocks back,
-                                         used before a new page (heap.c) */
-  pm_page *full;                      /* pages without a free block */
-  pm_page *full_cursor;               /* where the remote-free scan of `full` resumes */
+  pm_page *pages[PM_NCLASSES];     /* current page per class, &pm_page_empty if none */
+  int64_t countdown[PM_NCLASSES];  /* bytes to the next slow-path tick of the class
+                                      (fast path); -1 forces every allocation there */
+  uint64_t req_bytes[PM_NCLASSES]; /* bytes requested per class (fast path) */
+  pm_page *avail[PM_NCLASSES];     /* other pages of the class with free blocks */
+  pm_page *low[PM_NCLASSES];       /* pages that were full and got a few blocks back,
+                                      used before a new page (heap.c) */
+  pm_page *full;                   /* pages without a free block */
+  pm_page *full_cursor;            /* where the remote-free scan of `full` resumes */
   uint32_t nfull, scan_left;
   pm_page *cache; /* a few emptied pages kept for reuse without atomics */
   uint32_t ncache;

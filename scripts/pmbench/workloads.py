@@ -7,7 +7,7 @@ from pathlib import Path
 
 BENCH_PROGRAMS = ["bench_churn", "bench_larson", "bench_xmalloc", "bench_cthrash",
                   "bench_realloc", "bench_mixed", "bench_large", "bench_frag", "bench_tiny",
-                  "bench_fragsites"]
+                  "bench_fragsites", "bench_mstress"]
 
 
 @dataclass
@@ -56,6 +56,8 @@ def bench_workloads(bindir, scale):
          ["bench_large", s]),
         ("frag", "phases of short-lived 16-512 B + 1/200 long-lived from another call site",
          ["bench_frag", s]),
+        ("mstress", "4 threads x 10 rounds churn 8 B-5 MiB, keep half, swap with a shared array",
+         ["bench_mstress", s]),
     ]
     return [Workload(n, w, [str(bindir / a[0])] + a[1:], expect="check=ok")
             for n, w, a in table]
