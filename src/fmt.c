@@ -72,15 +72,15 @@ void pm_buf_i64(pm_buf *b, int64_t v) {
 }
 
 void pm_buf_hex(pm_buf *b, uint64_t v) {
-  char tmp[16];
-  int n = 0;
+  char tmp[18]; /* "0x" and 16 digits, written from the end */
+  int at = (int)sizeof tmp;
   do {
-    tmp[n++] = "0123456789abcdef"[v & 15];
+    tmp[--at] = "0123456789abcdef"[v & 15];
     v >>= 4;
   } while (v);
-  pm_buf_str(b, "0x");
-  while (n)
-    pm_buf_char(b, tmp[--n]);
+  tmp[--at] = 'x';
+  tmp[--at] = '0';
+  pm_buf_mem(b, tmp + at, sizeof tmp - (size_t)at);
 }
 
 void pm_buf_pad(pm_buf *b, const char *s, int width) {
