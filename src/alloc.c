@@ -328,8 +328,7 @@ static void *calloc_large(pm_heap *h, size_t total, int reason, uintptr_t site) 
  * remote lists (stats.c), so a freeing thread needs no heap and writes no
  * counter (two atomic adds on process-wide counters, for a thread without
  * a heap, bounced between the cores of a producer/consumer pair). */
-static void free_remote(pm_heap *h, pm_page *pg, pm_block *b) {
-  (void)h;
+static void free_remote(pm_page *pg, pm_block *b) {
   b->tag = pm_g.tag;
   pm_block *old = atomic_load_explicit(&pg->remote, memory_order_relaxed);
   do {
@@ -368,7 +367,7 @@ static void free_watched(pm_heap *h, pm_page *pg, pm_block *b) {
   if (mine)
     free_local(owner, pg, b);
   else
-    free_remote(h, pg, b);
+    free_remote(pg, b);
 }
 
 static pm_noinline void free_unusual(pm_heap *h, pm_page *pg, pm_block *b) {
@@ -378,7 +377,7 @@ static pm_noinline void free_unusual(pm_heap *h, pm_page *pg, pm_block *b) {
   }
   if (relaxed_load(&pg->owner) != h) {
     pm_page_check("free()", pg, b, PM_FREED_TAG, false);
-    free_remote(h, pg, b);
+    free_remote(pg, b);
     return;
   }
   pm_page_check("free()", pg, b, PM_FREED_LIST, false);
@@ -393,7 +392,7 @@ static pm_noinline void free_other(pm_heap *h, pm_page *pg, pm_block *b) {
     free_unusual(h, pg, b);
     return;
   }
-  free_remote(h, pg, b);
+  free_remote(pg, b);
 }
 
 /* POOLMALLOC_CHECK=full: the block's live bit must be set */
@@ -407,7 +406,7 @@ static pm_noinline void free_checked(void *p) {
     free_local(h->aux_heap, pg, b);
   } else if (relaxed_load(&pg->owner) != h) {
     b->tag = 0; /* checked above: a value equal to the tag is user data */
-    free_remote(h, pg, b);
+    free_remote(pg, b);
   } else {
     free_local(h, pg, b);
   }
