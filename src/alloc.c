@@ -103,9 +103,10 @@ void *pm_malloc_pool(pm_heap *h, size_t size, unsigned cls) {
 #define PM_TICK_BYTES ((int64_t)256 << 10)
 #define PM_LARGE_BIT (1ull << 63)
 
-static void housekeeping(void) {
+static void housekeeping(pm_heap *h) {
   pm_pages_maybe_purge();
   pm_fallback_maybe_purge();
+  pm_heap_trim_idle(h);
 }
 
 /* the thread's heap of watched pages, or NULL (heap table full) */
@@ -152,7 +153,7 @@ static bool tick_sample(pm_heap *h, size_t size, unsigned cls, uint32_t *rate) {
   uint64_t bit = 1ull << cls;
   bool forced = h->forced & bit;
   if (!pm_sample_on) {
-    if (!forced) housekeeping();
+    if (!forced) housekeeping(h);
     h->sample_left[cls] = PM_TICK_BYTES;
     return false;
   }
@@ -168,7 +169,7 @@ static bool tick_sample(pm_heap *h, size_t size, unsigned cls, uint32_t *rate) {
   /* the distance ran out on this request */
   *rate = h->sample_rate[cls];
   h->sample_left[cls] = pm_sample_draw(h, &h->sample_rate[cls]);
-  housekeeping();
+  housekeeping(h);
   return !pm_sample_busy; /* not an allocation of the sampler's own unwinder */
 }
 

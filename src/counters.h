@@ -30,6 +30,10 @@ enum { PM_SEC_REQUESTS, PM_SEC_POOL, PM_SEC_MEMORY };
     "pages left behind by exiting threads")                                              \
   X(pages_adopted, "pages_adopted", COUNT, POOL,                                         \
     "abandoned pages adopted by other threads")                                          \
+  X(pages_trimmed, "pages_trimmed", COUNT, POOL,                                         \
+    "times a pinned page gave its empty pieces back to the OS")                          \
+  X(trimmed_bytes, "trimmed_bytes", RUNNING, POOL,                                       \
+    "bytes those pieces held (running total)")                                           \
   X(remote_frees, "remote_frees", COUNT, POOL,                                           \
     "frees from a thread that does not own the page")                                    \
   X(fb_too_large, "fallback_too_large", COUNT, REQUESTS,                                 \
@@ -74,7 +78,10 @@ enum { PM_SEC_REQUESTS, PM_SEC_POOL, PM_SEC_MEMORY };
   X(tail_bytes, "tail_bytes", SPACE, POOL,                                               \
     "never-carved tails of pages in use (address space)")                                \
   X(pinned_pages, "pinned_pages", COUNT, POOL, "pages in use at most a quarter full")    \
-  X(pinned_bytes, "pinned_bytes", BYTES, POOL, "carved free blocks in those pages")      \
+  X(pinned_bytes, "pinned_bytes", BYTES, POOL,                                           \
+    "carved free blocks in those pages, resident")                                       \
+  X(returned_bytes, "returned_bytes", SPACE, POOL,                                       \
+    "pieces of pages in use given back to the OS now")                                   \
   X(remote_pending_pages, "remote_pending_pages", COUNT, POOL,                           \
     "pages held only by other threads' frees not yet collected")                         \
   X(remote_pending_bytes, "remote_pending_bytes", BYTES, POOL,                           \

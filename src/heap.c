@@ -5,7 +5,9 @@
  * only through its atomic remote list and full flag, and a heap only through
  * remote_full_hint. Nothing here takes a lock. */
 #include "heap.h"
+#include "fmt.h"
 #include "istack.h"
+#include "options.h"
 #include "os.h"
 
 #define PM_MAX_HEAPS 16384
@@ -121,7 +123,9 @@ static void list_remove(pm_page **head, pm_page *pg) {
  * pages, as in larson.) */
 static void set_where(pm_page *pg, uint8_t where, int32_t wake) {
   pg->where = where;
-  pg->wake = wake;
+  /* a page with returned pieces wakes at every free: the freed block must
+   * not be one of theirs (their blocks are free, their tags read zero) */
+  pg->wake = pg->returned ? INT32_MAX : wake;
 }
 
 static int32_t relist_mark(const pm_page *pg) {
@@ -140,6 +144,7 @@ static void add_avail(pm_heap *h, pm_page *pg) {
     return;
   }
   set_where(pg, PM_IN_AVAIL, 0);
+  pg->freed_ms = pm_os_now_ms(); /* idle since (trim_idle) */
   list_push(&h->avail[pg->cls], pg);
 }
 
@@ -149,6 +154,7 @@ static void add_low(pm_heap *h, pm_page *pg) {
     return;
   }
   set_where(pg, PM_IN_LOW, relist_mark(pg));
+  pg->freed_ms = pm_os_now_ms();
   list_push(&h->low[pg->cls], pg);
 }
 
@@ -234,7 +240,10 @@ static void scan_full(pm_heap *h) {
 }
 
 static bool has_free(pm_page *pg) {
-  return pg->free != NULL || pm_page_collect(pg) || pm_page_carve(pg);
+  if (pg->free != NULL || pm_page_collect(pg) || pm_page_carve(pg)) return true;
+  if (!pm_page_reclaim(pg)) return false;
+  if (pg->where == PM_IN_CURRENT) pg->wake = -1; /* no returned piece left */
+  return true;
 }
 
 /* Takes up to a few abandoned pages; returns one of class cls with free
@@ -313,6 +322,11 @@ pm_page *pm_heap_page_for(pm_heap *h, unsigned cls) {
 }
 
 void pm_heap_free_slow(pm_heap *h, pm_page *pg) {
+  if (unlikely(pg->returned)) { /* every free of such a page comes here */
+    if (pm_page_in_returned(pg, (uintptr_t)pg->free & pm_g.page_mask))
+      pm_heap_error("free()", "double free detected", pg->free);
+    if (pg->where == PM_IN_LOW && (int32_t)pg->used > relist_mark(pg)) return;
+  }
   switch (pg->where) {
   case PM_IN_FULL:
     unfull(h, pg);
@@ -338,6 +352,38 @@ void pm_heap_free_slow(pm_heap *h, pm_page *pg) {
   }
 }
 
+/* ---- giving back what pinned pages do not use ---- */
+
+/* Pages on the available and low lists that no allocation has taken a
+ * block from for POOLMALLOC_DECAY_MS: their empty pieces go back to the OS
+ * (pm_page_trim). A page pinned by a few long-lived blocks keeps only the
+ * pieces those blocks are in. A page is looked at again only after it
+ * got more blocks back. */
+static void trim_list(pm_heap *h, pm_page *pg, uint64_t now) {
+  for (; pg != NULL; pg = pg->next) {
+    if (now - pg->freed_ms < pm_opt.decay_ms || pg->used == 0) continue;
+    if (pg->returned != 0 && pg->used >= pg->trim_used) continue;
+    if ((uint64_t)pg->used * pg->bsize > pm_page_size() / 2) continue;
+    size_t bytes = pm_page_trim(pg);
+    if (bytes == 0) continue;
+    pg->wake = INT32_MAX; /* set_where's rule for returned pieces */
+    PM_COUNT(h->stats.pages_trimmed++);
+    PM_COUNT(h->stats.trimmed_bytes += bytes);
+  }
+}
+
+void pm_heap_trim_idle(pm_heap *h) {
+  if (pm_page_piece() * 2 > pm_page_size()) return;
+  uint64_t now = pm_os_now_ms();
+  uint64_t period = pm_opt.decay_ms / 2 ? pm_opt.decay_ms / 2 : 1;
+  if (now - h->trim_ms < period) return;
+  h->trim_ms = now;
+  for (unsigned c = 0; c < PM_NCLASSES; c++) {
+    trim_list(h, h->avail[c], now);
+    trim_list(h, h->low[c], now);
+  }
+}
+
 static void abandon_page(pm_heap *h, pm_page *pg) {
   pm_page_collect(pg);
   pg->next = pg->prev = NULL;
@@ -349,7 +395,7 @@ static void abandon_page(pm_heap *h, pm_page *pg) {
     return;
   }
   PM_COUNT(h->stats.pages_abandoned++);
-  if (pg->free == NULL && pg->carved == pg->capacity) {
+  if (pg->free == NULL && pg->carved == pg->capacity && pg->returned == 0) {
     /* An orphan: no block to give, so no adopter wants it yet. It stays
      * off every list, marked full; the first remote free claims it and puts
      * it on the abandoned stack (pm_page_claim_orphan). */

@@ -55,6 +55,10 @@ pm_page *pm_heap_page_for(pm_heap *h, unsigned cls);
  * empty available page, the first free into a full page, a low page an
  * eighth free (heap.c). */
 void pm_heap_free_slow(pm_heap *h, pm_page *pg);
+/* The tick's housekeeping (owner, at most every POOLMALLOC_DECAY_MS / 2):
+ * returns the empty pieces of pages that sat on h's lists without an
+ * allocation for POOLMALLOC_DECAY_MS (page.h, pm_page_trim). */
+void pm_heap_trim_idle(pm_heap *h);
 /* Empties h's page cache into the global free stack (malloc_trim). */
 void pm_heap_flush_cache(pm_heap *h);
 /* In a fork child: every heap but `self` belongs to a thread that is gone. */

@@ -86,6 +86,20 @@ static void undivert(lt_site *s) {
   }
 }
 
+/* The classes a marked site diverts: every class from its smallest to its
+ * largest sampled one. A site is sampled about once per PROFILE_RATE bytes
+ * it allocates, so a site spread over many classes would otherwise be
+ * diverted one class at a time as samples arrive in each (bench_fragsites:
+ * 16 classes, ~2 samples a phase, learned class by class over ~8 phases,
+ * each of its blocks before that pinning a pool page). */
+static uint64_t class_span(uint64_t classes) {
+  if (classes == 0) return 0;
+  unsigned lo = (unsigned)__builtin_ctzll(classes),
+           hi = 63u - (unsigned)__builtin_clzll(classes);
+  uint64_t upto = hi >= 63 ? ~0ull : (2ull << hi) - 1;
+  return upto & ~((1ull << lo) - 1);
+}
+
 static void set_marked(lt_site *s, bool on) {
   uint32_t expected = 0;
   if (!atomic_compare_exchange_strong(&s->busy, &expected, 1)) return;
@@ -93,9 +107,9 @@ static void set_marked(lt_site *s, bool on) {
   if (on && !was) {
     relaxed_store(&s->marked, 1);
     atomic_fetch_add(&nmarked, 1);
-    divert(s, relaxed_load(&s->classes));
+    divert(s, class_span(relaxed_load(&s->classes)));
   } else if (on) {
-    divert(s, relaxed_load(&s->classes)); /* classes seen since */
+    divert(s, class_span(relaxed_load(&s->classes))); /* classes seen since */
   } else if (was) {
     relaxed_store(&s->marked, 0);
     atomic_fetch_sub(&nmarked, 1);

@@ -2,6 +2,7 @@
  * the checks on a pointer into one. */
 #include "page.h"
 #include "fmt.h"
+#include "os.h"
 
 #define PM_CARVE_BYTES 4096
 
@@ -26,6 +27,7 @@ void pm_page_retire(pm_page *pg) {
                             pg->used + pg->local_frees + pg->remote_collected,
                             memory_order_relaxed);
   pg->local_frees = pg->remote_collected = 0;
+  pg->returned = 0; /* free: purged whole or reused from a fresh carve */
   pg->state = PM_PAGE_FREE;
   atomic_store_explicit(&pg->owner, NULL, memory_order_release);
   atomic_fetch_sub_explicit(&pm_class_pages[pg->cls], 1, memory_order_relaxed);
@@ -41,6 +43,8 @@ void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
   pg->magic = (((uint64_t)1 << 40) + bsize - 1) / bsize;
   pg->capacity = (uint32_t)(pm_page_size() / bsize);
   pg->carved = 0;
+  pg->returned = 0;
+  pg->trim_used = 0;
   pg->cls = (uint8_t)cls;
   pg->state = PM_PAGE_IN_USE;
   pg->where = PM_IN_NONE;
@@ -82,11 +86,149 @@ uint32_t pm_page_collect(pm_page *pg) {
   pm_block *tail = head;
   for (pm_block *nx; (nx = pm_block_next(tail)) != NULL; tail = nx)
     n++;
+  if (unlikely(pg->returned)) /* a block of a returned piece is already free */
+    for (pm_block *b = head; b != NULL; b = pm_block_next(b))
+      if (pm_page_in_returned(pg, (uintptr_t)b & pm_g.page_mask))
+        pm_heap_error("free()", "double free detected", b);
   pm_block_set_next(tail, pg->free);
   pg->free = head;
   pg->used -= n;
   pg->remote_collected += n;
   return n;
+}
+
+/* ---- returned pieces (page.h) ---- */
+
+size_t pm_page_piece(void) {
+  size_t os = pm_os_page_size(), piece = pm_page_size() >> 6;
+  return piece > os ? piece : os;
+}
+
+/* the pieces [off, off + len) touches, as a mask */
+static uint64_t pieces_of(uintptr_t off, size_t len, unsigned shift) {
+  unsigned first = (unsigned)(off >> shift), last = (unsigned)((off + len - 1) >> shift);
+  uint64_t upto = last >= 63 ? ~0ull : (2ull << last) - 1;
+  return upto & ~((1ull << first) - 1);
+}
+
+bool pm_page_in_returned(const pm_page *pg, uintptr_t off) {
+  unsigned shift = (unsigned)__builtin_ctzl(pm_page_piece());
+  return (pieces_of(off, pg->bsize, shift) & pg->returned) != 0;
+}
+
+/* Calls fn(pg, index, arg) once for each block touching a returned piece. */
+static void each_returned_block(pm_page *pg, unsigned shift,
+                                void (*fn)(pm_page *, uint32_t, void *), void *arg) {
+  uint32_t next = 0;
+  for (uint64_t m = pg->returned; m != 0; m &= m - 1) {
+    uint64_t s = (uint64_t)__builtin_ctzll(m) << shift, e = s + ((uint64_t)1 << shift);
+    uint32_t i = (uint32_t)(s / pg->bsize), j = (uint32_t)((e - 1) / pg->bsize);
+    if (j >= pg->carved) j = pg->carved - 1;
+    for (i = i > next ? i : next; i <= j; i++)
+      fn(pg, i, arg);
+    if (j + 1 > next) next = j + 1;
+  }
+}
+
+/* free bytes per piece */
+typedef struct piece_bytes {
+  uint32_t n[64];
+  unsigned shift;
+} piece_bytes;
+
+static void add_span(piece_bytes *pb, uintptr_t off, size_t len) {
+  uintptr_t end = off + len;
+  while (off < end) {
+    unsigned u = (unsigned)(off >> pb->shift);
+    uintptr_t piece_end = (uintptr_t)(u + 1) << pb->shift;
+    uintptr_t stop = piece_end < end ? piece_end : end;
+    pb->n[u] += (uint32_t)(stop - off);
+    off = stop;
+  }
+}
+
+static void add_returned(pm_page *pg, uint32_t i, void *arg) {
+  add_span(arg, (uintptr_t)i * pg->bsize, pg->bsize);
+}
+
+/* gives back the runs of adjacent pieces of mask with one madvise each */
+static void purge_pieces(pm_page *pg, uint64_t mask, unsigned shift) {
+  char *start = pm_page_start(pg);
+  while (mask) {
+    unsigned u = (unsigned)__builtin_ctzll(mask);
+    uint64_t rest = ~(mask >> u);
+    unsigned n = rest ? (unsigned)__builtin_ctzll(rest) : 64 - u;
+    pm_os_purge(start + ((size_t)u << shift), (size_t)n << shift);
+    mask &= ~((n >= 64 ? ~0ull : (1ull << n) - 1) << u);
+  }
+}
+
+size_t pm_page_trim(pm_page *pg) {
+  size_t psize = pm_page_size(), piece = pm_page_piece();
+  unsigned shift = (unsigned)__builtin_ctzl(piece);
+  if (psize / piece < 2) return 0;
+  pm_page_collect(pg);
+  pg->trim_used = pg->used;
+  if (pg->used == 0) return 0; /* the owner releases it whole */
+  piece_bytes pb = {.shift = shift};
+  char *start = pm_page_start(pg);
+  uint32_t limit = pg->capacity + 1;
+  for (pm_block *b = pg->free; b != NULL; b = pm_block_next(b)) {
+    /* a list that leaves the page is corrupted: leave it to the checks */
+    if (!limit-- || !pm_is_pool_ptr(b) || pm_page_of(b) != pg) return 0;
+    add_span(&pb, (uintptr_t)((char *)b - start), pg->bsize);
+  }
+  each_returned_block(pg, shift, add_returned, &pb);
+  /* a piece can go when every block byte in it is free; pieces past the
+   * carved blocks are the tail, carved later (and slack holds no block) */
+  uint64_t blocks_end = (uint64_t)pg->carved * pg->bsize;
+  uint64_t extent = pg->carved == pg->capacity ? psize : blocks_end, fresh = 0;
+  for (unsigned u = 0; u < psize >> shift; u++) {
+    uint64_t s = (uint64_t)u << shift, e = s + piece;
+    if (e > extent || s >= blocks_end) break;
+    uint64_t held = (e < blocks_end ? e : blocks_end) - s;
+    if (!(pg->returned >> u & 1) && pb.n[u] == held) fresh |= 1ull << u;
+  }
+  if (fresh == 0) return 0;
+  pm_block *prev = NULL;
+  for (pm_block *b = pg->free, *next; b != NULL; b = next) {
+    next = pm_block_next(b);
+    if (!(pieces_of((uintptr_t)((char *)b - start), pg->bsize, shift) & fresh)) {
+      prev = b;
+    } else if (prev) {
+      pm_block_set_next(prev, next);
+    } else {
+      pg->free = next;
+    }
+  }
+  purge_pieces(pg, fresh, shift);
+  pg->returned |= fresh;
+  return (size_t)__builtin_popcountll(fresh) << shift;
+}
+
+typedef struct chain {
+  pm_block *first, *last;
+} chain;
+
+static void push_returned(pm_page *pg, uint32_t i, void *arg) {
+  chain *c = arg;
+  pm_block *b = (pm_block *)(pm_page_start(pg) + (size_t)i * pg->bsize);
+  if (c->last)
+    pm_block_set_next(c->last, b);
+  else
+    c->first = b;
+  c->last = b;
+}
+
+bool pm_page_reclaim(pm_page *pg) {
+  if (pg->returned == 0) return false;
+  chain c = {NULL, NULL};
+  each_returned_block(pg, (unsigned)__builtin_ctzl(pm_page_piece()), push_returned, &c);
+  pg->returned = 0;
+  if (c.first == NULL) return false;
+  pm_block_set_next(c.last, pg->free);
+  pg->free = c.first;
+  return true;
 }
 
 /* walks a free list, stopping at the first link that leaves the page (a
@@ -134,7 +276,9 @@ void pm_page_check(const char *call, pm_page *pg, const void *p, int freed,
   if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask)))
     pm_heap_error(call, "invalid pointer: not the start of a block", p);
   bool is_free;
-  if (freed == PM_FREED_BIT) {
+  if (unlikely(pg->returned) && pm_page_in_returned(pg, off & pm_g.page_mask)) {
+    is_free = true; /* its piece was given back: the block is free */
+  } else if (freed == PM_FREED_BIT) {
     uint64_t bit;
     _Atomic uint64_t *w = live_word(off, &bit);
     is_free = !((clear_bit ? atomic_fetch_and(w, ~bit) : atomic_load(w)) & bit);

@@ -39,6 +39,30 @@ uint32_t pm_page_count_remote(pm_page *pg);
  * full flag first puts it on the abandoned stack, where adopters find it. */
 void pm_page_claim_orphan(pm_page *pg);
 
+/* ---- giving back the empty pieces of a pinned page ----
+ *
+ * A page held by a few live blocks cannot be reused or purged whole, but
+ * the OS pages inside it that hold no live block can go back to the OS.
+ * The page is cut into pieces (the OS page size, or page/64 if larger, so a
+ * 64-bit mask covers them); a piece is returned when every block touching it
+ * is free. Its free blocks are first taken off the free list: while the
+ * piece is returned they are free and on no list (their memory reads as
+ * zeros, so the double-free tag cannot vouch for them: pm_page_check and the
+ * owner's free path ask pm_page_in_returned). When the page runs out of
+ * other free blocks, pm_page_reclaim puts them all back on its free list,
+ * as carving does with the untouched tail. Owner only. */
+
+/* Bytes per piece. */
+size_t pm_page_piece(void);
+/* Returns the pieces of pg whose blocks are all free (collecting remote
+ * frees first); the bytes given back. */
+size_t pm_page_trim(pm_page *pg);
+/* Puts the blocks of every returned piece back on the free list; false if
+ * there were none. */
+bool pm_page_reclaim(pm_page *pg);
+/* true if the block at page offset off touches a returned piece */
+bool pm_page_in_returned(const pm_page *pg, uintptr_t off);
+
 /* true if off (bytes from the page start) is the start of a block */
 pm_inline bool pm_page_is_block_start(const pm_page *pg, uintptr_t off) {
   uint64_t idx = ((uint64_t)off * pg->magic) >> 40;

@@ -41,9 +41,12 @@ static void add_page(pm_snapshot *s, pm_page *pg) {
   uint64_t carved = (uint64_t)pg->carved * pg->bsize;
   f->tail_bytes += pm_page_size() - carved;
   uint64_t held = (uint64_t)pg->used * pg->bsize;
+  uint64_t returned = (uint64_t)__builtin_popcountll(pg->returned) * pm_page_piece();
+  f->returned_bytes += returned;
   if (pg->used > 0 && 4 * held <= pm_page_size() && carved > held) {
     f->pinned_pages++;
-    f->pinned_bytes += carved - held; /* carved free blocks, not tails */
+    /* carved free blocks, not tails, less the pieces given back */
+    if (carved > held + returned) f->pinned_bytes += carved - held - returned;
   }
   /* blocks other threads freed count in used until the owner collects
    * them: a page whose every used block is such is held only by them */

@@ -72,10 +72,16 @@ typedef struct pm_page {
                                 * heap.c for full and low pages) */
   _Alignas(PM_CACHELINE) _Atomic(struct pm_block *) remote; /* remote frees */
   _Atomic uint8_t full;        /* on the owner's full list (read by remote frees) */
-  uint64_t freed_ms;           /* when it went on the global free stack */
+  uint64_t freed_ms;           /* when it went on the global free stack, or on
+                                * its owner's available or low list */
   struct pm_page *next, *prev; /* owner's list links (slow paths only) */
   uint64_t remote_collected;   /* remote frees collected since init (statistics) */
-  char pad1[PM_CACHELINE - 6 * sizeof(uint64_t)];
+  uint64_t returned;           /* pieces given back to the OS while the page is in
+                                * use (bit per piece, page.c: pm_page_trim); their
+                                * blocks are free and on no list */
+  uint32_t trim_used;          /* used at the last trim (nothing new to give back
+                                * while it stays) */
+  char pad1[PM_CACHELINE - 7 * sizeof(uint64_t) - sizeof(uint32_t)];
 } pm_page;
 _Static_assert(sizeof(pm_page) == 2 * PM_CACHELINE, "page descriptor is two cache lines");
 
@@ -147,6 +153,7 @@ typedef struct pm_heap {
   uint8_t aux;                 /* an aux_heap: not a thread of its own */
   uint8_t kind;                /* PM_HEAP_* */
   char *arena_cur, *arena_end; /* bump range pages are carved from */
+  uint64_t trim_ms;            /* the last pm_heap_trim_idle sweep */
   pm_heap_stats stats;
   uint64_t too_large_log2[PM_LARGE_BUCKETS]; /* jemalloc "too large" requests by
                                                 ceil(log2(size)) */
