@@ -66,8 +66,9 @@ typedef struct rss_account {
 static rss_account account_now(const pm_snapshot *s) {
   const pm_figures *f = &s->fig;
   rss_account a = {f->rss, 0, 0, f->jemalloc_resident, 0, 0};
-  a.pool_in_use =
-      f->pages_in_use_bytes > f->tail_bytes ? f->pages_in_use_bytes - f->tail_bytes : 0;
+  /* pages in use less their untouched tails and the pieces given back */
+  uint64_t gone = f->tail_bytes + f->returned_bytes;
+  a.pool_in_use = f->pages_in_use_bytes > gone ? f->pages_in_use_bytes - gone : 0;
   a.pool_free = s->pages_free_resident * f->page_size;
   a.metadata = s->metadata_bytes;
   uint64_t known = a.pool_in_use + a.pool_free + a.jemalloc + a.metadata;

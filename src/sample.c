@@ -314,6 +314,10 @@ uint64_t pm_sample_live_bytes(void) {
   return relaxed_load(&live_est);
 }
 
+uint64_t pm_sample_peak_bytes(void) {
+  return relaxed_load(&peak_est);
+}
+
 int64_t pm_sample_draw(pm_heap *h, uint32_t *rate) {
   *rate = rate_now();
   /* xorshift64*, then -rate * ln(u) with u in (0, 1] */

@@ -75,6 +75,8 @@ extern _Atomic uint32_t pm_sample_live;
 uint64_t pm_sample_clock(void);
 /* The estimated live heap (the sum of the live samples' weights). */
 uint64_t pm_sample_live_bytes(void);
+/* The highest live estimate so far. */
+uint64_t pm_sample_peak_bytes(void);
 
 /* Visits up to n live samples (round robin): fn may mark one (*flag). */
 typedef void (*pm_sample_visit_fn)(pm_sample_info *s, uint8_t *flag, uint64_t now);

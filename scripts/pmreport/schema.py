@@ -55,7 +55,11 @@ _SCHEMA_2.update({
     # lifetime_samples became samples (the one sampler feeds the profile and
     # lifetime routing; samples live on pool pages of their own)
     "counters": tuple(k if k != "lifetime_samples" else "samples" for k in _COUNTERS_1)
-    + ("pages_in_use_bytes", "live_block_waste", "jemalloc_purged"),
+    + ("pages_in_use_bytes", "live_block_waste", "jemalloc_purged",
+       # pieces of pinned pages given back to the OS (pm_page_trim, issue 14):
+       # pages_trimmed and trimmed_bytes count each trim, returned_bytes is what
+       # is given back now; pinned_bytes then counts only resident free blocks
+       "pages_trimmed", "trimmed_bytes", "returned_bytes"),
     # LIFETIME_RATE gave way to PROFILE_RATE (bytes); LIFETIME_THRESHOLD is bytes
     "options": ("POOL_SIZE", "MAX_POOLED", "DISABLE", "VERBOSE", "STATS", "STATS_FILE",
                 "STATS_SIGNAL", "DECAY_MS", "BACKGROUND", "CHECK", "PROFILE", "PROFILE_RATE", "UNWINDER",
@@ -80,7 +84,8 @@ OPTIONAL = {
     1: {"counters.remote_pending_pages", "counters.remote_pending_bytes"},
     # the profile and the RSS account are written only when the profiler is
     # on (POOLMALLOC_PROFILE, with a report asked for)
-    2: {"profile", "rss_account", "options.BACKGROUND"},
+    2: {"profile", "rss_account", "options.BACKGROUND", "counters.pages_trimmed",
+        "counters.trimmed_bytes", "counters.returned_bytes"},
 }
 
 KNOWN_SCHEMAS = tuple(sorted(FIELDS))

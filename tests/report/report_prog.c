@@ -7,7 +7,9 @@
  *   report_prog remote N         N mallocs in main, freed by a second thread
  *   report_prog aligned N        N posix_memalign(4096, 100)
  *   report_prog sparse N         N mallocs of 64 bytes, frees all but 1 in 1000,
- *                                then N/4 mallocs of 256 bytes (kept)
+ *                                then N/4 mallocs of 256 bytes (kept), then 2N
+ *                                mallocs of 48 bytes each freed at once (the
+ *                                survivors outlive two turnovers of the heap)
  *   report_prog fork N           N mallocs of 100 bytes (kept), then fork without
  *                                exec: the child makes N/2 mallocs of 200 bytes
  *                                and exits; the parent waits for it
@@ -28,7 +30,8 @@ static size_t nblocks;
 
 static void *free_all(void *arg) {
   (void)arg;
-  for (size_t i = 0; i < nblocks; i++) free(blocks[i]);
+  for (size_t i = 0; i < nblocks; i++)
+    free(blocks[i]);
   return NULL;
 }
 
@@ -44,7 +47,8 @@ static void *xmalloc(size_t n) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: report_prog count|large|frag|remote|aligned|sparse|fork|signal N [SIZE]\n");
+    fprintf(stderr, "usage: report_prog "
+                    "count|large|frag|remote|aligned|sparse|fork|signal N [SIZE]\n");
     return 2;
   }
   const char *mode = argv[1];
@@ -56,44 +60,59 @@ int main(int argc, char **argv) {
   nblocks = n;
   size_t calls = n + 1;
   if (strcmp(mode, "count") == 0) {
-    for (size_t i = 0; i < n; i++) blocks[i] = xmalloc(1 + (i * 37) % 1000);
+    for (size_t i = 0; i < n; i++)
+      blocks[i] = xmalloc(1 + (i * 37) % 1000);
     for (size_t i = 0; i < n; i++)
       if (i % 4) free(blocks[i]);
   } else if (strcmp(mode, "large") == 0) {
     size_t size = argc > 3 ? strtoull(argv[3], NULL, 10) : 40000;
-    for (size_t i = 0; i < n; i++) blocks[i] = xmalloc(size);
-    for (size_t i = 0; i < n; i += 2) free(blocks[i]);
+    for (size_t i = 0; i < n; i++)
+      blocks[i] = xmalloc(size);
+    for (size_t i = 0; i < n; i += 2)
+      free(blocks[i]);
   } else if (strcmp(mode, "frag") == 0) {
-    for (size_t i = 0; i < n; i++) blocks[i] = xmalloc(64);
+    for (size_t i = 0; i < n; i++)
+      blocks[i] = xmalloc(64);
     for (size_t i = 0; i < n; i++)
       if (i % 16) free(blocks[i]);
   } else if (strcmp(mode, "remote") == 0) {
-    for (size_t i = 0; i < n; i++) blocks[i] = xmalloc(48);
+    for (size_t i = 0; i < n; i++)
+      blocks[i] = xmalloc(48);
     pthread_t t;
     if (pthread_create(&t, NULL, free_all, NULL) != 0) return 1;
     pthread_join(t, NULL);
   } else if (strcmp(mode, "sparse") == 0) {
-    for (size_t i = 0; i < n; i++) blocks[i] = xmalloc(64);
+    for (size_t i = 0; i < n; i++)
+      blocks[i] = xmalloc(64);
     for (size_t i = 0; i < n; i++)
       if (i % 1000) free(blocks[i]);
-    for (size_t i = 0; i < n / 4; i++) blocks[i] = xmalloc(256); /* the kept 64 B blocks leak */
-    calls += n / 4;
+    for (size_t i = 0; i < n / 4; i++)
+      blocks[i] = xmalloc(256); /* the kept 64 B blocks leak */
+    for (size_t i = 0; i < 2 * n; i++)
+      free(xmalloc(48)); /* a class of its own */
+    calls += n / 4 + 2 * n;
   } else if (strcmp(mode, "fork") == 0) {
-    for (size_t i = 0; i < n; i++) blocks[i] = xmalloc(100);
+    for (size_t i = 0; i < n; i++)
+      blocks[i] = xmalloc(100);
     fflush(stdout);
     pid_t pid = fork();
     if (pid < 0) return 1;
     if (pid == 0) {
-      for (size_t i = 0; i < n / 2; i++) blocks[i] = xmalloc(200); /* the 100 B ones stay live */
+      for (size_t i = 0; i < n / 2; i++)
+        blocks[i] = xmalloc(200); /* the 100 B ones stay live */
       exit(0);
     }
     int status;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      return 1;
   } else if (strcmp(mode, "signal") == 0) {
-    for (size_t i = 0; i < n; i++) blocks[i] = xmalloc(64);
+    for (size_t i = 0; i < n; i++)
+      blocks[i] = xmalloc(64);
     raise(SIGUSR2);
-    for (size_t i = 0; i < n; i++) free(blocks[i]);
-    for (size_t i = 0; i < n; i++) blocks[i] = xmalloc(64);
+    for (size_t i = 0; i < n; i++)
+      free(blocks[i]);
+    for (size_t i = 0; i < n; i++)
+      blocks[i] = xmalloc(64);
     calls += n;
   } else if (strcmp(mode, "aligned") == 0) {
     for (size_t i = 0; i < n; i++)

@@ -122,6 +122,36 @@ Test(lifetime, the_verdict_is_relative_to_the_live_heap) {
   free(kept);
 }
 
+/* bench_mixed's shape: one call site serves phases of blocks that are all
+ * freed, in a scattered order, at the end of their phase (phases of varying
+ * size). As the heap shrinks in each sweep, the blocks freed last are old
+ * next to what is left; judged against the live heap now, the site was
+ * marked and most of its requests routed. Against the peak it is not. */
+Test(lifetime, a_shrinking_heap_does_not_make_its_blocks_long_lived) {
+  FAST_ENV();
+  pm_heap *h = heap();
+  enum { MAXN = 60000, STRIDE = 7919 };
+  void **blocks = malloc(MAXN * sizeof *blocks);
+  for (int ph = 0; ph < 12; ph++) {
+    int n = 20000 + (ph * 17 % 5) * 10000;
+    for (int i = 0; i < n; i++) {
+      blocks[i] = lt_alloc(h, 64, CLS, 0x6000);
+      cr_assert_not_null(blocks[i]);
+    }
+    for (int k = 0; k < n; k++)
+      pm_free(blocks[(size_t)k * STRIDE % (size_t)n]);
+  }
+  free(blocks);
+  pm_lt_site_info top[8];
+  size_t n = pm_lt_top_sites(top, 8);
+  for (size_t i = 0; i < n; i++)
+    cr_assert(top[i].site != 0x6000 || (!top[i].marked && top[i].routed_blocks == 0),
+              "a site whose blocks die with their phase is not learned: %lu long / %lu "
+              "short samples, %lu routed",
+              (unsigned long)top[i].long_samples, (unsigned long)top[i].short_samples,
+              (unsigned long)top[i].routed_blocks);
+}
+
 Test(lifetime, more_sites_than_slots) {
   FAST_ENV();
   pm_heap *h = heap();
