@@ -359,12 +359,20 @@ void pm_heap_free_slow(pm_heap *h, pm_page *pg) {
  * (pm_page_trim). A page pinned by a few long-lived blocks keeps only the
  * pieces those blocks are in. A page is looked at again only after it
  * got more blocks back. */
-static void trim_list(pm_heap *h, pm_page *pg, uint64_t now) {
-  for (; pg != NULL; pg = pg->next) {
+static void trim_list(pm_heap *h, pm_page **head, uint64_t now) {
+  for (pm_page *pg = *head, *next; pg != NULL; pg = next) {
+    next = pg->next;
     if (now - pg->freed_ms < pm_opt.decay_ms || pg->used == 0) continue;
-    if (pg->returned != 0 && pg->used >= pg->trim_used) continue;
+    if (pg->returned != 0 && pg->used >= pg->trim_used &&
+        atomic_load_explicit(&pg->remote, memory_order_relaxed) == NULL)
+      continue; /* nothing freed since its last trim */
     if ((uint64_t)pg->used * pg->bsize > pm_page_size() / 2) continue;
     size_t bytes = pm_page_trim(pg);
+    if (pg->used == 0) { /* its last blocks were remote frees, collected */
+      list_remove(head, pg);
+      release_page(h, pg);
+      continue;
+    }
     if (bytes == 0) continue;
     pg->wake = INT32_MAX; /* set_where's rule for returned pieces */
     PM_COUNT(h->stats.pages_trimmed++);
@@ -379,8 +387,8 @@ void pm_heap_trim_idle(pm_heap *h) {
   if (now - h->trim_ms < period) return;
   h->trim_ms = now;
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
-    trim_list(h, h->avail[c], now);
-    trim_list(h, h->low[c], now);
+    trim_list(h, &h->avail[c], now);
+    trim_list(h, &h->low[c], now);
   }
 }
 

@@ -266,3 +266,29 @@ Test(trim, the_message_names_the_call_and_the_fault, .init = setup) {
                 strstr(buf, "double free detected"),
             "message: %s", buf);
 }
+
+static void *free_kept(void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < nblocks; i++)
+    if (blocks[i] != NULL && pm_page_of(blocks[i])->where != 1 /* PM_IN_CURRENT */) {
+      pm_free(blocks[i]);
+      blocks[i] = NULL;
+    }
+  return NULL;
+}
+
+Test(trim, an_idle_page_emptied_by_remote_frees_is_released, .init = setup) {
+  pin_pages();
+  sweep();
+  uint64_t released = snap().heap.pages_released;
+  /* another thread frees the blocks that pinned the pages: the owner's
+   * sweep collects them and releases the pages whole */
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, free_kept, NULL), 0);
+  pthread_join(t, NULL);
+  sweep();
+  pm_snapshot s = snap();
+  cr_assert_geq(s.heap.pages_released, released + PAGES - 2, "released %lu -> %lu",
+                (unsigned long)released, (unsigned long)s.heap.pages_released);
+  cr_assert_eq(s.fig.returned_bytes, 0);
+}
