@@ -125,7 +125,7 @@ static void set_where(pm_page *pg, uint8_t where, int32_t wake) {
   pg->where = where;
   /* a page with returned pieces wakes at every free: the freed block must
    * not be one of theirs (their blocks are free, their tags read zero) */
-  pg->wake = pg->returned ? INT32_MAX : wake;
+  pg->wake = pm_page_returned(pg) ? INT32_MAX : wake;
 }
 
 static int32_t relist_mark(const pm_page *pg) {
@@ -322,7 +322,7 @@ pm_page *pm_heap_page_for(pm_heap *h, unsigned cls) {
 }
 
 void pm_heap_free_slow(pm_heap *h, pm_page *pg) {
-  if (unlikely(pg->returned)) { /* every free of such a page comes here */
+  if (unlikely(pm_page_returned(pg))) { /* every free of such a page comes here */
     if (pm_page_in_returned(pg, (uintptr_t)pg->free & pm_g.page_mask))
       pm_heap_error("free()", "double free detected", pg->free);
     if (pg->where == PM_IN_LOW && (int32_t)pg->used > relist_mark(pg)) return;
@@ -363,7 +363,7 @@ static void trim_list(pm_heap *h, pm_page **head, uint64_t now) {
   for (pm_page *pg = *head, *next; pg != NULL; pg = next) {
     next = pg->next;
     if (now - pg->freed_ms < pm_opt.decay_ms || pg->used == 0) continue;
-    if (pg->returned != 0 && pg->used >= pg->trim_used &&
+    if (pm_page_returned(pg) != 0 && pg->used >= pg->trim_used &&
         atomic_load_explicit(&pg->remote, memory_order_relaxed) == NULL)
       continue; /* nothing freed since its last trim */
     if ((uint64_t)pg->used * pg->bsize > pm_page_size() / 2) continue;
@@ -403,7 +403,7 @@ static void abandon_page(pm_heap *h, pm_page *pg) {
     return;
   }
   PM_COUNT(h->stats.pages_abandoned++);
-  if (pg->free == NULL && pg->carved == pg->capacity && pg->returned == 0) {
+  if (pg->free == NULL && pg->carved == pg->capacity && pm_page_returned(pg) == 0) {
     /* An orphan: no block to give, so no adopter wants it yet. It stays
      * off every list, marked full; the first remote free claims it and puts
      * it on the abandoned stack (pm_page_claim_orphan). */

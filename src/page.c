@@ -27,7 +27,7 @@ void pm_page_retire(pm_page *pg) {
                             pg->used + pg->local_frees + pg->remote_collected,
                             memory_order_relaxed);
   pg->local_frees = pg->remote_collected = 0;
-  pg->returned = 0; /* free: purged whole or reused from a fresh carve */
+  relaxed_store(&pg->returned, 0); /* free: purged whole or reused from a fresh carve */
   pg->state = PM_PAGE_FREE;
   atomic_store_explicit(&pg->owner, NULL, memory_order_release);
   atomic_fetch_sub_explicit(&pm_class_pages[pg->cls], 1, memory_order_relaxed);
@@ -43,7 +43,7 @@ void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
   pg->magic = (((uint64_t)1 << 40) + bsize - 1) / bsize;
   pg->capacity = (uint32_t)(pm_page_size() / bsize);
   pg->carved = 0;
-  pg->returned = 0;
+  relaxed_store(&pg->returned, 0);
   pg->trim_used = 0;
   pg->cls = (uint8_t)cls;
   pg->state = PM_PAGE_IN_USE;
@@ -86,7 +86,7 @@ uint32_t pm_page_collect(pm_page *pg) {
   pm_block *tail = head;
   for (pm_block *nx; (nx = pm_block_next(tail)) != NULL; tail = nx)
     n++;
-  if (unlikely(pg->returned)) /* a block of a returned piece is already free */
+  if (unlikely(pm_page_returned(pg))) /* a block of a returned piece is already free */
     for (pm_block *b = head; b != NULL; b = pm_block_next(b))
       if (pm_page_in_returned(pg, (uintptr_t)b & pm_g.page_mask))
         pm_heap_error("free()", "double free detected", b);
@@ -113,14 +113,14 @@ static uint64_t pieces_of(uintptr_t off, size_t len, unsigned shift) {
 
 bool pm_page_in_returned(const pm_page *pg, uintptr_t off) {
   unsigned shift = (unsigned)__builtin_ctzl(pm_page_piece());
-  return (pieces_of(off, pg->bsize, shift) & pg->returned) != 0;
+  return (pieces_of(off, pg->bsize, shift) & pm_page_returned(pg)) != 0;
 }
 
 /* Calls fn(pg, index, arg) once for each block touching a returned piece. */
 static void each_returned_block(pm_page *pg, unsigned shift,
                                 void (*fn)(pm_page *, uint32_t, void *), void *arg) {
   uint32_t next = 0;
-  for (uint64_t m = pg->returned; m != 0; m &= m - 1) {
+  for (uint64_t m = pm_page_returned(pg); m != 0; m &= m - 1) {
     uint64_t s = (uint64_t)__builtin_ctzll(m) << shift, e = s + ((uint64_t)1 << shift);
     uint32_t i = (uint32_t)(s / pg->bsize), j = (uint32_t)((e - 1) / pg->bsize);
     if (j >= pg->carved) j = pg->carved - 1;
@@ -187,7 +187,7 @@ size_t pm_page_trim(pm_page *pg) {
     uint64_t s = (uint64_t)u << shift, e = s + piece;
     if (e > extent || s >= blocks_end) break;
     uint64_t held = (e < blocks_end ? e : blocks_end) - s;
-    if (!(pg->returned >> u & 1) && pb.n[u] == held) fresh |= 1ull << u;
+    if (!(pm_page_returned(pg) >> u & 1) && pb.n[u] == held) fresh |= 1ull << u;
   }
   if (fresh == 0) return 0;
   pm_block *prev = NULL;
@@ -202,7 +202,7 @@ size_t pm_page_trim(pm_page *pg) {
     }
   }
   purge_pieces(pg, fresh, shift);
-  pg->returned |= fresh;
+  relaxed_store(&pg->returned, pm_page_returned(pg) | fresh);
   return (size_t)__builtin_popcountll(fresh) << shift;
 }
 
@@ -221,10 +221,10 @@ static void push_returned(pm_page *pg, uint32_t i, void *arg) {
 }
 
 bool pm_page_reclaim(pm_page *pg) {
-  if (pg->returned == 0) return false;
+  if (pm_page_returned(pg) == 0) return false;
   chain c = {NULL, NULL};
   each_returned_block(pg, (unsigned)__builtin_ctzl(pm_page_piece()), push_returned, &c);
-  pg->returned = 0;
+  relaxed_store(&pg->returned, 0);
   if (c.first == NULL) return false;
   pm_block_set_next(c.last, pg->free);
   pg->free = c.first;
@@ -276,7 +276,7 @@ void pm_page_check(const char *call, pm_page *pg, const void *p, int freed,
   if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask)))
     pm_heap_error(call, "invalid pointer: not the start of a block", p);
   bool is_free;
-  if (unlikely(pg->returned) && pm_page_in_returned(pg, off & pm_g.page_mask)) {
+  if (unlikely(pm_page_returned(pg)) && pm_page_in_returned(pg, off & pm_g.page_mask)) {
     is_free = true; /* its piece was given back: the block is free */
   } else if (freed == PM_FREED_BIT) {
     uint64_t bit;

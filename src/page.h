@@ -52,6 +52,10 @@ void pm_page_claim_orphan(pm_page *pg);
  * other free blocks, pm_page_reclaim puts them all back on its free list,
  * as carving does with the untouched tail. Owner only. */
 
+/* The page's returned pieces (a mask). */
+pm_inline uint64_t pm_page_returned(const pm_page *pg) {
+  return atomic_load_explicit(&((pm_page *)pg)->returned, memory_order_relaxed);
+}
 /* Bytes per piece. */
 size_t pm_page_piece(void);
 /* Returns the pieces of pg whose blocks are all free (collecting remote

@@ -41,7 +41,8 @@ static void add_page(pm_snapshot *s, pm_page *pg) {
   uint64_t carved = (uint64_t)pg->carved * pg->bsize;
   f->tail_bytes += pm_page_size() - carved;
   uint64_t held = (uint64_t)pg->used * pg->bsize;
-  uint64_t returned = (uint64_t)__builtin_popcountll(pg->returned) * pm_page_piece();
+  uint64_t returned =
+      (uint64_t)__builtin_popcountll(pm_page_returned(pg)) * pm_page_piece();
   f->returned_bytes += returned;
   if (pg->used > 0 && 4 * held <= pm_page_size() && carved > held) {
     f->pinned_pages++;

@@ -76,9 +76,10 @@ typedef struct pm_page {
                                 * its owner's available or low list */
   struct pm_page *next, *prev; /* owner's list links (slow paths only) */
   uint64_t remote_collected;   /* remote frees collected since init (statistics) */
-  uint64_t returned;           /* pieces given back to the OS while the page is in
+  _Atomic uint64_t returned;   /* pieces given back to the OS while the page is in
                                 * use (bit per piece, page.c: pm_page_trim); their
-                                * blocks are free and on no list */
+                                * blocks are free and on no list; written by the
+                                * owner, read by checks in any thread */
   uint32_t trim_used;          /* used at the last trim (nothing new to give back
                                 * while it stays) */
   char pad1[PM_CACHELINE - 7 * sizeof(uint64_t) - sizeof(uint32_t)];
