@@ -53,7 +53,8 @@ typedef struct pm_page {
   struct pm_heap *_Atomic owner; /* NULL when free or abandoned */
   uint32_t used;                 /* blocks out; remote frees not yet collected count */
   uint32_t bsize;                /* block size */
-  uint64_t magic;                /* ceil(2^40 / bsize): off / bsize without a divide */
+  uint64_t inv;                  /* the inverse of bsize's odd factor, mod 2^64: a block
+                                  * start test without a divide (page.h) */
   uint32_t capacity;             /* blocks the page holds */
   uint32_t carved;               /* blocks bump-carved so far */
   uint8_t cls;
@@ -66,6 +67,7 @@ typedef struct pm_page {
                                 * remote_collected, so malloc counts nothing */
   uint8_t watched;             /* a page of an auxiliary heap: its blocks may be
                                 * samples, so their frees look them up */
+  uint8_t rot;                 /* log2 of bsize's power-of-two factor (page.h) */
   int32_t wake;                /* a same-thread free that leaves used <= wake calls
                                 * the owner's slow path (set with `where`: -1 for
                                 * the current page, 0 for an available one, see

@@ -1,5 +1,5 @@
 /* test_sizeclass.c - size-class math (sizeclass.h, the lookup table in
- * alloc.c) and the division magic of pm_page_is_block_start (page.c).
+ * sizeclass.c) and the divisibility test of pm_page_is_block_start (page.h).
  * Pure arithmetic: nothing here initialises the allocator. */
 #include <criterion/criterion.h>
 
@@ -89,7 +89,10 @@ static void check_magic(unsigned cls, size_t page_size) {
   size_t bsize = pm_class_size(cls);
   cr_assert_eq(pg.bsize, bsize);
   cr_assert_eq(pg.capacity, page_size / bsize, "class %u page %zu", cls, page_size);
-  cr_assert_eq(pg.magic, (((uint64_t)1 << 40) + bsize - 1) / bsize);
+  size_t odd = bsize >> pg.rot;
+  cr_assert_eq(odd << pg.rot, bsize, "class %u: rot %u", cls, pg.rot);
+  cr_assert_eq(odd & 1, 1, "class %u: rot %u leaves an even factor", cls, pg.rot);
+  cr_assert_eq(pg.inv * odd, 1, "class %u: inv is not the inverse of %zu", cls, odd);
   cr_assert_eq(pg.used, 0);
   cr_assert_eq(pg.carved, 0);
   cr_assert_null(pg.free);
