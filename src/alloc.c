@@ -244,13 +244,26 @@ static pm_noinline void *malloc_large(size_t size, uintptr_t site) {
   return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
 }
 
+/* size > pm_g.fast_max: a pool size above the lookup table (the fast path
+ * with the computed class), or a large request */
+static pm_noinline void *malloc_big(size_t size, uintptr_t site) {
+  if (unlikely(size > pm_g.max_pooled)) return malloc_large(size, site);
+  pm_heap *h = pm_tls_heap;
+  unsigned cls = pm_class_of(size);
+  pm_page *pg = h->pages[cls];
+  pm_block *b = pg->free;
+  if (unlikely(b == NULL)) return malloc_slow(size, cls, site);
+  if ((h->countdown[cls] -= (int64_t)size) < 0) return pm_malloc_tick(h, size, cls, site);
+  return pop_block(h, pg, b, cls, size);
+}
+
 /* The fast path; SITE (the caller's return address, for lifetime routing)
- * is evaluated only on the slow branches. */
+ * is evaluated only on the slow branches. One size compare (fast_max is at
+ * most the table's end) and the class from a table indexed by the size. */
 #define PM_MALLOC_BODY(SITE)                                                             \
   pm_heap *h = pm_tls_heap;                                                              \
-  if (unlikely(size > pm_g.max_pooled)) return malloc_large(size, (SITE));               \
-  unsigned cls = likely(size <= PM_SMALL_LOOKUP_MAX) ? pm_small_class[(size + 15) >> 4]  \
-                                                     : pm_class_of_big(size);            \
+  if (unlikely(size > pm_g.fast_max)) return malloc_big(size, (SITE));                   \
+  unsigned cls = pm_size_class[size];                                                    \
   pm_page *pg = h->pages[cls];                                                           \
   pm_block *b = pg->free;                                                                \
   if (unlikely(b == NULL)) return malloc_slow(size, cls, (SITE));                        \

@@ -102,7 +102,9 @@ typedef struct pm_globals {
   uintptr_t page_mask;    /* POOLMALLOC_POOL_SIZE - 1 */
   uintptr_t key;          /* free-list link encoding */
   uintptr_t tag;          /* marks a freed block (double-free check) */
-  size_t max_pooled;      /* the first cache line ends here: the fast paths' fields */
+  size_t fast_max;        /* min(max_pooled, PM_SMALL_LOOKUP_MAX): malloc's one size
+                             compare; the first cache line ends here: the fast paths' */
+  size_t max_pooled;      /* largest request served from the pools */
   uintptr_t size;         /* region length (0 before init: every pointer is foreign) */
   _Atomic uint64_t *live; /* POOLMALLOC_CHECK=full: a bit per 16 bytes of the
                              region, set while a block starting there is live */

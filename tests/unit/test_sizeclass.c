@@ -14,19 +14,17 @@ Test(sizeclass, lookup_table_matches_calc_for_every_size_to_1MiB) {
     if (a != b)
       cr_assert_fail("size %zu: pm_class_of %u != pm_class_of_calc %u", s, a, b);
     if (s <= PM_SMALL_LOOKUP_MAX) {
-      unsigned t = pm_small_class[(s + 15) >> 4];
+      unsigned t = pm_size_class[s];
       if (t != b)
-        cr_assert_fail("size %zu: pm_small_class %u != pm_class_of_calc %u", s, t, b);
+        cr_assert_fail("size %zu: pm_size_class %u != pm_class_of_calc %u", s, t, b);
     }
   }
 }
 
-Test(sizeclass, table_has_an_entry_for_every_16_byte_step) {
-  cr_assert_eq(sizeof pm_small_class / sizeof pm_small_class[0],
-               PM_SMALL_LOOKUP_MAX / 16 + 1);
-  cr_assert_eq(pm_small_class[0], 0, "malloc(0) uses the smallest class");
-  cr_assert_eq(pm_small_class[PM_SMALL_LOOKUP_MAX / 16],
-               pm_class_of_calc(PM_SMALL_LOOKUP_MAX));
+Test(sizeclass, table_has_an_entry_for_every_size_to_1KiB) {
+  cr_assert_eq(sizeof pm_size_class / sizeof pm_size_class[0], PM_SMALL_LOOKUP_MAX + 1);
+  cr_assert_eq(pm_size_class[0], 0, "malloc(0) uses the smallest class");
+  cr_assert_eq(pm_size_class[PM_SMALL_LOOKUP_MAX], pm_class_of_calc(PM_SMALL_LOOKUP_MAX));
 }
 
 Test(sizeclass, class_sizes_are_16_multiples_and_strictly_increasing) {
