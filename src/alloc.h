@@ -1,7 +1,11 @@
 /* alloc.h - malloc-family semantics under pm_ names (glibc 2.36 rules).
  *
  * src/override.c forwards every exported symbol here; unit tests call these
- * directly. */
+ * directly. The same-thread fast paths of malloc and free are here too, as
+ * inline code: override.c inlines them into malloc, free and the plain C++
+ * operators, so an exported entry point is the fast path itself (a jump to
+ * pm_malloc and one to pm_free were two instructions of a malloc/free
+ * pair); everything else they reach is a tail call into alloc.c. */
 #ifndef PM_ALLOC_H
 #define PM_ALLOC_H
 
@@ -43,5 +47,75 @@ enum {
 };
 void *pm_malloc_fallback(struct pm_heap *h, size_t size, size_t align, int zero,
                          int reason);
+
+/* ---- the fast paths (inlined by override.c and alloc.c) ----
+ *
+ * malloc of size <= pm_g.fast_max: a TLS load, one size compare, the class
+ * from a table indexed by the size, the class's current page, a pop from its
+ * free list, the byte countdown (sampling, the housekeeping tick), the tag
+ * cleared, used++, the class's requested bytes. Every other case is a tail
+ * call to one of these (alloc.c): */
+void *pm_malloc_big(size_t size, uintptr_t site); /* size > pm_g.fast_max */
+void *pm_malloc_slow(size_t size, unsigned cls, uintptr_t site); /* no free block */
+void *pm_malloc_counted(pm_heap *h, size_t size, unsigned cls, uintptr_t site);
+
+/* SITE (the caller's return address, for lifetime routing) is evaluated
+ * only on the slow branches. */
+#define PM_MALLOC_BODY(SITE)                                                             \
+  pm_heap *h = pm_tls_heap;                                                              \
+  if (unlikely(size > pm_g.fast_max)) return pm_malloc_big(size, (SITE));                \
+  unsigned cls = pm_size_class[size];                                                    \
+  pm_page *pg = h->pages[cls];                                                           \
+  pm_block *b = pg->free;                                                                \
+  if (unlikely(b == NULL)) return pm_malloc_slow(size, cls, (SITE));                     \
+  int64_t left = h->countdown[cls] - (int64_t)size; /* sub mem; js */                    \
+  h->countdown[cls] = left;                                                              \
+  if (unlikely(left < 0)) return pm_malloc_counted(h, size, cls, (SITE));                \
+  pg->free = pm_block_next(b);                                                           \
+  b->tag = 0;                                                                            \
+  pg->used++;                                                                            \
+  PM_COUNT(h->req_bytes[cls] += size);                                                   \
+  return b
+
+/* free: one compare decides pool or jemalloc; the descriptor is
+ * pages[(p - base) >> shift]; the block-start check (a multiply and a
+ * rotate, page.h), the tag compare and `owner == my heap` select the local
+ * push. The unusual cases (alloc.c): */
+void pm_free_large(void *p); /* not a pool pointer (or POOLMALLOC_CHECK=full) */
+void pm_free_unusual(pm_heap *h, pm_page *pg, pm_block *b); /* a check fired */
+void pm_free_other(pm_heap *h, pm_page *pg, pm_block *b);   /* another owner */
+
+/* the push of a checked block on a page h owns */
+pm_inline void pm_free_local(pm_heap *h, pm_page *pg, pm_block *b) {
+  pm_block_set_next(b, pg->free);
+  b->tag = pm_g.tag;
+  pg->free = b;
+  PM_COUNT(pg->local_frees++); /* folded into the class at retire / report */
+  /* one compare against the page's wake mark (heap.c): never for the current
+   * page (an emptied current page stays: malloc/free of one block in a loop),
+   * at 0 for an available page, after a few frees for a full one */
+  int32_t used = (int32_t)--pg->used;
+  if (unlikely(used <= pg->wake)) pm_heap_free_slow(h, pg);
+}
+
+pm_inline void pm_free_inline(void *p) {
+  uintptr_t off = (uintptr_t)p - pm_g.base;
+  if (unlikely(off >= pm_g.free_span)) {
+    pm_free_large(p);
+    return;
+  }
+  pm_page *pg = &pm_g.pages[off >> pm_g.page_shift];
+  pm_heap *h = pm_tls_heap;
+  pm_block *b = p;
+  if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask) || b->tag == pm_g.tag)) {
+    pm_free_unusual(h, pg, b);
+    return;
+  }
+  if (unlikely(relaxed_load(&pg->owner) != h)) {
+    pm_free_other(h, pg, b);
+    return;
+  }
+  pm_free_local(h, pg, b);
+}
 
 #endif
