@@ -67,33 +67,48 @@ static int no_pool_reason(const pm_heap *h) {
 
 /* ---- malloc ---- */
 
-pm_inline void *pop_block(pm_heap *h, pm_page *pg, pm_block *b, unsigned cls,
-                          size_t size) {
+/* Requested bytes per class: h->req_bytes[cls] - h->countdown[cls] - 1.
+ * The malloc fast path counts its request down and adds it nowhere else;
+ * the tick folds what was counted down into req_bytes when it resets the
+ * countdown (pm_malloc_tick), and a request served outside the pools
+ * (jemalloc) is taken back out, since jemalloc's figures count it. A request
+ * that did not count down (pm_malloc_pool: aligned.c) adds itself. */
+pm_inline void count_request(pm_heap *h, unsigned cls, int64_t bytes) {
+  PM_COUNT(h->req_bytes[cls] += (uint64_t)bytes);
+  (void)h, (void)cls, (void)bytes;
+}
+
+pm_inline void *pop_block(pm_page *pg, pm_block *b) {
   pg->free = pm_block_next(b);
   b->tag = 0;
   pg->used++;
   /* allocations are not counted here: a page's count is used + frees */
-  PM_COUNT(h->req_bytes[cls] += size);
-  (void)size;
   return b;
 }
 
 /* a block of class cls from a fresh or other page (the current one has none) */
 static void *malloc_refill(pm_heap *h, size_t size, unsigned cls) {
   pm_page *pg = pm_heap_page_for(h, cls);
-  if (unlikely(pg == NULL))
+  if (unlikely(pg == NULL)) {
+    count_request(h, cls, -(int64_t)size); /* jemalloc counts it */
     return pm_malloc_fallback(h, size, 0, false, PM_FB_REGION_FULL);
-  return pop_block(h, pg, pg->free, cls, size);
+  }
+  return pop_block(pg, pg->free);
 }
 
-void *pm_malloc_pool(pm_heap *h, size_t size, unsigned cls) {
+/* a block of class cls for a request already counted */
+static void *malloc_pool(pm_heap *h, size_t size, unsigned cls) {
   pm_page *pg = h->pages[cls];
   pm_block *b = pg->free;
-  void *p =
-      likely(b != NULL) ? pop_block(h, pg, b, cls, size) : malloc_refill(h, size, cls);
+  void *p = likely(b != NULL) ? pop_block(pg, b) : malloc_refill(h, size, cls);
   if (unlikely(pm_g.live != NULL) && p != NULL && pm_is_pool_ptr(p))
     pm_page_mark_live(pm_page_of(p), p);
   return p;
+}
+
+void *pm_malloc_pool(pm_heap *h, size_t size, unsigned cls) {
+  count_request(h, cls, (int64_t)size);
+  return malloc_pool(h, size, cls);
 }
 
 /* ---- the slow-path tick: sampling, routing, housekeeping ---- */
@@ -126,8 +141,13 @@ static void *malloc_sampled(pm_heap *h, size_t size, unsigned cls, uint32_t rate
     pm_lt_scan();
   }
   pm_heap *aux = aux_heap(h);
-  void *p = aux != NULL ? pm_malloc_pool(aux, size, cls)
-                        : pm_fallback_alloc(size, 0, PM_ZERO_NONE);
+  void *p;
+  if (aux != NULL) {
+    p = malloc_pool(aux, size, cls); /* counted down in h */
+  } else {
+    count_request(h, cls, -(int64_t)size);
+    p = pm_fallback_alloc(size, 0, PM_ZERO_NONE);
+  }
   if (p == NULL) return NULL;
   pm_sample_record(p, size, rate, site, user);
   PM_STAT_ADD(h, samples, 1);
@@ -140,11 +160,14 @@ static void *malloc_routed(pm_heap *h, size_t size, unsigned cls, uint32_t site)
   if (pm_opt.lifetime == 2) {
     pm_heap *aux = aux_heap(h);
     if (aux != NULL) {
-      p = pm_malloc_pool(aux, size, cls);
+      p = malloc_pool(aux, size, cls); /* counted down in h */
       if (p != NULL) PM_STAT_ADD(h, lt_to_pages, 1);
     }
   }
-  if (p == NULL) p = pm_malloc_fallback(h, size, 0, false, PM_FB_LONG_LIVED);
+  if (p == NULL) {
+    count_request(h, cls, -(int64_t)size); /* jemalloc counts it */
+    p = pm_malloc_fallback(h, size, 0, false, PM_FB_LONG_LIVED);
+  }
   if (p != NULL) pm_lt_routed(site, size);
   return p;
 }
@@ -180,20 +203,27 @@ void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
   uint32_t rate = 0;
   bool sample = tick_sample(h, size, cls, &rate);
   bool diverted = pm_opt.lifetime && (relaxed_load(&pm_lt_diverted) & bit);
+  int64_t next;
   if (diverted || pm_g.live != NULL) {
     h->forced |= bit;
-    h->countdown[cls] = -1; /* below zero after any request, malloc(0) too */
+    next = -1; /* below zero after any request, malloc(0) too */
   } else {
     h->forced &= ~bit;
-    h->countdown[cls] = h->sample_left[cls];
+    next = h->sample_left[cls];
   }
+  /* what was counted down (this request included) goes into req_bytes;
+   * req_bytes is written first, so a report reading the two fields in
+   * between counts up to one distance too many, never a negative figure */
+  count_request(h, cls, next - h->countdown[cls]);
+  atomic_signal_fence(memory_order_seq_cst);
+  h->countdown[cls] = next;
   void *p = NULL;
   if (sample) p = malloc_sampled(h, size, cls, rate, site);
   if (p == NULL && diverted) {
     uint32_t routed = pm_lt_route(site);
     if (routed) p = malloc_routed(h, size, cls, routed);
   }
-  return p != NULL ? p : pm_malloc_pool(h, size, cls);
+  return p != NULL ? p : malloc_pool(h, size, cls);
 }
 
 /* a large request of a real heap: sampled once per rate bytes too */
@@ -256,7 +286,7 @@ pm_noinline void *pm_malloc_big(size_t size, uintptr_t site) {
   pm_block *b = pg->free;
   if (unlikely(b == NULL)) return pm_malloc_slow(size, cls, site);
   if ((h->countdown[cls] -= (int64_t)size) < 0) return pm_malloc_tick(h, size, cls, site);
-  return pop_block(h, pg, b, cls, size);
+  return pop_block(pg, b);
 }
 
 void *pm_malloc(size_t size) {

@@ -52,9 +52,10 @@ void *pm_malloc_fallback(struct pm_heap *h, size_t size, size_t align, int zero,
  *
  * malloc of size <= pm_g.fast_max: a TLS load, one size compare, the class
  * from a table indexed by the size, the class's current page, a pop from its
- * free list, the byte countdown (sampling, the housekeeping tick), the tag
- * cleared, used++, the class's requested bytes. Every other case is a tail
- * call to one of these (alloc.c): */
+ * free list, the byte countdown (sampling, the housekeeping tick, and the
+ * class's requested bytes: pm_malloc_tick folds the bytes counted down into
+ * req_bytes, so malloc adds nothing for them), the tag cleared, used++.
+ * Every other case is a tail call to one of these (alloc.c): */
 void *pm_malloc_big(size_t size, uintptr_t site); /* size > pm_g.fast_max */
 void *pm_malloc_slow(size_t size, unsigned cls, uintptr_t site); /* no free block */
 void *pm_malloc_counted(pm_heap *h, size_t size, unsigned cls, uintptr_t site);
@@ -74,7 +75,6 @@ void *pm_malloc_counted(pm_heap *h, size_t size, unsigned cls, uintptr_t site);
   pg->free = pm_block_next(b);                                                           \
   b->tag = 0;                                                                            \
   pg->used++;                                                                            \
-  PM_COUNT(h->req_bytes[cls] += size);                                                   \
   return b
 
 /* free: one compare decides pool or jemalloc; the descriptor is

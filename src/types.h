@@ -136,7 +136,8 @@ typedef struct pm_heap {
   pm_page *pages[PM_NCLASSES];     /* current page per class, &pm_page_empty if none */
   int64_t countdown[PM_NCLASSES];  /* bytes to the next slow-path tick of the class
                                       (fast path); -1 forces every allocation there */
-  uint64_t req_bytes[PM_NCLASSES]; /* bytes requested per class (fast path) */
+  uint64_t req_bytes[PM_NCLASSES]; /* bytes requested per class + countdown + 1 (the
+                                      countdown counts them: alloc.c) */
   pm_page *avail[PM_NCLASSES];     /* other pages of the class with free blocks */
   pm_page *low[PM_NCLASSES];       /* pages that were full and got a few blocks back,
                                       used before a new page (heap.c) */
