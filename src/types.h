@@ -110,7 +110,10 @@ typedef struct pm_globals {
                              region, set while a block starting there is live */
 } pm_globals;
 
-extern pm_globals pm_g __attribute__((aligned(PM_CACHELINE)));
+/* hidden (as every pm_ name), and said so here: an extern declaration is
+ * otherwise reached through the GOT, and each fast path paid a register
+ * load of its address (the linker relaxes that load into a lea) */
+extern pm_globals pm_g __attribute__((aligned(PM_CACHELINE), visibility("hidden")));
 
 pm_inline size_t pm_page_size(void) {
   return (size_t)1 << pm_g.page_shift;
