@@ -86,16 +86,22 @@ void pm_free_unusual(pm_heap *h, pm_page *pg, pm_block *b); /* a check fired */
 void pm_free_other(pm_heap *h, pm_page *pg, pm_block *b);   /* another owner */
 
 /* the push of a checked block on a page h owns */
-pm_inline void pm_free_local(pm_heap *h, pm_page *pg, pm_block *b) {
+pm_inline void pm_free_local_tag(pm_heap *h, pm_page *pg, pm_block *b, uintptr_t tag) {
   pm_block_set_next(b, pg->free);
-  b->tag = pm_g.tag;
+  b->tag = tag;
   pg->free = b;
   PM_COUNT(pg->local_frees++); /* folded into the class at retire / report */
   /* one compare against the page's wake mark (heap.c): never for the current
    * page (an emptied current page stays: malloc/free of one block in a loop),
    * at 0 for an available page, after a few frees for a full one */
-  int32_t used = (int32_t)--pg->used;
-  if (unlikely(used <= pg->wake)) pm_heap_free_slow(h, pg);
+  pg->used--;
+  /* the decrement in memory (subl) and the compare with the stored count:
+   * left to itself gcc loads, subtracts, stores and compares (one more) */
+  __asm__("" : "+m"(pg->used));
+  if (unlikely((int32_t)pg->used <= pg->wake)) pm_heap_free_slow(h, pg);
+}
+pm_inline void pm_free_local(pm_heap *h, pm_page *pg, pm_block *b) {
+  pm_free_local_tag(h, pg, b, pm_g.tag);
 }
 
 pm_inline void pm_free_inline(void *p) {
@@ -107,7 +113,12 @@ pm_inline void pm_free_inline(void *p) {
   pm_page *pg = &pm_g.pages[off >> pm_g.page_shift];
   pm_heap *h = pm_tls_heap;
   pm_block *b = p;
-  if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask) || b->tag == pm_g.tag)) {
+  uintptr_t tag = pm_g.tag;
+  /* loaded once and kept in a register for the push: otherwise gcc reloads
+   * it there and pairs the two stores into one vector store built from the
+   * link and the reloaded tag (two instructions more) */
+  __asm__("" : "+r"(tag));
+  if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask) || b->tag == tag)) {
     pm_free_unusual(h, pg, b);
     return;
   }
@@ -115,7 +126,7 @@ pm_inline void pm_free_inline(void *p) {
     pm_free_other(h, pg, b);
     return;
   }
-  pm_free_local(h, pg, b);
+  pm_free_local_tag(h, pg, b, tag);
 }
 
 #endif
