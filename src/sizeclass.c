@@ -7,9 +7,8 @@
 #define PM_CLS_BIG(s)                                                                    \
   (8u + 4u * (PM_LG(s) - 7u) + (unsigned)((((s)-1u) >> (PM_LG(s) - 2u)) & 3u))
 #define PM_CLS(s)                                                                        \
-  ((s) == 0     ? 0u                                                                     \
-   : (s) <= 128 ? (unsigned)(((s)-1u) >> 4)                                              \
-                : PM_CLS_BIG((s) > 128 ? (s) : 129))
+  ((s) <= 128 ? (unsigned)(((s) + 15) / 16 - ((s) != 0))                                 \
+              : PM_CLS_BIG((s) > 128 ? (s) : 129))
 #define PM_E1(s) PM_CLS(s),
 #define PM_E4(s) PM_E1(s) PM_E1((s) + 1) PM_E1((s) + 2) PM_E1((s) + 3)
 #define PM_E16(s) PM_E4(s) PM_E4((s) + 4) PM_E4((s) + 8) PM_E4((s) + 12)
