@@ -1,13 +1,15 @@
 /* alloc.c - malloc, free, calloc, realloc: the fast paths and their rules.
  *
  * malloc: one TLS load, a size-class lookup, a pop from the current page's
- * free list, two counter increments; anything else (no current page, no
- * heap yet, large request) is a call to a noinline slow path.
+ * free list, the byte countdown; anything else (no current page, no heap
+ * yet, large request) is a call to a noinline slow path.
  * free: one compare decides pool or jemalloc; a block of a page the thread
  * owns goes on the page's local free list without atomics, any other pool
  * block on the page's remote list. The cheap checks (block start, double
  * free tag) stay on the fast path: silent heap corruption costs more than
- * the few instructions they take. */
+ * the few instructions they take. The fast paths themselves are inline code
+ * in alloc.h (override.c inlines them into the exported functions); their
+ * slow branches are here. */
 #define _GNU_SOURCE
 #include "alloc.h"
 #include "fallback.h"
@@ -65,33 +67,48 @@ static int no_pool_reason(const pm_heap *h) {
 
 /* ---- malloc ---- */
 
-pm_inline void *pop_block(pm_heap *h, pm_page *pg, pm_block *b, unsigned cls,
-                          size_t size) {
+/* Requested bytes per class: h->req_bytes[cls] - h->countdown[cls] - 1.
+ * The malloc fast path counts its request down and adds it nowhere else;
+ * the tick folds what was counted down into req_bytes when it resets the
+ * countdown (pm_malloc_tick), and a request served outside the pools
+ * (jemalloc) is taken back out, since jemalloc's figures count it. A request
+ * that did not count down (pm_malloc_pool: aligned.c) adds itself. */
+pm_inline void count_request(pm_heap *h, unsigned cls, int64_t bytes) {
+  PM_COUNT(h->req_bytes[cls] += (uint64_t)bytes);
+  (void)h, (void)cls, (void)bytes;
+}
+
+pm_inline void *pop_block(pm_page *pg, pm_block *b) {
   pg->free = pm_block_next(b);
   b->tag = 0;
   pg->used++;
   /* allocations are not counted here: a page's count is used + frees */
-  PM_COUNT(h->req_bytes[cls] += size);
-  (void)size;
   return b;
 }
 
 /* a block of class cls from a fresh or other page (the current one has none) */
 static void *malloc_refill(pm_heap *h, size_t size, unsigned cls) {
   pm_page *pg = pm_heap_page_for(h, cls);
-  if (unlikely(pg == NULL))
+  if (unlikely(pg == NULL)) {
+    count_request(h, cls, -(int64_t)size); /* jemalloc counts it */
     return pm_malloc_fallback(h, size, 0, false, PM_FB_REGION_FULL);
-  return pop_block(h, pg, pg->free, cls, size);
+  }
+  return pop_block(pg, pg->free);
 }
 
-void *pm_malloc_pool(pm_heap *h, size_t size, unsigned cls) {
+/* a block of class cls for a request already counted */
+static void *malloc_pool(pm_heap *h, size_t size, unsigned cls) {
   pm_page *pg = h->pages[cls];
   pm_block *b = pg->free;
-  void *p =
-      likely(b != NULL) ? pop_block(h, pg, b, cls, size) : malloc_refill(h, size, cls);
+  void *p = likely(b != NULL) ? pop_block(pg, b) : malloc_refill(h, size, cls);
   if (unlikely(pm_g.live != NULL) && p != NULL && pm_is_pool_ptr(p))
     pm_page_mark_live(pm_page_of(p), p);
   return p;
+}
+
+void *pm_malloc_pool(pm_heap *h, size_t size, unsigned cls) {
+  count_request(h, cls, (int64_t)size);
+  return malloc_pool(h, size, cls);
 }
 
 /* ---- the slow-path tick: sampling, routing, housekeeping ---- */
@@ -124,8 +141,13 @@ static void *malloc_sampled(pm_heap *h, size_t size, unsigned cls, uint32_t rate
     pm_lt_scan();
   }
   pm_heap *aux = aux_heap(h);
-  void *p = aux != NULL ? pm_malloc_pool(aux, size, cls)
-                        : pm_fallback_alloc(size, 0, PM_ZERO_NONE);
+  void *p;
+  if (aux != NULL) {
+    p = malloc_pool(aux, size, cls); /* counted down in h */
+  } else {
+    count_request(h, cls, -(int64_t)size);
+    p = pm_fallback_alloc(size, 0, PM_ZERO_NONE);
+  }
   if (p == NULL) return NULL;
   pm_sample_record(p, size, rate, site, user);
   PM_STAT_ADD(h, samples, 1);
@@ -138,11 +160,14 @@ static void *malloc_routed(pm_heap *h, size_t size, unsigned cls, uint32_t site)
   if (pm_opt.lifetime == 2) {
     pm_heap *aux = aux_heap(h);
     if (aux != NULL) {
-      p = pm_malloc_pool(aux, size, cls);
+      p = malloc_pool(aux, size, cls); /* counted down in h */
       if (p != NULL) PM_STAT_ADD(h, lt_to_pages, 1);
     }
   }
-  if (p == NULL) p = pm_malloc_fallback(h, size, 0, false, PM_FB_LONG_LIVED);
+  if (p == NULL) {
+    count_request(h, cls, -(int64_t)size); /* jemalloc counts it */
+    p = pm_malloc_fallback(h, size, 0, false, PM_FB_LONG_LIVED);
+  }
   if (p != NULL) pm_lt_routed(site, size);
   return p;
 }
@@ -178,20 +203,27 @@ void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
   uint32_t rate = 0;
   bool sample = tick_sample(h, size, cls, &rate);
   bool diverted = pm_opt.lifetime && (relaxed_load(&pm_lt_diverted) & bit);
+  int64_t next;
   if (diverted || pm_g.live != NULL) {
     h->forced |= bit;
-    h->countdown[cls] = -1; /* below zero after any request, malloc(0) too */
+    next = -1; /* below zero after any request, malloc(0) too */
   } else {
     h->forced &= ~bit;
-    h->countdown[cls] = h->sample_left[cls];
+    next = h->sample_left[cls];
   }
+  /* what was counted down (this request included) goes into req_bytes;
+   * req_bytes is written first, so a report reading the two fields in
+   * between counts up to one distance too many, never a negative figure */
+  count_request(h, cls, next - h->countdown[cls]);
+  atomic_signal_fence(memory_order_seq_cst);
+  h->countdown[cls] = next;
   void *p = NULL;
   if (sample) p = malloc_sampled(h, size, cls, rate, site);
   if (p == NULL && diverted) {
     uint32_t routed = pm_lt_route(site);
     if (routed) p = malloc_routed(h, size, cls, routed);
   }
-  return p != NULL ? p : pm_malloc_pool(h, size, cls);
+  return p != NULL ? p : malloc_pool(h, size, cls);
 }
 
 /* a large request of a real heap: sampled once per rate bytes too */
@@ -215,7 +247,7 @@ static void *malloc_large_block(pm_heap *h, size_t size, uintptr_t site) {
   return p;
 }
 
-static pm_noinline void *malloc_slow(size_t size, unsigned cls, uintptr_t site) {
+pm_noinline void *pm_malloc_slow(size_t size, unsigned cls, uintptr_t site) {
   pm_heap *h = pm_heap_get();
   if (unlikely(h->kind != PM_HEAP_REAL))
     return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
@@ -228,8 +260,8 @@ static pm_noinline void *malloc_slow(size_t size, unsigned cls, uintptr_t site) 
   return malloc_refill(h, size, cls);
 }
 
-static pm_noinline void *malloc_counted(pm_heap *h, size_t size, unsigned cls,
-                                        uintptr_t site) {
+pm_noinline void *pm_malloc_counted(pm_heap *h, size_t size, unsigned cls,
+                                    uintptr_t site) {
   return pm_malloc_tick(h, size, cls, site);
 }
 
@@ -238,26 +270,24 @@ static pm_noinline void *malloc_large(size_t size, uintptr_t site) {
   if (h == &pm_heap_empty) { /* first call of the thread: max_pooled may change */
     h = pm_thread_start();
     if (h->kind == PM_HEAP_REAL && size <= pm_g.max_pooled)
-      return malloc_slow(size, pm_class_of(size), site);
+      return pm_malloc_slow(size, pm_class_of(size), site);
   }
   if (h->kind == PM_HEAP_REAL) return malloc_large_block(h, size, site);
   return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
 }
 
-/* The fast path; SITE (the caller's return address, for lifetime routing)
- * is evaluated only on the slow branches. */
-#define PM_MALLOC_BODY(SITE)                                                             \
-  pm_heap *h = pm_tls_heap;                                                              \
-  if (unlikely(size > pm_g.max_pooled)) return malloc_large(size, (SITE));               \
-  unsigned cls = likely(size <= PM_SMALL_LOOKUP_MAX) ? pm_small_class[(size + 15) >> 4]  \
-                                                     : pm_class_of_big(size);            \
-  pm_page *pg = h->pages[cls];                                                           \
-  pm_block *b = pg->free;                                                                \
-  if (unlikely(b == NULL)) return malloc_slow(size, cls, (SITE));                        \
-  int64_t left = h->countdown[cls] - (int64_t)size; /* sub mem; js */                    \
-  h->countdown[cls] = left;                                                              \
-  if (unlikely(left < 0)) return malloc_counted(h, size, cls, (SITE));                   \
-  return pop_block(h, pg, b, cls, size)
+/* size > pm_g.fast_max: a pool size above the lookup table (the fast path
+ * with the computed class), or a large request */
+pm_noinline void *pm_malloc_big(size_t size, uintptr_t site) {
+  if (unlikely(size > pm_g.max_pooled)) return malloc_large(size, site);
+  pm_heap *h = pm_tls_heap;
+  unsigned cls = pm_class_of(size);
+  pm_page *pg = h->pages[cls];
+  pm_block *b = pg->free;
+  if (unlikely(b == NULL)) return pm_malloc_slow(size, cls, site);
+  if ((h->countdown[cls] -= (int64_t)size) < 0) return pm_malloc_tick(h, size, cls, site);
+  return pop_block(pg, b);
+}
 
 void *pm_malloc(size_t size) {
   PM_MALLOC_BODY((uintptr_t)__builtin_return_address(0));
@@ -297,7 +327,7 @@ static void sample_died(const void *p) {
   pm_lt_on_death(info.user, pm_sample_clock() - info.birth, info.flag);
 }
 
-static pm_noinline void free_large(void *p) {
+pm_noinline void pm_free_large(void *p) {
   if (p == NULL) return;
   if (pm_is_pool_ptr(p)) { /* only with POOLMALLOC_CHECK=full */
     free_checked(p);
@@ -345,18 +375,6 @@ static void free_remote(pm_page *pg, pm_block *b) {
   }
 }
 
-pm_inline void free_local(pm_heap *h, pm_page *pg, pm_block *b) {
-  pm_block_set_next(b, pg->free);
-  b->tag = pm_g.tag;
-  pg->free = b;
-  PM_COUNT(pg->local_frees++); /* folded into the class at retire / report */
-  /* one compare against the page's wake mark (heap.c): never for the current
-   * page (an emptied current page stays: malloc/free of one block in a loop),
-   * at 0 for an available page, after a few frees for a full one */
-  int32_t used = (int32_t)--pg->used;
-  if (unlikely(used <= pg->wake)) pm_heap_free_slow(h, pg);
-}
-
 /* a pool block that is not simply ours: another thread's page, or one of
  * the cheap checks fired (the tag may be user data: confirm on the list) */
 /* a block of a watched page (an auxiliary heap's): maybe a sample */
@@ -366,12 +384,12 @@ static void free_watched(pm_heap *h, pm_page *pg, pm_block *b) {
   pm_page_check("free()", pg, b, mine ? PM_FREED_LIST : PM_FREED_TAG, false);
   if (relaxed_load(&pm_sample_live)) sample_died(b);
   if (mine)
-    free_local(owner, pg, b);
+    pm_free_local(owner, pg, b);
   else
     free_remote(pg, b);
 }
 
-static pm_noinline void free_unusual(pm_heap *h, pm_page *pg, pm_block *b) {
+pm_noinline void pm_free_unusual(pm_heap *h, pm_page *pg, pm_block *b) {
   if (unlikely(pg->watched)) {
     free_watched(h, pg, b);
     return;
@@ -382,15 +400,15 @@ static pm_noinline void free_unusual(pm_heap *h, pm_page *pg, pm_block *b) {
     return;
   }
   pm_page_check("free()", pg, b, PM_FREED_LIST, false);
-  free_local(h, pg, b);
+  pm_free_local(h, pg, b);
 }
 
 /* A block start without the free tag on a page the thread does not own:
  * pm_free made the checks pm_page_check would make but the page's state
  * (a page that is not in use has no owner, so it lands here too). */
-static pm_noinline void free_other(pm_heap *h, pm_page *pg, pm_block *b) {
+pm_noinline void pm_free_other(pm_heap *h, pm_page *pg, pm_block *b) {
   if (unlikely(pg->watched || pg->state != PM_PAGE_IN_USE)) {
-    free_unusual(h, pg, b);
+    pm_free_unusual(h, pg, b);
     return;
   }
   free_remote(pg, b);
@@ -404,33 +422,17 @@ static pm_noinline void free_checked(void *p) {
   pm_heap *h = pm_tls_heap;
   if (pg->watched && relaxed_load(&pm_sample_live)) sample_died(p);
   if (pg->watched && relaxed_load(&pg->owner) == h->aux_heap && h->aux_heap != NULL) {
-    free_local(h->aux_heap, pg, b);
+    pm_free_local(h->aux_heap, pg, b);
   } else if (relaxed_load(&pg->owner) != h) {
     b->tag = 0; /* checked above: a value equal to the tag is user data */
     free_remote(pg, b);
   } else {
-    free_local(h, pg, b);
+    pm_free_local(h, pg, b);
   }
 }
 
 void pm_free(void *p) {
-  uintptr_t off = (uintptr_t)p - pm_g.base;
-  if (unlikely(off >= pm_g.free_span)) {
-    free_large(p);
-    return;
-  }
-  pm_page *pg = &pm_g.pages[off >> pm_g.page_shift];
-  pm_heap *h = pm_tls_heap;
-  pm_block *b = p;
-  if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask) || b->tag == pm_g.tag)) {
-    free_unusual(h, pg, b);
-    return;
-  }
-  if (unlikely(relaxed_load(&pg->owner) != h)) {
-    free_other(h, pg, b);
-    return;
-  }
-  free_local(h, pg, b);
+  pm_free_inline(p);
 }
 
 /* ---- calloc, realloc ---- */
@@ -475,7 +477,7 @@ void *pm_realloc(void *p, size_t size) {
       void *q = pm_malloc_at(size, site);
       if (q == NULL) return NULL;
       memcpy(q, p, size);
-      free_large(p);
+      pm_free_large(p);
       PM_STAT_ADD(h, realloc_moved, 1);
       return q;
     }

@@ -7,8 +7,8 @@
 
 /* max_pooled starts at the default so requests made before the options
  * are read take the pool path, which initialises the process */
-pm_globals pm_g
-    __attribute__((aligned(PM_CACHELINE))) = {.max_pooled = PM_POOL_SIZE_DEFAULT / 2};
+pm_globals pm_g __attribute__((aligned(PM_CACHELINE))) = {
+    .fast_max = PM_SMALL_LOOKUP_MAX, .max_pooled = PM_POOL_SIZE_DEFAULT / 2};
 
 static size_t arena_size;
 static _Atomic uint64_t region_cursor; /* offset of the next untaken arena */
@@ -39,6 +39,8 @@ bool pm_arena_init(void) {
   pm_g.page_shift = shift;
   pm_g.page_mask = page - 1;
   pm_g.max_pooled = (size_t)pm_opt.max_pooled;
+  pm_g.fast_max =
+      pm_g.max_pooled < PM_SMALL_LOOKUP_MAX ? pm_g.max_pooled : PM_SMALL_LOOKUP_MAX;
   pm_g.key = (uintptr_t)pm_os_random();
   pm_g.tag = (uintptr_t)pm_os_random() | 1;
   if (pm_opt.check == PM_CHECK_FULL) {

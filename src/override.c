@@ -5,7 +5,9 @@
  * __libc_* aliases, glibc's malloc extensions, all twenty C++ operator
  * new/delete forms, and the poolmalloc_ API of include/poolmalloc.h. A
  * missing entry point would let a call fall through to glibc and its block
- * reach our free, so tests/exports.txt pins this list. */
+ * reach our free, so tests/exports.txt pins this list. malloc, free and the
+ * plain C++ new and delete forward by inlining the fast paths of alloc.h:
+ * the entry point is the fast path, without a jump to pm_malloc/pm_free. */
 #define _GNU_SOURCE
 #include "alloc.h"
 #include "fmt.h"
@@ -21,10 +23,10 @@
 #include "poolmalloc.h"
 
 PM_EXPORT void *malloc(size_t size) {
-  return pm_malloc(size);
+  PM_MALLOC_BODY((uintptr_t)__builtin_return_address(0));
 }
 PM_EXPORT void free(void *p) {
-  pm_free(p);
+  pm_free_inline(p);
 }
 PM_EXPORT void *calloc(size_t n, size_t size) {
   return pm_calloc(n, size);
@@ -185,12 +187,22 @@ __attribute__((always_inline)) static inline void *cxx_new(size_t size, size_t a
   return new_failed(size, align, nothrow_name);
 }
 
+/* the plain forms: the malloc fast path inlined (it never returns NULL) */
+pm_inline void *cxx_new_at(size_t size, uintptr_t site) {
+  PM_MALLOC_BODY(site);
+}
+pm_inline void *cxx_new_plain(size_t size, uintptr_t site) {
+  void *p = cxx_new_at(size, site);
+  if (likely(p != NULL)) return p;
+  return new_failed(size, 0, NULL);
+}
+
 typedef struct nothrow_t nothrow_t;
 PM_EXPORT void *_Znwm(size_t n) {
-  return cxx_new(n, 0, NULL);
+  return cxx_new_plain(n, (uintptr_t)__builtin_return_address(0));
 }
 PM_EXPORT void *_Znam(size_t n) {
-  return cxx_new(n, 0, NULL);
+  return cxx_new_plain(n, (uintptr_t)__builtin_return_address(0));
 }
 PM_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const nothrow_t *t) {
   (void)t;
@@ -218,17 +230,17 @@ PM_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t al,
 }
 
 PM_EXPORT void _ZdlPv(void *p) {
-  pm_free(p);
+  pm_free_inline(p);
 }
 PM_EXPORT void _ZdaPv(void *p) {
-  pm_free(p);
+  pm_free_inline(p);
 }
 PM_EXPORT void _ZdlPvm(void *p, size_t n) {
-  pm_free(p);
+  pm_free_inline(p);
   (void)n;
 }
 PM_EXPORT void _ZdaPvm(void *p, size_t n) {
-  pm_free(p);
+  pm_free_inline(p);
   (void)n;
 }
 PM_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const nothrow_t *t) {

@@ -40,7 +40,7 @@ void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
   pg->used = 0;
   pg->local_frees = pg->remote_collected = 0;
   pg->bsize = (uint32_t)bsize;
-  pg->magic = (((uint64_t)1 << 40) + bsize - 1) / bsize;
+  pm_page_set_divisor(pg, bsize);
   pg->capacity = (uint32_t)(pm_page_size() / bsize);
   pg->carved = 0;
   relaxed_store(&pg->returned, 0);

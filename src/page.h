@@ -67,10 +67,32 @@ bool pm_page_reclaim(pm_page *pg);
 /* true if the block at page offset off touches a returned piece */
 bool pm_page_in_returned(const pm_page *pg, uintptr_t off);
 
-/* true if off (bytes from the page start) is the start of a block */
+/* Sets pg's divisibility constants for blocks of bsize = odd << rot bytes:
+ * inv is odd's inverse mod 2^64 (Newton's iteration: odd * odd == 1 mod 8,
+ * and each step doubles the bits that are right). */
+pm_inline void pm_page_set_divisor(pm_page *pg, size_t bsize) {
+  unsigned rot = (unsigned)__builtin_ctzl(bsize);
+  uint64_t odd = bsize >> rot, inv = odd;
+  for (int i = 0; i < 5; i++)
+    inv *= 2 - odd * inv;
+  pg->inv = inv;
+  pg->rot = (uint8_t)rot;
+}
+
+/* true if off (bytes from the page start) is the start of a block. One
+ * multiply and one rotate (Granlund and Montgomery's divisibility test): if
+ * bsize divides off, off * inv rotated right by rot is the block index; if
+ * not, either a low bit of off below rot is set and the rotate puts it in
+ * the top rot bits, or odd does not divide off >> rot and the product is
+ * not below 2^(64 - rot) / odd. Either way the result is far above the
+ * capacity, so one compare checks the block start and that the block is
+ * inside the page (a multiply by ceil(2^40 / bsize) and a multiply back took
+ * four more instructions and a second compare). */
 pm_inline bool pm_page_is_block_start(const pm_page *pg, uintptr_t off) {
-  uint64_t idx = ((uint64_t)off * pg->magic) >> 40;
-  return idx * pg->bsize == off && idx < pg->capacity;
+  uint64_t m = (uint64_t)off * pg->inv;
+  unsigned r = pg->rot;
+  uint64_t idx = (m >> r) | (m << (-r & 63));
+  return idx < pg->capacity;
 }
 
 /* How pm_page_check decides that a block is already free. */

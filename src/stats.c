@@ -16,9 +16,11 @@ static void add_heap(pm_snapshot *s, const pm_heap *h) {
 #define PM_ADD(f, ...) s->heap.f += h->stats.f;
   PM_HEAP_COUNTERS(PM_ADD)
 #undef PM_ADD
-  for (unsigned c = 0; c < PM_NCLASSES; c++) {
-    s->cls[c].req_bytes += h->req_bytes[c];
-  }
+  /* the bytes counted down since the last tick are part of the figure
+   * (alloc.c, count_request); a heap not yet set up counts nothing */
+  if (h->kind == PM_HEAP_REAL)
+    for (unsigned c = 0; c < PM_NCLASSES; c++)
+      PM_COUNT(s->cls[c].req_bytes += h->req_bytes[c] - (uint64_t)h->countdown[c] - 1);
   s->pages_free_cached += h->ncache;
   for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++)
     s->too_large_log2[i] += h->too_large_log2[i];

@@ -53,7 +53,8 @@ typedef struct pm_page {
   struct pm_heap *_Atomic owner; /* NULL when free or abandoned */
   uint32_t used;                 /* blocks out; remote frees not yet collected count */
   uint32_t bsize;                /* block size */
-  uint64_t magic;                /* ceil(2^40 / bsize): off / bsize without a divide */
+  uint64_t inv;                  /* the inverse of bsize's odd factor, mod 2^64: a block
+                                  * start test without a divide (page.h) */
   uint32_t capacity;             /* blocks the page holds */
   uint32_t carved;               /* blocks bump-carved so far */
   uint8_t cls;
@@ -66,6 +67,7 @@ typedef struct pm_page {
                                 * remote_collected, so malloc counts nothing */
   uint8_t watched;             /* a page of an auxiliary heap: its blocks may be
                                 * samples, so their frees look them up */
+  uint8_t rot;                 /* log2 of bsize's power-of-two factor (page.h) */
   int32_t wake;                /* a same-thread free that leaves used <= wake calls
                                 * the owner's slow path (set with `where`: -1 for
                                 * the current page, 0 for an available one, see
@@ -101,13 +103,18 @@ typedef struct pm_globals {
   uintptr_t page_mask;    /* POOLMALLOC_POOL_SIZE - 1 */
   uintptr_t key;          /* free-list link encoding */
   uintptr_t tag;          /* marks a freed block (double-free check) */
-  size_t max_pooled;      /* the first cache line ends here: the fast paths' fields */
+  size_t fast_max;        /* min(max_pooled, PM_SMALL_LOOKUP_MAX): malloc's one size
+                             compare; the first cache line ends here: the fast paths' */
+  size_t max_pooled;      /* largest request served from the pools */
   uintptr_t size;         /* region length (0 before init: every pointer is foreign) */
   _Atomic uint64_t *live; /* POOLMALLOC_CHECK=full: a bit per 16 bytes of the
                              region, set while a block starting there is live */
 } pm_globals;
 
-extern pm_globals pm_g __attribute__((aligned(PM_CACHELINE)));
+/* hidden (as every pm_ name), and said so here: an extern declaration is
+ * otherwise reached through the GOT, and each fast path paid a register
+ * load of its address (the linker relaxes that load into a lea) */
+extern pm_globals pm_g __attribute__((aligned(PM_CACHELINE), visibility("hidden")));
 
 pm_inline size_t pm_page_size(void) {
   return (size_t)1 << pm_g.page_shift;
@@ -133,7 +140,8 @@ typedef struct pm_heap {
   pm_page *pages[PM_NCLASSES];     /* current page per class, &pm_page_empty if none */
   int64_t countdown[PM_NCLASSES];  /* bytes to the next slow-path tick of the class
                                       (fast path); -1 forces every allocation there */
-  uint64_t req_bytes[PM_NCLASSES]; /* bytes requested per class (fast path) */
+  uint64_t req_bytes[PM_NCLASSES]; /* bytes requested per class + countdown + 1 (the
+                                      countdown counts them: alloc.c) */
   pm_page *avail[PM_NCLASSES];     /* other pages of the class with free blocks */
   pm_page *low[PM_NCLASSES];       /* pages that were full and got a few blocks back,
                                       used before a new page (heap.c) */

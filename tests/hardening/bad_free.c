@@ -9,8 +9,11 @@
  * end within the time limit, and glibc must catch the plain double free;
  * the cases that are meaningless for glibc (poolmalloc's region) are
  * skipped there. Cases: immediate double frees of pool blocks of six sizes,
- * delayed double frees (the block deep in its page's free list), interior
- * pointers, a block of a released pool page, an untouched part of the pool
+ * delayed double frees (the block deep in its page's free list), a double
+ * free of a block that another malloc reused and freed in between, interior
+ * pointers (of a power-of-two class and of classes with an odd factor:
+ * 48 = 3 * 16, 224 = 7 * 32, at offsets that are multiples of 16 or 32),
+ * a block of a released pool page, an untouched part of the pool
  * region, and frees from other threads of blocks already freed by the owner
  * or by another thread.
  *
@@ -47,7 +50,7 @@ static int run_case(const char *c) {
   struct rlimit r = {0, 0};
   setrlimit(RLIMIT_CORE, &r);
   setvbuf(stdout, NULL, _IONBF, 0);
-  size_t n;
+  size_t n, at;
   if (sscanf(c, "double_free_%zu", &n) == 1) {
     char *p = malloc(n);
     say(p);
@@ -65,10 +68,23 @@ static int run_case(const char *c) {
       free(malloc((size_t)(i * 53 % 3000) + n + 17));
     say(p);
     free(p);
+  } else if (sscanf(c, "reused_double_free_%zu", &n) == 1) {
+    char *p = malloc(n);
+    sink = malloc(n); /* keeps the page in use */
+    free(p);
+    char *q = malloc(n); /* p again, most likely: reused */
+    free(q);
+    say(p);
+    free(p); /* p is free now, whether or not q was p */
   } else if (sscanf(c, "interior_%zu", &n) == 1) {
     char *p = malloc(1000);
     say(p + n);
     free(p + n);
+  } else if (sscanf(c, "interior_in_%zu_at_%zu", &n, &at) == 2) {
+    char *p = malloc(n);
+    sink = malloc(n);
+    say(p + at);
+    free(p + at);
   } else if (strcmp(c, "released_page") == 0) {
     /* three pages of 1 KiB blocks, all freed: the first page is released */
     enum { N = 3 * 64 };
@@ -122,10 +138,16 @@ static const char *cases[] = {
     "delayed_double_free_16",
     "delayed_double_free_200",
     "delayed_double_free_5000",
+    "reused_double_free_48",
+    "reused_double_free_200",
     "interior_16",
     "interior_1",
     "interior_8",
     "interior_512",
+    "interior_in_48_at_16",
+    "interior_in_48_at_32",
+    "interior_in_200_at_32",
+    "interior_in_200_at_112",
     "released_page",
     "untouched_region",
     "remote_double_free",

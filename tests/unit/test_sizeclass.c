@@ -1,5 +1,5 @@
 /* test_sizeclass.c - size-class math (sizeclass.h, the lookup table in
- * alloc.c) and the division magic of pm_page_is_block_start (page.c).
+ * sizeclass.c) and the divisibility test of pm_page_is_block_start (page.h).
  * Pure arithmetic: nothing here initialises the allocator. */
 #include <criterion/criterion.h>
 
@@ -14,19 +14,17 @@ Test(sizeclass, lookup_table_matches_calc_for_every_size_to_1MiB) {
     if (a != b)
       cr_assert_fail("size %zu: pm_class_of %u != pm_class_of_calc %u", s, a, b);
     if (s <= PM_SMALL_LOOKUP_MAX) {
-      unsigned t = pm_small_class[(s + 15) >> 4];
+      unsigned t = pm_size_class[s];
       if (t != b)
-        cr_assert_fail("size %zu: pm_small_class %u != pm_class_of_calc %u", s, t, b);
+        cr_assert_fail("size %zu: pm_size_class %u != pm_class_of_calc %u", s, t, b);
     }
   }
 }
 
-Test(sizeclass, table_has_an_entry_for_every_16_byte_step) {
-  cr_assert_eq(sizeof pm_small_class / sizeof pm_small_class[0],
-               PM_SMALL_LOOKUP_MAX / 16 + 1);
-  cr_assert_eq(pm_small_class[0], 0, "malloc(0) uses the smallest class");
-  cr_assert_eq(pm_small_class[PM_SMALL_LOOKUP_MAX / 16],
-               pm_class_of_calc(PM_SMALL_LOOKUP_MAX));
+Test(sizeclass, table_has_an_entry_for_every_size_to_1KiB) {
+  cr_assert_eq(sizeof pm_size_class / sizeof pm_size_class[0], PM_SMALL_LOOKUP_MAX + 1);
+  cr_assert_eq(pm_size_class[0], 0, "malloc(0) uses the smallest class");
+  cr_assert_eq(pm_size_class[PM_SMALL_LOOKUP_MAX], pm_class_of_calc(PM_SMALL_LOOKUP_MAX));
 }
 
 Test(sizeclass, class_sizes_are_16_multiples_and_strictly_increasing) {
@@ -89,7 +87,10 @@ static void check_magic(unsigned cls, size_t page_size) {
   size_t bsize = pm_class_size(cls);
   cr_assert_eq(pg.bsize, bsize);
   cr_assert_eq(pg.capacity, page_size / bsize, "class %u page %zu", cls, page_size);
-  cr_assert_eq(pg.magic, (((uint64_t)1 << 40) + bsize - 1) / bsize);
+  size_t odd = bsize >> pg.rot;
+  cr_assert_eq(odd << pg.rot, bsize, "class %u: rot %u", cls, pg.rot);
+  cr_assert_eq(odd & 1, 1, "class %u: rot %u leaves an even factor", cls, pg.rot);
+  cr_assert_eq(pg.inv * odd, 1, "class %u: inv is not the inverse of %zu", cls, odd);
   cr_assert_eq(pg.used, 0);
   cr_assert_eq(pg.carved, 0);
   cr_assert_null(pg.free);
