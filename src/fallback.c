@@ -1,6 +1,7 @@
 /* fallback.c - the jemalloc tier (see fallback.h). */
 #include "fallback.h"
 
+#include "je_support.h"
 #include "options.h"
 #include "os.h"
 
@@ -202,6 +203,7 @@ static pm_noinline void start(void) {
   }
   int saved = errno;
   starting = 1;
+  pm_je_lazy_relocate(); /* its read-only data, left unrelocated at load */
   void *p = pm_je_mallocx(PM_MIN_ALIGN, 0);
   if (p != NULL) pm_je_dallocx(p, 0);
   starting = 0;
