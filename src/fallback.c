@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 
 void *pm_je_mallocx(size_t size, int flags);
 void *pm_je_rallocx(void *ptr, size_t size, int flags);
@@ -236,7 +237,7 @@ static pm_noinline void drain_deferred(void) {
   errno = saved;
 }
 
-void pm_fallback_prefork(void) {
+pm_startup_code void pm_fallback_prefork(void) {
   unsigned level = fork_level++;
   if (level >= FORK_LEVELS) return;
   uint32_t bit = 1u << level;
@@ -244,6 +245,17 @@ void pm_fallback_prefork(void) {
     fork_lose |= bit; /* nested, or inside our own jemalloc call: no wait */
     return;
   }
+  /* A single-threaded process (glibc's flag: false from the first
+   * pthread_create on, for good) has no other thread that could hold a
+   * jemalloc mutex or enter jemalloc during the window, and this one is in
+   * no jemalloc call (je_depth): there is nothing to wait for or lock, and
+   * the child's copy of jemalloc is consistent as it is. jemalloc's fork
+   * functions lock, then unlock (parent) or re-create (child) every mutex
+   * of every arena: they wrote some 12 pages on each side after the copy,
+   * a copy-on-write fault each, and a fork took 2.4 times glibc's time
+   * (docs/design.md, "fork"). The handlers below write nothing either
+   * then: every page written after the copy costs a fault. */
+  if (__libc_single_threaded) return;
   atomic_fetch_add_explicit(&fork_gate, 1, memory_order_seq_cst);
   fork_raised |= bit;
   for (unsigned spins = 0; atomic_load_explicit(&je_calls, memory_order_seq_cst) != 0;
@@ -264,7 +276,7 @@ void pm_fallback_prefork(void) {
  * before the fork. (Counting it down first let a SIGALRM handler's fork take
  * jemalloc's mutexes while this thread still held them: it waited for
  * itself.) */
-void pm_fallback_postfork_parent(void) {
+pm_startup_code void pm_fallback_postfork_parent(void) {
   unsigned level = fork_level - 1;
   if (level >= FORK_LEVELS) {
     fork_level = level;
@@ -277,14 +289,16 @@ void pm_fallback_postfork_parent(void) {
     je_depth--;
   }
   if (fork_raised & bit) atomic_fetch_sub_explicit(&fork_gate, 1, memory_order_seq_cst);
-  fork_held &= ~bit;
-  fork_raised &= ~bit;
-  fork_lose &= ~bit;
+  if ((fork_held | fork_raised | fork_lose) & bit) {
+    fork_held &= ~bit;
+    fork_raised &= ~bit;
+    fork_lose &= ~bit;
+  }
   fork_level = level; /* last (volatile stores stay in program order) */
-  drain_deferred();
+  if (relaxed_load(&deferred) != NULL) drain_deferred();
 }
 
-void pm_fallback_postfork_child(void) {
+pm_startup_code void pm_fallback_postfork_child(void) {
   unsigned level = fork_level - 1;
   if (level >= FORK_LEVELS) { /* nested beyond the bits: lost, as any nested fork */
     atomic_fetch_or_explicit(&fork_gate, JE_LOST, memory_order_seq_cst);
@@ -299,16 +313,22 @@ void pm_fallback_postfork_child(void) {
   }
   unsigned gate = relaxed_load(&fork_gate) & JE_LOST;
   if (fork_lose & bit) gate = JE_LOST;
-  fork_held &= ~bit;
-  fork_raised &= ~bit;
-  fork_lose &= ~bit;
+  if ((fork_held | fork_raised | fork_lose) & bit) {
+    fork_held &= ~bit;
+    fork_raised &= ~bit;
+    fork_lose &= ~bit;
+  }
   /* only this thread exists now: the windows still open are its own outer
-   * forks' (a nested fork), the calls in progress its own */
-  gate |= (unsigned)__builtin_popcount(fork_raised);
-  atomic_store_explicit(&fork_gate, gate, memory_order_seq_cst);
-  atomic_store_explicit(&je_calls, (long)je_depth, memory_order_seq_cst);
+   * forks' (a nested fork), the calls in progress its own. Stored only if
+   * they change (after a single-threaded fork they do not): each page
+   * written costs the child a fault */
+  if (fork_raised) gate |= (unsigned)__builtin_popcount(fork_raised);
+  if (relaxed_load(&fork_gate) != gate)
+    atomic_store_explicit(&fork_gate, gate, memory_order_seq_cst);
+  if (relaxed_load(&je_calls) != (long)je_depth)
+    atomic_store_explicit(&je_calls, (long)je_depth, memory_order_seq_cst);
   fork_level = level; /* last, as in the parent */
-  if (gate == 0) drain_deferred();
+  if (gate == 0 && relaxed_load(&deferred) != NULL) drain_deferred();
 }
 
 /* ---- direct blocks: the first large blocks, and blocks asked for while

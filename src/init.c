@@ -66,7 +66,7 @@ static void ignore_warning(const char *line) {
   (void)line;
 }
 
-static void fork_child(void) {
+pm_startup_code static void fork_child(void) {
   pm_heap *self = pm_tls_heap;
   pm_fallback_postfork_child();
   pm_forked_child = true;
