@@ -33,9 +33,17 @@ if(rc)
 endif()
 file(REMOVE "${WORK}/jemalloc_cpp.pic.o")
 file(GLOB objs "${WORK}/*.o")
+# Its read-only pointer tables (.data.rel.ro*: the mallctl tree, some 1,100
+# pointers) go to the section pm_je_lazy, whose relocations
+# tools/pm_lazy_relocs.c moves out of the loader's table after the link:
+# they are applied when jemalloc starts (src/je_support.c), so processes
+# that never start it do not copy those pages at load.
+set(lazy --rename-section .data.rel.ro=pm_je_lazy,alloc,load,contents,data
+         --rename-section .data.rel.ro.local=pm_je_lazy,alloc,load,contents,data)
 foreach(o IN LISTS objs)
   execute_process(COMMAND "${OBJCOPY}" "--redefine-syms=${WORK}/rename.map"
-                          --remove-section=.init_array --remove-section=.rela.init_array "${o}"
+                          --remove-section=.init_array --remove-section=.rela.init_array
+                          ${lazy} "${o}"
                   RESULT_VARIABLE rc)
   if(rc)
     message(FATAL_ERROR "objcopy ${o} failed")

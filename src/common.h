@@ -14,6 +14,13 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define pm_noinline __attribute__((noinline))
+/* code that every process runs at load or exit (the constructor and
+ * destructor and what they call) and every child of fork() (the fork
+ * handlers): GCC puts constructors in .text.startup and destructors in
+ * .text.exit, which the linker places together, so these share their page
+ * instead of faulting in one of their own (a child maps no page of the
+ * library's code until it runs it) */
+#define pm_startup_code __attribute__((section(".text.startup")))
 #define pm_cold __attribute__((cold, noinline))
 #define pm_inline static inline __attribute__((always_inline))
 #define PM_EXPORT __attribute__((visibility("default")))

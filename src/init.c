@@ -66,19 +66,30 @@ static void ignore_warning(const char *line) {
   (void)line;
 }
 
-static void fork_child(void) {
+pm_startup_code static void fork_child(void) {
   pm_heap *self = pm_tls_heap;
   pm_fallback_postfork_child();
   pm_forked_child = true;
   if (pm_started()) pm_heaps_after_fork(self);
 }
 
+/* what pthread_atfork is: libc_nonshared.a's stub, linked at the end of
+ * the text, whose page alone cost every process a page fault */
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void),
+                             void (*child)(void), void *dso_handle);
+extern void *__dso_handle;
+
 __attribute__((constructor)) static void pm_library_init(void) {
-  pm_os_mark_start();
   /* glibc keeps the first 48 handlers without allocating */
-  pthread_atfork(pm_fallback_prefork, pm_fallback_postfork_parent, fork_child);
-  /* most processes set no POOLMALLOC_ variable: one pass over environ */
-  if (!pm_os_env_has_prefix("POOLMALLOC_")) return;
+  __register_atfork(pm_fallback_prefork, pm_fallback_postfork_parent, fork_child,
+                    __dso_handle);
+  /* most processes set no POOLMALLOC_ variable: one pass over environ. The
+   * run time of a report counts from here when one is asked for, else from
+   * the first allocation (start.c): reading the clock faulted in the
+   * vDSO's two data pages of every process */
+  char prefix[] = "POOLMALLOC_"; /* on the stack: no page of .rodata read */
+  if (!pm_os_env_has_prefix(prefix)) return;
+  pm_os_mark_start();
   /* a look at the options without loading them: the first allocation
    * loads them (and warns about bad values) once */
   pm_options o;
@@ -95,10 +106,16 @@ __attribute__((constructor)) static void pm_library_init(void) {
   }
 }
 
+/* DT_FINI (CMakeLists.txt: -Wl,-fini): the loader calls it at exit after
+ * the destructors. crti.o's _fini, which did nothing, sat alone at the end
+ * of the text and cost every process a page fault */
+pm_startup_code void pm_library_dt_fini(void) {}
+
 __attribute__((destructor)) static void pm_library_fini(void) {
   /* a process that never allocated (and set no POOLMALLOC_ variable) has
    * nothing to report: no option parsing at exit either */
-  if (!pm_options_loaded() && !pm_os_env_has_prefix("POOLMALLOC_")) return;
+  char prefix[] = "POOLMALLOC_";
+  if (!pm_options_loaded() && !pm_os_env_has_prefix(prefix)) return;
   pm_options_init();
   if (pm_opt.stats != PM_STATS_OFF) pm_report_at_exit();
 }

@@ -17,6 +17,7 @@
  * jemalloc's own registration is a no-op. */
 #define _GNU_SOURCE
 #include "common.h"
+#include "je_support.h"
 
 #include <dlfcn.h>
 #include <string.h>
@@ -127,4 +128,36 @@ uintptr_t pm_je_support__Unwind_GetIP(void *ctx) {
   /* only reached from a callback of the real _Unwind_Backtrace */
   pm_getip_fn real = (pm_getip_fn)dlsym(RTLD_DEFAULT, "_Unwind_GetIP");
   return real != NULL ? real(ctx) : 0;
+}
+
+/* ---- jemalloc's read-only data, relocated when it starts ----
+ *
+ * The embedded jemalloc's pointer tables in read-only-after-relocation
+ * data (its mallctl tree: some 1,100 pointers over 5 pages) were relocated
+ * by the loader in every process, which copied each of those pages (a
+ * copy-on-write fault per page) for processes that never start jemalloc.
+ * cmake/EmbedJemalloc.cmake puts them in the section pm_je_lazy, and
+ * tools/pm_lazy_relocs.c, run after the link, moves their relocations from
+ * the dynamic relocation table into this table; src/fallback.c applies it
+ * when jemalloc starts, before its first call. In a library the tool did
+ * not patch (the unit tests link the core statically) the count stays 0
+ * and the loader relocated everything as usual. */
+#define PM_LAZY_MAGIC 0x4c5a4d50u /* the tool checks it */
+#define PM_LAZY_MAX 2048
+typedef struct pm_lazy_table {
+  uint32_t magic, count;
+  uint32_t offset[PM_LAZY_MAX]; /* from the load address */
+} pm_lazy_table;
+__attribute__((used)) const pm_lazy_table pm_je_lazy_table = {PM_LAZY_MAGIC, 0, {0}};
+extern const char __ehdr_start[] __attribute__((visibility("hidden")));
+
+void pm_je_lazy_relocate(void) {
+  static bool done;
+  if (done) return;
+  done = true;
+  const pm_lazy_table *t = &pm_je_lazy_table;
+  __asm__("" : "+r"(t)); /* filled after compilation: read what is there */
+  uintptr_t base = (uintptr_t)__ehdr_start;
+  for (uint32_t i = 0; i < t->count && i < PM_LAZY_MAX; i++)
+    *(uintptr_t *)(base + t->offset[i]) += base;
 }

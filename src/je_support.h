@@ -7,4 +7,9 @@
 double pm_je_support_exp(double x);
 double pm_je_support_log(double x);
 
+/* applies the relocations of the embedded jemalloc's read-only data that
+ * tools/pm_lazy_relocs.c took out of the loader's table; once, before
+ * jemalloc's first call (src/fallback.c) */
+void pm_je_lazy_relocate(void);
+
 #endif

@@ -328,7 +328,7 @@ static _Atomic int options_state; /* 0 not loaded, 1 loaded */
  * pointed to, and the exit report would find an empty or garbled name. */
 static char stats_file_copy[1024];
 
-bool pm_options_loaded(void) {
+pm_startup_code bool pm_options_loaded(void) {
   return atomic_load_explicit(&options_state, memory_order_acquire) != 0;
 }
 

@@ -92,7 +92,7 @@ bool pm_os_write(int fd, const char *buf, size_t len) {
   return ok;
 }
 
-bool pm_os_env_has_prefix(const char *prefix) {
+pm_startup_code bool pm_os_env_has_prefix(const char *prefix) {
   if (environ == NULL) return false;
   size_t len = strlen(prefix);
   for (char **e = environ; *e != NULL; e++)

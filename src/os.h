@@ -47,7 +47,8 @@ void pm_os_rss(size_t *current, size_t *peak);
 /* OS page size. */
 size_t pm_os_page_size(void);
 
-/* Records the library's start time (the constructor); nanoseconds since
+/* Records the start time once (the constructor when a POOLMALLOC_ variable
+ * is set, else the first allocation: start.c); nanoseconds since
  * then (0 if never recorded). */
 void pm_os_mark_start(void);
 uint64_t pm_os_uptime_ns(void);

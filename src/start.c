@@ -47,6 +47,7 @@ static bool process_init(void) {
   int expected = PM_INIT_NONE;
   if (atomic_compare_exchange_strong(&process_state, &expected, PM_INIT_RUNNING)) {
     in_init = 1;
+    pm_os_mark_start(); /* unless the constructor did (a POOLMALLOC_ variable) */
     pm_options_init();
     if (pm_opt.verbose) verbose_dump();
     pm_sample_init(pm_opt.profile &&

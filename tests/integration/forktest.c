@@ -93,8 +93,62 @@ static void on_alarm(int sig)
     (void)sig;
 }
 
+/* Single-threaded forks first (no pthread_create yet): poolmalloc's fork
+ * handlers then skip jemalloc's (nothing to lock), so each child must find
+ * jemalloc usable as it is. The parent keeps 40 large blocks (the embedded
+ * jemalloc is running) and keeps allocating between forks; each child frees
+ * and reallocates some of them, runs child_allocs, forks a grandchild that
+ * does the same, and exits. Returns the number of failed children. */
+static int single_threaded_forks(void)
+{
+    enum { LARGE = 40, SINGLE_FORKS = 20 };
+    void *big[LARGE];
+    for (int i = 0; i < LARGE; i++) {
+        big[i] = malloc(50000 + 1000 * (size_t)i);
+        if (!big[i])
+            return 1;
+        memset(big[i], i, 50000);
+    }
+    int failed = 0;
+    for (int f = 0; f < SINGLE_FORKS; f++) {
+        free(big[f]);
+        big[f] = malloc(60000 + 100 * (size_t)f);
+        if (!big[f])
+            return failed + 1;
+        memset(big[f], f, 50000);
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(CHILD_TIMEOUT_S);
+            int ok = child_allocs();
+            for (int i = 0; ok && i < LARGE; i += 3) {
+                unsigned char *c = big[i];
+                ok = c[0] == (unsigned char)i && c[49999] == (unsigned char)i;
+                free(c);
+                big[i] = malloc(70000);
+                ok = ok && big[i] != NULL;
+            }
+            pid_t g = ok ? fork() : -1;
+            if (g == 0)
+                _exit(child_allocs() ? 0 : 3);
+            int st = 1;
+            ok = ok && g > 0 && waitpid(g, &st, 0) == g && st == 0;
+            _exit(ok ? 0 : 3);
+        }
+        int status = 1;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0) {
+            fprintf(stderr, "single-threaded fork %d: child status %d\n", f, status);
+            failed++;
+        }
+    }
+    for (int i = 0; i < LARGE; i++)
+        free(big[i]);
+    return failed;
+}
+
 int main(void)
 {
+    int single_failed = single_threaded_forks();
+    printf("single-threaded forks: failed children: %d\n", single_failed);
     pthread_t t[WORKERS];
     for (uintptr_t i = 0; i < WORKERS; i++)
         if (pthread_create(&t[i], NULL, worker, (void *)i) != 0) {
@@ -171,5 +225,5 @@ int main(void)
         pthread_join(t[i], NULL);
     printf("forks: %d, failed children: %d (hung %d, crashed %d)\n", forks, failed, hung, crashed);
     printf("forktest: %s\n", failed ? "FAILED" : "ok");
-    return failed || forks != FORKS ? 1 : 0;
+    return failed || single_failed || forks != FORKS ? 1 : 0;
 }
