@@ -113,6 +113,8 @@ void *pm_malloc_pool(pm_heap *h, size_t size, unsigned cls) {
 
 /* ---- the slow-path tick: sampling, routing, housekeeping ---- */
 
+static PM_TLS uint8_t realloc_moving; /* realloc_alloc: do not route */
+
 /* With the sampler off the countdown still runs out every PM_TICK_BYTES
  * bytes of a class: the tick that lets free memory go back to the OS in a
  * program whose allocations no longer reach a slow path (a steady
@@ -219,7 +221,7 @@ void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
   h->countdown[cls] = next;
   void *p = NULL;
   if (sample) p = malloc_sampled(h, size, cls, rate, site);
-  if (p == NULL && diverted) {
+  if (p == NULL && diverted && !realloc_moving) {
     uint32_t routed = pm_lt_route(site);
     if (routed) p = malloc_routed(h, size, cls, routed);
   }
@@ -461,6 +463,17 @@ static pm_page *checked_page(const char *call, const void *p) {
   return pg;
 }
 
+/* The new block of a realloc that moves: never routed. A block that grows by
+ * realloc leaves its old place at each move, so it pins nothing, and a routed
+ * one went on growing inside jemalloc. The flag is the thread's own; a signal
+ * handler's malloc in between is merely not routed. */
+static void *realloc_alloc(size_t size, uintptr_t site) {
+  realloc_moving = 1;
+  void *q = pm_malloc_at(size, site);
+  realloc_moving = 0;
+  return q;
+}
+
 void *pm_realloc(void *p, size_t size) {
   uintptr_t site = (uintptr_t)__builtin_return_address(0); /* the caller's call site */
   if (p == NULL) return pm_malloc_at(size, site);
@@ -471,12 +484,13 @@ void *pm_realloc(void *p, size_t size) {
   pm_heap *h = pm_heap_get();
   if (!pm_is_pool_ptr(p)) {
     check_foreign("realloc()", p);
-    if (size <= pm_g.max_pooled && h->kind == PM_HEAP_REAL &&
-        pm_fallback_usable(p) > pm_g.max_pooled) {
-      /* a large block shrunk to pool size moves into the pools */
-      void *q = pm_malloc_at(size, site);
+    if (size <= pm_g.max_pooled && h->kind == PM_HEAP_REAL) {
+      /* a large block shrunk to pool size, or a small one jemalloc holds (a
+       * routed site's, an aligned one), moves into the pools */
+      size_t usable = pm_fallback_usable(p);
+      void *q = realloc_alloc(size, site);
       if (q == NULL) return NULL;
-      memcpy(q, p, size);
+      memcpy(q, p, size < usable ? size : usable);
       pm_free_large(p);
       PM_STAT_ADD(h, realloc_moved, 1);
       return q;
@@ -496,7 +510,7 @@ void *pm_realloc(void *p, size_t size) {
     PM_STAT_ADD(h, realloc_in_place, 1);
     return p;
   }
-  void *q = pm_malloc_at(size, site);
+  void *q = realloc_alloc(size, site);
   if (q == NULL) return NULL; /* p stays valid */
   memcpy(q, p, size < bsize ? size : bsize);
   pm_free(p);

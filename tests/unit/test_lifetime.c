@@ -152,6 +152,57 @@ Test(lifetime, a_shrinking_heap_does_not_make_its_blocks_long_lived) {
               (unsigned long)top[i].routed_blocks);
 }
 
+/* realloc through one call site: the site is learned from realloc(NULL, n)
+ * like malloc's, but a realloc that moves a block never routes the new one
+ * (a growing block leaves its old place at each move; a routed one went on
+ * growing inside jemalloc) */
+static __attribute__((noinline, noclone)) void *grow(void *p, size_t n) {
+  void *q = pm_realloc(p, n);
+  __asm__ volatile("" : "+r"(q)); /* not a tail call: the site is in grow */
+  return q;
+}
+
+static pm_lt_site_info site_in(uintptr_t lo, uintptr_t hi) {
+  pm_lt_site_info top[8], none = {0};
+  size_t n = pm_lt_top_sites(top, 8);
+  for (size_t i = 0; i < n; i++)
+    if (top[i].site >= lo && top[i].site < hi) return top[i];
+  return none;
+}
+
+Test(lifetime, a_realloc_that_moves_is_not_routed) {
+  FAST_ENV();
+  pm_heap *h = heap();
+  enum { KEEP = 4000 };
+  static void *kept[KEEP];
+  uintptr_t lo = (uintptr_t)grow, hi = lo + 256; /* grow's return address */
+  for (int i = 0; i < KEEP; i++) {
+    kept[i] = grow(NULL, i % 2 ? 64 : 256); /* the site (grow's call) spans 64-256 B */
+    cr_assert_not_null(kept[i]);
+    for (int k = 0; k < 40; k++) /* the clock runs */
+      pm_free(lt_alloc(h, 64, CLS, 0x5000));
+  }
+  cr_assert(site_in(lo, hi).marked, "grow's site is learned");
+  /* new blocks from the site are routed; the blocks its reallocs move are
+   * not (64 B to 200 B: a move, within the site's diverted classes) */
+  uint64_t by_malloc = 0, by_realloc = 0;
+  for (int i = 0; i < 200; i++) {
+    uint64_t before = site_in(lo, hi).routed_blocks;
+    void *q = grow(NULL, 64);
+    uint64_t mid = site_in(lo, hi).routed_blocks;
+    void *r = grow(q, 200);
+    cr_assert_not_null(r);
+    by_malloc += mid - before;
+    by_realloc += site_in(lo, hi).routed_blocks - mid;
+    pm_free(r);
+  }
+  cr_assert_gt(by_malloc, 10, "new blocks routed: %lu of 200", (unsigned long)by_malloc);
+  cr_assert_eq(by_realloc, 0, "moved blocks routed: %lu of 200",
+               (unsigned long)by_realloc);
+  for (int i = 0; i < KEEP; i++)
+    pm_free(kept[i]);
+}
+
 Test(lifetime, more_sites_than_slots) {
   FAST_ENV();
   pm_heap *h = heap();
