@@ -82,14 +82,14 @@ uint32_t pm_page_collect(pm_page *pg) {
   if (atomic_load_explicit(&pg->remote, memory_order_relaxed) == NULL) return 0;
   pm_block *head = atomic_exchange_explicit(&pg->remote, NULL, memory_order_acquire);
   if (head == NULL) return 0;
+  bool returned = pm_page_returned(pg) != 0; /* their blocks are already free */
   uint32_t n = 1;
   pm_block *tail = head;
-  for (pm_block *nx; (nx = pm_block_next(tail)) != NULL; tail = nx)
-    n++;
-  if (unlikely(pm_page_returned(pg))) /* a block of a returned piece is already free */
-    for (pm_block *b = head; b != NULL; b = pm_block_next(b))
-      if (pm_page_in_returned(pg, (uintptr_t)b & pm_g.page_mask))
-        pm_heap_error("free()", "double free detected", b);
+  for (pm_block *nx;; tail = nx, n++) {
+    if (unlikely(returned) && pm_page_in_returned(pg, (uintptr_t)tail & pm_g.page_mask))
+      pm_heap_error("free()", "double free detected", tail);
+    if ((nx = pm_block_next(tail)) == NULL) break;
+  }
   pm_block_set_next(tail, pg->free);
   pg->free = head;
   pg->used -= n;

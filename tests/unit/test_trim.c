@@ -202,12 +202,18 @@ static void quiet_abort(void) {
   setup();
 }
 
-Test(trim, double_free_of_a_returned_block_aborts, .signal = SIGABRT,
-     .init = quiet_abort) {
+/* pinned pages trimmed, and a block of one of their returned pieces */
+static char *trimmed_block(void) {
   pin_pages();
   sweep();
   char *q = returned_block();
   cr_assert_not_null(q);
+  return q;
+}
+
+Test(trim, double_free_of_a_returned_block_aborts, .signal = SIGABRT,
+     .init = quiet_abort) {
+  char *q = trimmed_block();
   pm_free(q);
 }
 
@@ -218,10 +224,7 @@ static void *free_it(void *p) {
 
 Test(trim, remote_double_free_of_a_returned_block_aborts, .signal = SIGABRT,
      .init = quiet_abort) {
-  pin_pages();
-  sweep();
-  char *q = returned_block();
-  cr_assert_not_null(q);
+  char *q = trimmed_block();
   pthread_t t;
   cr_assert_eq(pthread_create(&t, NULL, free_it, q), 0);
   pthread_join(t, NULL);
@@ -231,18 +234,12 @@ Test(trim, remote_double_free_of_a_returned_block_aborts, .signal = SIGABRT,
 }
 
 Test(trim, realloc_of_a_returned_block_aborts, .signal = SIGABRT, .init = quiet_abort) {
-  pin_pages();
-  sweep();
-  char *q = returned_block();
-  cr_assert_not_null(q);
+  char *q = trimmed_block();
   pm_realloc(q, 1000);
 }
 
 Test(trim, the_message_names_the_call_and_the_fault, .init = setup) {
-  pin_pages();
-  sweep();
-  char *q = returned_block();
-  cr_assert_not_null(q);
+  char *q = trimmed_block();
   int fds[2];
   cr_assert_eq(pipe(fds), 0);
   pid_t pid = fork();
