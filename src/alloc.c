@@ -232,15 +232,22 @@ void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
 /* The large-block countdown (per thread): the block p of `size` bytes from
  * `site` is sampled when it runs out. malloc, calloc and realloc of large
  * blocks all count, as they do for pool blocks. */
-static void sample_large(pm_heap *h, void *p, size_t size, uintptr_t site) {
-  if (!pm_sample_on || p == NULL || h->kind != PM_HEAP_REAL) return;
+/* counts `size` bytes down: the rate of the sample they make, 0 for none */
+static uint32_t count_large(pm_heap *h, size_t size) {
+  if (!pm_sample_on || h->kind != PM_HEAP_REAL) return 0;
   h->large_left -= (int64_t)size;
-  if (h->large_left > 0) return;
+  if (h->large_left > 0) return 0;
   bool armed = (h->armed & PM_LARGE_BIT) && !pm_sample_busy;
   h->armed |= PM_LARGE_BIT;
   uint32_t rate = h->large_rate;
   h->large_left = pm_sample_draw(h, &h->large_rate);
-  if (armed) pm_sample_record(p, size, rate, site, 0);
+  return armed ? rate : 0;
+}
+
+static void sample_large(pm_heap *h, void *p, size_t size, uintptr_t site) {
+  if (p == NULL) return;
+  uint32_t rate = count_large(h, size);
+  if (rate != 0) pm_sample_record(p, size, rate, site, 0);
 }
 
 static void *malloc_large_block(pm_heap *h, size_t size, uintptr_t site) {
@@ -323,10 +330,13 @@ static void check_foreign(const char *call, const void *p) {
 static void free_checked(void *p);
 
 /* p is freed (or moved by realloc): if it was a sample, it dies */
+static void sample_dead(const pm_sample_info *info) {
+  if (pm_opt.lifetime) pm_lt_on_death(info->user, pm_sample_clock() - info->birth, info->flag);
+}
+
 static void sample_died(const void *p) {
   pm_sample_info info;
-  if (!pm_sample_forget(p, &info) || !pm_opt.lifetime) return;
-  pm_lt_on_death(info.user, pm_sample_clock() - info.birth, info.flag);
+  if (pm_sample_forget(p, &info)) sample_dead(&info);
 }
 
 pm_noinline void pm_free_large(void *p) {
@@ -474,6 +484,39 @@ static void *realloc_alloc(size_t size, uintptr_t site) {
   return q;
 }
 
+/* A large block reallocated. For the sampler a block that moves is a free
+ * and an allocation of its new size; one that grows in place is an
+ * allocation of its growth only, and if it is a sample it stays one (same
+ * birth and stack) with the growth's weight added when the growth runs out
+ * the countdown. Counting the whole size at each in-place realloc sampled
+ * nearly every one of a vector growing by 16-128 B steps (realloc-chain:
+ * 6.6 M samples, 2.5x the time, "2.6 TiB allocated" for 10 GiB of moves
+ * and growth). */
+static void *realloc_large(pm_heap *h, void *p, size_t size, uintptr_t site) {
+  pm_sample_slot *held = relaxed_load(&pm_sample_live) ? pm_sample_hold(p) : NULL;
+  size_t old = pm_fallback_usable(p); /* growth in place counts, not the size */
+  void *q = pm_fallback_realloc(p, size);
+  if (q == p || q == NULL) { /* p stays: in place, or failed */
+    uint32_t rate = q != NULL && size > old ? count_large(h, size - old) : 0;
+    if (held != NULL)
+      pm_sample_keep(held, p, size - old, rate);
+    else if (rate != 0)
+      pm_sample_record_growth(p, size - old, rate, site);
+    if (q != NULL) PM_STAT_ADD(h, realloc_in_place, 1);
+    if (q != NULL && size > old) PM_STAT_ADD(h, large_bytes, size - old);
+    return q;
+  }
+  if (held != NULL) {
+    pm_sample_info info;
+    pm_sample_drop(held, &info);
+    sample_dead(&info);
+  }
+  sample_large(h, q, size, site);
+  PM_STAT_ADD(h, realloc_moved, 1);
+  PM_STAT_ADD(h, large_bytes, size);
+  return q;
+}
+
 void *pm_realloc(void *p, size_t size) {
   uintptr_t site = (uintptr_t)__builtin_return_address(0); /* the caller's call site */
   if (p == NULL) return pm_malloc_at(size, site);
@@ -495,14 +538,7 @@ void *pm_realloc(void *p, size_t size) {
       PM_STAT_ADD(h, realloc_moved, 1);
       return q;
     }
-    /* for the sampler a realloc is a free and an allocation, as for pool
-     * blocks (a growing vector would otherwise keep its first weight) */
-    if (relaxed_load(&pm_sample_live)) sample_died(p);
-    void *q = pm_fallback_realloc(p, size);
-    sample_large(h, q, size, site);
-    if (q != NULL) PM_STAT_ADD(h, realloc_in_place, q == p);
-    if (q != NULL) PM_STAT_ADD(h, realloc_moved, q != p);
-    return q;
+    return realloc_large(h, p, size, site);
   }
   pm_page *pg = checked_page("realloc()", p);
   size_t bsize = pg->bsize;

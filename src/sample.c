@@ -378,8 +378,20 @@ static void snapshot_peak(uint64_t est) {
   atomic_store(&snapshotting, 0);
 }
 
-bool pm_sample_record(const void *p, size_t size, uint32_t rate, uintptr_t site,
-                      uint32_t user) {
+/* w more bytes live (a new sample, or one that grew): the estimates, and
+ * the peak's snapshot when the estimate passed the last one by 1/32 */
+static void add_live(uint64_t w) {
+  uint64_t est = atomic_fetch_add_explicit(&live_est, w, memory_order_relaxed) + w;
+  pm_atomic_max(&peak_est, est);
+  if (pm_sample_stacks &&
+      est > relaxed_load(&snapshot_at) + relaxed_load(&snapshot_at) / 32)
+    snapshot_peak(est);
+}
+
+/* enters the block p as a live sample of weight w standing for `blocks`
+ * blocks, with the stack of the allocation at `site` */
+static bool insert(const void *p, uint64_t w, uint64_t blocks, uintptr_t site,
+                   uint32_t user) {
   uintptr_t frames[PM_STACK_MAX];
   /* the unwinder may allocate (libgcc sorts the FDEs of registered frames
    * with malloc while it holds its object mutex): such allocations are
@@ -387,7 +399,6 @@ bool pm_sample_record(const void *p, size_t size, uint32_t rate, uintptr_t site,
   pm_sample_busy = 1;
   uint32_t n = capture(frames, site);
   pm_sample_busy = 0;
-  uint64_t w = weight_of(size, rate);
   atomic_fetch_add_explicit(&nsamples, 1, memory_order_relaxed);
   uint64_t now = atomic_fetch_add_explicit(&clock_bytes, w, memory_order_relaxed);
   uint64_t h = mix((uintptr_t)p);
@@ -406,7 +417,6 @@ bool pm_sample_record(const void *p, size_t size, uint32_t rate, uintptr_t site,
     return false;
   }
   stack *s = stack_find(frames, n);
-  uint64_t blocks = (w + size / 2) / (size ? size : 1);
   if (blocks > UINT32_MAX) blocks = UINT32_MAX;
   if (s != NULL) {
     atomic_fetch_add_explicit(&s->alloc_bytes, w, memory_order_relaxed);
@@ -417,7 +427,7 @@ bool pm_sample_record(const void *p, size_t size, uint32_t rate, uintptr_t site,
     atomic_fetch_add_explicit(&ndropped, 1, memory_order_relaxed);
   }
   e->stack = s ? (uint32_t)(s - stacks) + 1 : 0;
-  e->blocks = (uint32_t)(blocks < UINT32_MAX ? blocks : UINT32_MAX);
+  e->blocks = (uint32_t)blocks;
   /* the fields a scan reads without claiming the entry: relaxed atomics */
   __atomic_store_n(&e->user, user, __ATOMIC_RELAXED);
   __atomic_store_n(&e->weight, w, __ATOMIC_RELAXED);
@@ -425,51 +435,79 @@ bool pm_sample_record(const void *p, size_t size, uint32_t rate, uintptr_t site,
   __atomic_store_n(&e->flag, 0, __ATOMIC_RELAXED);
   atomic_fetch_add(&pm_sample_live, 1);
   atomic_store_explicit(&e->ptr, (uintptr_t)p, memory_order_release);
-  uint64_t est = atomic_fetch_add_explicit(&live_est, w, memory_order_relaxed) + w;
-  pm_atomic_max(&peak_est, est);
-  if (pm_sample_stacks &&
-      est > relaxed_load(&snapshot_at) + relaxed_load(&snapshot_at) / 32)
-    snapshot_peak(est);
+  add_live(w);
   return true;
 }
 
-/* p's entry in the bucket b, taken out into *out */
-static bool forget_in(live_sample *b, const void *p, pm_sample_info *out);
+bool pm_sample_record(const void *p, size_t size, uint32_t rate, uintptr_t site,
+                      uint32_t user) {
+  uint64_t w = weight_of(size, rate);
+  return insert(p, w, (w + size / 2) / (size ? size : 1), site, user);
+}
 
-bool pm_sample_forget(const void *p, pm_sample_info *out) {
+bool pm_sample_record_growth(const void *p, size_t grown, uint32_t rate, uintptr_t site) {
+  return insert(p, weight_of(grown, rate), 1, site, 0);
+}
+
+/* p's entry in the bucket b, claimed (ptr 1) */
+static live_sample *claim_in(live_sample *b, const void *p) {
+  for (unsigned i = 0; i < BUCKET_SLOTS; i++) {
+    uintptr_t expected = (uintptr_t)p;
+    if (relaxed_load(&b[i].ptr) == expected &&
+        atomic_compare_exchange_strong(&b[i].ptr, &expected, (uintptr_t)1))
+      return &b[i];
+  }
+  return NULL;
+}
+
+pm_sample_slot *pm_sample_hold(const void *p) {
   uint64_t h = mix((uintptr_t)p);
-  live_sample *seen = NULL;
+  live_sample *seen = NULL, *e;
   for (uint32_t nb = atomic_load_explicit(&nbuckets, memory_order_acquire);
        nb >= SAMPLE_BUCKETS_MIN; nb /= 2) {
     live_sample *b = bucket_at(h, nb);
-    if (b != seen && forget_in(b, p, out)) return true;
+    if (b != seen && (e = claim_in(b, p)) != NULL) return e;
     seen = b; /* a smaller size maps p to the same bucket when h's top bit is 0 */
   }
-  return false;
+  return NULL;
 }
 
-static bool forget_in(live_sample *b, const void *p, pm_sample_info *out) {
-  for (unsigned i = 0; i < BUCKET_SLOTS; i++) {
-    uintptr_t expected = (uintptr_t)p;
-    if (relaxed_load(&b[i].ptr) != expected ||
-        !atomic_compare_exchange_strong(&b[i].ptr, &expected, (uintptr_t)1))
-      continue;
-    live_sample *e = &b[i];
-    out->weight = __atomic_load_n(&e->weight, __ATOMIC_RELAXED);
-    out->birth = __atomic_load_n(&e->birth, __ATOMIC_RELAXED);
-    out->user = __atomic_load_n(&e->user, __ATOMIC_RELAXED);
-    out->flag = __atomic_load_n(&e->flag, __ATOMIC_RELAXED);
+void pm_sample_keep(pm_sample_slot *e, const void *p, size_t grown, uint32_t rate) {
+  if (rate != 0) {
+    uint64_t w = weight_of(grown, rate);
+    atomic_fetch_add_explicit(&nsamples, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&clock_bytes, w, memory_order_relaxed);
+    __atomic_store_n(&e->weight, e->weight + w, __ATOMIC_RELAXED);
     if (e->stack) {
       stack *s = &stacks[e->stack - 1];
-      atomic_fetch_sub_explicit(&s->live_bytes, e->weight, memory_order_relaxed);
-      atomic_fetch_sub_explicit(&s->live_blocks, e->blocks, memory_order_relaxed);
+      atomic_fetch_add_explicit(&s->alloc_bytes, w, memory_order_relaxed);
+      atomic_fetch_add_explicit(&s->live_bytes, w, memory_order_relaxed);
     }
-    atomic_fetch_sub_explicit(&live_est, e->weight, memory_order_relaxed);
-    atomic_fetch_sub(&pm_sample_live, 1);
-    atomic_store_explicit(&e->ptr, 0, memory_order_release);
-    return true;
+    add_live(w);
   }
-  return false;
+  atomic_store_explicit(&e->ptr, (uintptr_t)p, memory_order_release);
+}
+
+void pm_sample_drop(pm_sample_slot *e, pm_sample_info *out) {
+  out->weight = __atomic_load_n(&e->weight, __ATOMIC_RELAXED);
+  out->birth = __atomic_load_n(&e->birth, __ATOMIC_RELAXED);
+  out->user = __atomic_load_n(&e->user, __ATOMIC_RELAXED);
+  out->flag = __atomic_load_n(&e->flag, __ATOMIC_RELAXED);
+  if (e->stack) {
+    stack *s = &stacks[e->stack - 1];
+    atomic_fetch_sub_explicit(&s->live_bytes, e->weight, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->live_blocks, e->blocks, memory_order_relaxed);
+  }
+  atomic_fetch_sub_explicit(&live_est, e->weight, memory_order_relaxed);
+  atomic_fetch_sub(&pm_sample_live, 1);
+  atomic_store_explicit(&e->ptr, 0, memory_order_release);
+}
+
+bool pm_sample_forget(const void *p, pm_sample_info *out) {
+  pm_sample_slot *e = pm_sample_hold(p);
+  if (e == NULL) return false;
+  pm_sample_drop(e, out);
+  return true;
 }
 
 /* A scan reads an entry without claiming it: a claimed entry (ptr 1) made

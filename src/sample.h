@@ -58,6 +58,10 @@ int64_t pm_sample_draw(pm_heap *h, uint32_t *rate);
  * site). false if the sample could not be recorded (table full). */
 bool pm_sample_record(const void *p, size_t size, uint32_t rate, uintptr_t site,
                       uint32_t user);
+/* The block p grew in place by `grown` bytes and that growth ran out the
+ * countdown (drawn with `rate`): a sample of the growth, which stands for
+ * weight_of(grown) bytes allocated and one block. */
+bool pm_sample_record_growth(const void *p, size_t grown, uint32_t rate, uintptr_t site);
 
 typedef struct pm_sample_info {
   uint64_t weight; /* bytes this sample stands for */
@@ -67,6 +71,18 @@ typedef struct pm_sample_info {
 } pm_sample_info;
 /* p is being freed: if it was sampled, takes it out and fills *out. */
 bool pm_sample_forget(const void *p, pm_sample_info *out);
+/* A block being reallocated: its sample (if it is one) is held, out of
+ * sight of scans and frees, until the outcome is known. The block stayed
+ * (grew in place, or the realloc failed): pm_sample_keep puts it back for
+ * p, adding the weight of `grown` bytes when rate is not 0 (the growth ran
+ * out the countdown); it keeps its birth and stack. The block moved:
+ * pm_sample_drop takes it out as pm_sample_forget does. Held, the entry
+ * cannot be confused with a sample of a new block at the old address (p is
+ * freed by the move and may be another thread's at once). */
+typedef struct live_sample pm_sample_slot;
+pm_sample_slot *pm_sample_hold(const void *p);
+void pm_sample_keep(pm_sample_slot *e, const void *p, size_t grown, uint32_t rate);
+void pm_sample_drop(pm_sample_slot *e, pm_sample_info *out);
 /* live samples (cheap test for the large free path) */
 extern _Atomic uint32_t pm_sample_live;
 

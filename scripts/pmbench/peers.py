@@ -20,6 +20,8 @@ POOLMALLOC_COLUMNS = {
     "poolmalloc": {},
     "poolmalloc-lt": {"POOLMALLOC_LIFETIME": "1"},  # lifetime routing on (off by default)
     "poolmalloc-lt2": {"POOLMALLOC_LIFETIME": "2"},  # routing to pool pages of their own
+    # a report asked for: the profile's sampler on (the cost of asking)
+    "poolmalloc-prof": {"POOLMALLOC_STATS": "json", "POOLMALLOC_STATS_FILE": "/dev/null"},
 }
 # the columns of a run unless --allocators says otherwise (--frag adds poolmalloc-lt2)
 DEFAULT_ALLOCATORS = PEERS + ["poolmalloc", "poolmalloc-lt"]

@@ -301,6 +301,8 @@ def report_header(allocs, opts, versions, title="Benchmark results"):
               else []),
             *(["- poolmalloc-lt2: poolmalloc with POOLMALLOC_LIFETIME=2 (long-lived sites get "
                "pool pages of their own); not a peer"] if "poolmalloc-lt2" in allocs else []),
+            *(["- poolmalloc-prof: poolmalloc writing a JSON report at exit (to /dev/null): the "
+               "profile's sampler on; not a peer"] if "poolmalloc-prof" in allocs else []),
             f"- peak RSS: {rss_method()}",
             "- allocators: " + "; ".join(f"{a} = {v}" for a, v in versions.items()), ""]
 

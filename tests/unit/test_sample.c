@@ -1,0 +1,91 @@
+/* test_sample.c - the allocation sampler (sample.c) as the profile uses it:
+ * what a sample stands for when a large block is reallocated. */
+#include <criterion/criterion.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "sample.h"
+
+#define KiB ((size_t)1024)
+#define MiB (KiB * 1024)
+
+static void profile_on(void) {
+  setenv("POOLMALLOC_STATS", "json", 1);
+  setenv("POOLMALLOC_STATS_FILE", "/dev/null", 1);
+  setenv("POOLMALLOC_PROFILE_RATE", "65536", 1);
+}
+
+/* the profile's estimate of bytes allocated: every stack's sum */
+static double allocated_estimate(void) {
+  static pm_stack_info top[64];
+  size_t n = pm_sample_top(top, 64, 2);
+  double sum = 0;
+  for (size_t i = 0; i < n && i < 64; i++)
+    sum += (double)top[i].alloc_bytes;
+  return sum;
+}
+
+/* A large block grown by small steps: jemalloc grows most of them in place.
+ * Such a realloc allocates its growth, not its whole size again: counting
+ * the size sampled nearly every realloc (thousands of samples here, and an
+ * estimate of bytes allocated hundreds of times the truth). A block that
+ * moves allocates its new size. A sample that grows in place stays live. */
+Test(sample, a_block_growing_in_place_counts_its_growth) {
+  profile_on();
+  size_t size = 64 * KiB, allocated = size, in_place = 0, moves = 0;
+  char *p = pm_malloc(size);
+  cr_assert_not_null(p);
+  memset(p, 1, size);
+  while (size < 8 * MiB) {
+    size_t usable = pm_usable_size(p), grown = size + 64;
+    char *q = pm_realloc(p, grown);
+    cr_assert_not_null(q);
+    cr_assert_eq(q[size - 1], 1, "the block's bytes are kept");
+    q[grown - 1] = 1;
+    if (q == p) {
+      in_place++;
+      allocated += grown > usable ? grown - usable : 0;
+    } else {
+      moves++;
+      allocated += grown;
+    }
+    p = q;
+    size = grown;
+  }
+  pm_profile_totals t;
+  pm_sample_totals(&t);
+  cr_assert_gt(in_place, 100000, "most reallocs were in place (%zu, %zu moved)", in_place,
+               moves);
+  /* expected samples: allocated / 64 KiB, about 200 */
+  cr_assert_lt(t.samples, 1000, "%lu samples for %zu bytes allocated",
+               (unsigned long)t.samples, allocated);
+  double est = allocated_estimate();
+  cr_assert(est > 0.6 * (double)allocated && est < 1.6 * (double)allocated,
+            "estimated %.0f bytes allocated, exact %zu", est, allocated);
+  cr_assert_gt(t.live_bytes, 0, "the grown block is a live sample");
+  pm_free(p);
+  pm_sample_totals(&t);
+  cr_assert_eq(t.live_bytes, 0, "freed, it is not");
+}
+
+/* A realloc that fails leaves the block and its sample as they were. */
+Test(sample, a_failed_realloc_keeps_the_sample) {
+  profile_on();
+  setenv("POOLMALLOC_PROFILE_RATE", "16", 1); /* every large block is sampled */
+  void *warm = pm_malloc(1 * MiB); /* the first countdown only arms */
+  pm_free(warm);
+  void *p = pm_malloc(1 * MiB);
+  cr_assert_not_null(p);
+  pm_profile_totals t;
+  pm_sample_totals(&t);
+  uint64_t live = t.live_bytes;
+  cr_assert_gt(live, 0);
+  cr_assert_null(pm_realloc(p, (size_t)1 << 62), "an impossible size fails");
+  pm_sample_totals(&t);
+  cr_assert_eq(t.live_bytes, live, "the sample is still live");
+  pm_free(p);
+  pm_sample_totals(&t);
+  cr_assert_eq(t.live_bytes, 0);
+}
