@@ -139,7 +139,7 @@ static void *malloc_sampled(pm_heap *h, size_t size, unsigned cls, uint32_t rate
                             uintptr_t site) {
   uint32_t user = 0;
   if (pm_opt.lifetime) {
-    user = pm_lt_on_sample(site, cls);
+    user = pm_lt_on_sample(site, pm_sample_caller(site), cls);
     pm_lt_scan();
   }
   pm_heap *aux = aux_heap(h);
@@ -331,7 +331,8 @@ static void free_checked(void *p);
 
 /* p is freed (or moved by realloc): if it was a sample, it dies */
 static void sample_dead(const pm_sample_info *info) {
-  if (pm_opt.lifetime) pm_lt_on_death(info->user, pm_sample_clock() - info->birth, info->flag);
+  if (pm_opt.lifetime)
+    pm_lt_on_death(info->user, pm_sample_clock() - info->birth, info->flag);
 }
 
 static void sample_died(const void *p) {

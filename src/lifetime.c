@@ -14,11 +14,18 @@ _Atomic uint64_t pm_lt_diverted;
 
 static _Atomic uint64_t lt_samples;
 
-/* ---- sites: (return address, class) -> counts, open addressing ---- */
+/* ---- sites: return address (or wrapper and caller) -> counts ---- */
 #define SITE_SLOTS 4096 /* power of two */
 #define SITE_PROBE 16
+/* A site whose samples come from two callers or more is an allocation
+ * wrapper (a helper that calls malloc for its callers, CPython's
+ * PyMem_RawMalloc, redis's zmalloc): from then on its samples go to an entry
+ * per (site, caller) — its "callers" — and each of those is judged, marked
+ * and routed on its own; routing an allocation from the wrapper reads its
+ * caller from the stack (pm_sample_caller) only while one of its callers
+ * is marked. */
 typedef struct lt_site {
-  _Atomic uint64_t key; /* the return address; 0: empty */
+  _Atomic uint64_t key; /* the return address, or caller_key(); 0: empty */
   _Atomic uint32_t n_long, n_short;
   _Atomic uint32_t marked;
   _Atomic uint32_t busy;     /* marking or unmarking in progress */
@@ -26,6 +33,14 @@ typedef struct lt_site {
   _Atomic uint64_t diverted; /* classes it keeps diverted while marked */
   _Atomic uint64_t routed_blocks, routed_bytes;
   _Atomic uint64_t long_total, short_total; /* never decayed, for reports */
+  /* a plain site: the first caller seen; wrapper once a second one shows */
+  _Atomic uint64_t caller0;
+  _Atomic uint32_t wrapper;
+  _Atomic uint32_t marked_callers; /* a wrapper: its callers' entries marked */
+  /* a caller's entry: the call site and the caller it stands for, its
+   * wrapper's entry (index + 1) and the one its mark was counted in */
+  _Atomic uint64_t site, caller;
+  _Atomic uint32_t parent, counted_in;
 } lt_site;
 static lt_site sites[SITE_SLOTS];
 static _Atomic uint32_t nsites, nmarked;
@@ -33,6 +48,14 @@ static _Atomic uint32_t marked_in_class[PM_NCLASSES];
 
 static uint64_t site_key(uintptr_t site) {
   return site ? (uint64_t)site : 1;
+}
+
+/* a wrapper's caller: above any user-space address */
+static uint64_t caller_key(uintptr_t site, uintptr_t caller) {
+  uint64_t k = (uint64_t)site * 0x9e3779b97f4a7c15ull ^ (uint64_t)caller;
+  k ^= k >> 31;
+  k *= 0xbf58476d1ce4e5b9ull;
+  return (k ^ (k >> 29)) | 1ull << 63;
 }
 
 static uint32_t hash64(uint64_t k) {
@@ -105,6 +128,11 @@ static void set_marked(lt_site *s, bool on) {
   if (!atomic_compare_exchange_strong(&s->busy, &expected, 1)) return;
   bool was = relaxed_load(&s->marked) != 0;
   if (on && !was) {
+    uint32_t parent = atomic_load_explicit(&s->parent, memory_order_acquire);
+    if (parent != 0) { /* a wrapper's caller: the wrapper now reads callers */
+      atomic_fetch_add(&sites[parent - 1].marked_callers, 1);
+      relaxed_store(&s->counted_in, parent);
+    }
     relaxed_store(&s->marked, 1);
     atomic_fetch_add(&nmarked, 1);
     divert(s, class_span(relaxed_load(&s->classes)));
@@ -114,6 +142,8 @@ static void set_marked(lt_site *s, bool on) {
     relaxed_store(&s->marked, 0);
     atomic_fetch_sub(&nmarked, 1);
     undivert(s);
+    uint32_t parent = atomic_exchange(&s->counted_in, 0);
+    if (parent != 0) atomic_fetch_sub(&sites[parent - 1].marked_callers, 1);
   }
   atomic_store(&s->busy, 0);
 }
@@ -123,6 +153,7 @@ static void site_count(lt_site *s, bool is_long) {
   atomic_fetch_add_explicit(is_long ? &s->n_long : &s->n_short, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(is_long ? &s->long_total : &s->short_total, 1,
                             memory_order_relaxed);
+  if (relaxed_load(&s->wrapper)) return; /* its callers are judged instead */
   uint32_t l = relaxed_load(&s->n_long), sh = relaxed_load(&s->n_short);
   /* recent samples weigh more: halve both every 32 verdicts */
   if (l + sh >= 32) {
@@ -142,8 +173,38 @@ static lt_site *site_at(uint32_t user) {
   return user ? &sites[user - 1] : NULL;
 }
 
-uint32_t pm_lt_on_sample(uintptr_t site, unsigned cls) {
+/* s's samples came from a second caller: its own verdicts mixed its
+ * callers', so it is unmarked and its callers are judged from now on */
+static void become_wrapper(lt_site *s) {
+  uint32_t expected = 0;
+  if (!atomic_compare_exchange_strong(&s->wrapper, &expected, 1)) return;
+  set_marked(s, false);
+  relaxed_store(&s->n_long, 0);
+  relaxed_store(&s->n_short, 0);
+}
+
+/* the entry a sample from `site`, called from `caller`, counts in */
+static lt_site *sample_site(uintptr_t site, uintptr_t caller) {
   lt_site *s = site_find(site_key(site), true);
+  if (s == NULL || caller == 0) return s;
+  if (!relaxed_load(&s->wrapper)) {
+    uint64_t first = 0;
+    if (atomic_compare_exchange_strong(&s->caller0, &first, caller) || first == caller)
+      return s;
+    become_wrapper(s);
+  }
+  lt_site *t = site_find(caller_key(site, caller), true);
+  if (t == NULL) return s;
+  if (relaxed_load(&t->parent) == 0) {
+    relaxed_store(&t->site, site);
+    relaxed_store(&t->caller, caller);
+    atomic_store_explicit(&t->parent, (uint32_t)(s - sites) + 1, memory_order_release);
+  }
+  return t;
+}
+
+uint32_t pm_lt_on_sample(uintptr_t site, uintptr_t caller, unsigned cls) {
+  lt_site *s = sample_site(site, caller);
   if (s == NULL) return 0;
   if (!(relaxed_load(&s->classes) >> cls & 1)) {
     atomic_fetch_or(&s->classes, 1ull << cls);
@@ -191,7 +252,13 @@ void pm_lt_scan(void) {
 
 uint32_t pm_lt_route(uintptr_t site) {
   lt_site *s = site_find(site_key(site), false);
-  return s != NULL && relaxed_load(&s->marked) ? (uint32_t)(s - sites) + 1 : 0;
+  if (s == NULL) return 0;
+  if (relaxed_load(&s->marked)) return (uint32_t)(s - sites) + 1;
+  if (relaxed_load(&s->marked_callers) == 0) return 0;
+  /* a wrapper with a marked caller: which caller is this? */
+  uintptr_t caller = pm_sample_caller(site);
+  lt_site *t = caller != 0 ? site_find(caller_key(site, caller), false) : NULL;
+  return t != NULL && relaxed_load(&t->marked) ? (uint32_t)(t - sites) + 1 : 0;
 }
 
 void pm_lt_routed(uint32_t user, size_t size) {
@@ -209,8 +276,11 @@ size_t pm_lt_top_sites(pm_lt_site_info *out, size_t max) {
     lt_site *s = &sites[i];
     uint64_t key = atomic_load_explicit(&s->key, memory_order_acquire);
     if (key == 0) continue;
+    bool is_caller = key >> 63;
     pm_lt_site_info info = {
-        .site = (uintptr_t)key,
+        .site = is_caller ? (uintptr_t)relaxed_load(&s->site) : (uintptr_t)key,
+        .caller = is_caller ? (uintptr_t)relaxed_load(&s->caller) : 0,
+        .wrapper = relaxed_load(&s->wrapper) != 0,
         .classes = relaxed_load(&s->classes),
         .marked = relaxed_load(&s->marked) != 0,
         .long_samples = relaxed_load(&s->long_total),
@@ -218,7 +288,9 @@ size_t pm_lt_top_sites(pm_lt_site_info *out, size_t max) {
         .routed_blocks = relaxed_load(&s->routed_blocks),
         .routed_bytes = relaxed_load(&s->routed_bytes),
     };
-    if (!info.marked && info.routed_blocks == 0 && info.long_samples == 0) continue;
+    if (!info.marked && !info.wrapper && info.routed_blocks == 0 &&
+        info.long_samples == 0)
+      continue;
     /* insertion into the sorted prefix: most routed bytes, then most long samples */
     size_t j = n < max ? n++ : max;
     while (j > 0 && (out[j - 1].routed_bytes < info.routed_bytes ||

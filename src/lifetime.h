@@ -23,15 +23,19 @@
 /* classes with at least one marked site (bit per class) */
 extern _Atomic uint64_t pm_lt_diverted;
 
-/* A sample of class cls from `site` was taken: the site's handle for
- * pm_sample_record's `user` (0 if the site table is full). */
-uint32_t pm_lt_on_sample(uintptr_t site, unsigned cls);
+/* A sample of class cls from `site` was taken; `caller` is the return
+ * address above the site's (pm_sample_caller; 0 if unknown). The handle of
+ * the entry it counts in, for pm_sample_record's `user` (0 if the site
+ * table is full): the site's, or for a site seen called from two callers or
+ * more (a wrapper), the site's and caller's. */
+uint32_t pm_lt_on_sample(uintptr_t site, uintptr_t caller, unsigned cls);
 /* A sample of that site died at `age` (clock bytes); `counted` if a scan
  * already judged it long-lived. */
 void pm_lt_on_death(uint32_t user, uint64_t age, bool counted);
 /* Judges a few live samples that have outlived the threshold. */
 void pm_lt_scan(void);
-/* For an allocation of a diverted class: the marked site's handle, or 0. */
+/* For an allocation of a diverted class: the marked site's handle, or 0.
+ * From a wrapper with a marked caller it unwinds to find the caller. */
 uint32_t pm_lt_route(uintptr_t site);
 /* A block of `size` bytes was routed for the site. */
 void pm_lt_routed(uint32_t user, size_t size);
@@ -39,6 +43,8 @@ void pm_lt_routed(uint32_t user, size_t size);
 /* For reports: the sites with long-lived samples, most routed bytes first. */
 typedef struct pm_lt_site_info {
   uintptr_t site;
+  uintptr_t caller; /* a wrapper's caller (its own entry); 0 for a site */
+  bool wrapper;     /* a site whose callers are judged one by one */
   uint64_t classes; /* bit per size class seen in its samples */
   bool marked;
   uint64_t long_samples, short_samples, routed_blocks, routed_bytes;

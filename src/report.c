@@ -133,6 +133,12 @@ static void text_sites(pm_buf *b) {
     pm_buf_str(b, "  ");
     pm_buf_str(b, top[i].marked ? "routed " : "seen   ");
     site_name(b, top[i].site, false);
+    if (top[i].caller != 0) {
+      pm_buf_str(b, " called from ");
+      site_name(b, top[i].caller, false);
+    } else if (top[i].wrapper) {
+      pm_buf_str(b, " (a wrapper: judged by caller)");
+    }
     pm_buf_str(b, ", ");
     pm_buf_u64(b, pm_class_size((unsigned)__builtin_ctzll(top[i].classes | 1ull << 63)));
     pm_buf_str(b, top[i].classes & (top[i].classes - 1) ? " B blocks and larger: "
@@ -164,7 +170,16 @@ static void json_sites(pm_buf *b) {
     site_name(b, top[i].site, true);
     pm_buf_str(b, ",\"address\":\"");
     pm_buf_hex(b, top[i].site);
-    pm_buf_str(b, "\",\"marked\":");
+    if (top[i].caller != 0) {
+      pm_buf_str(b, "\",\"caller\":");
+      site_name(b, top[i].caller, true);
+      pm_buf_str(b, ",\"caller_address\":\"");
+      pm_buf_hex(b, top[i].caller);
+    }
+    if (top[i].wrapper)
+      pm_buf_str(b, "\",\"wrapper\":true,\"marked\":");
+    else
+      pm_buf_str(b, "\",\"marked\":");
     pm_buf_str(b, top[i].marked ? "true," : "false,");
     pm_buf_str(b, "\"block_sizes\":[");
     bool more = false;

@@ -37,6 +37,13 @@ extern bool pm_sample_stacks; /* whole stacks (the profile) */
  * inside malloc, where the loader's lock could be held by a fork). */
 void pm_sample_load_unwinder(unsigned which); /* POOLMALLOC_UNWINDER */
 
+/* The return address one frame above `site`: the caller of the function
+ * that holds the call site (lifetime routing keys an allocation wrapper's
+ * samples by it). 0 when no unwinder is loaded or the site is not on the
+ * stack. An unwind of a few frames: libunwind's cached steps, about 125
+ * instructions a frame; libgcc's about 13 times that. */
+uintptr_t pm_sample_caller(uintptr_t site);
+
 /* A distance to the next sample, in bytes (exponential), drawn with the
  * rate of the moment as its mean, which is stored in *rate: the weight of
  * the sample that ends this distance must use the same rate.

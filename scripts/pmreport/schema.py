@@ -64,6 +64,10 @@ _SCHEMA_2.update({
     "options": ("POOL_SIZE", "MAX_POOLED", "DISABLE", "VERBOSE", "STATS", "STATS_FILE",
                 "STATS_SIGNAL", "DECAY_MS", "BACKGROUND", "CHECK", "PROFILE", "PROFILE_RATE", "UNWINDER",
                 "LIFETIME", "LIFETIME_THRESHOLD", "REGION_SIZE"),
+    # a site seen called from two callers (a wrapper) is judged per caller:
+    # "wrapper" on its own entry, "caller"/"caller_address" on its callers'
+    "lifetime.long_lived_sites[]": _SCHEMA_1["lifetime.long_lived_sites[]"]
+    + ("caller", "caller_address", "wrapper"),
     # the sampling heap profiler
     "profile": ("rate_bytes", "rate_min_bytes", "rate_max_bytes", "samples", "stacks", "stacks_dropped", "allocated_bytes", "peak",
                 "exit", "modules", "sites"),
@@ -85,7 +89,9 @@ OPTIONAL = {
     # the profile and the RSS account are written only when the profiler is
     # on (POOLMALLOC_PROFILE, with a report asked for)
     2: {"profile", "rss_account", "options.BACKGROUND", "counters.pages_trimmed",
-        "counters.trimmed_bytes", "counters.returned_bytes"},
+        "counters.trimmed_bytes", "counters.returned_bytes",
+        "lifetime.long_lived_sites[].caller", "lifetime.long_lived_sites[].caller_address",
+        "lifetime.long_lived_sites[].wrapper"},
 }
 
 KNOWN_SCHEMAS = tuple(sorted(FIELDS))

@@ -70,8 +70,24 @@ if r:
     if check(gone, f"the plugin's site is not in the report: {sites}"):
         check(gone[0]["site"].startswith("0x"), f"unloaded site named: {gone[0]}")
 
+# 4. one call site for both (an allocation wrapper): judged per caller
+r = run("wrapper", dict(fast, POOLMALLOC_LIFETIME="1"), ["--wrapper"])
+if r:
+    sites = r["lifetime"]["long_lived_sites"]
+    wrap = [s for s in sites if "lt_wrap" in s["site"] and "caller" not in s]
+    keep = [s for s in sites if "lt_keep_caller" in s.get("caller", "")]
+    drop = [s for s in sites if "lt_drop_caller" in s.get("caller", "")]
+    if check(wrap, f"lt_wrap not in the report: {sites}"):
+        check(wrap[0].get("wrapper") is True and not wrap[0]["marked"],
+              f"lt_wrap not a wrapper, or marked itself: {wrap[0]}")
+    if check(keep, f"lt_wrap's caller lt_keep_caller not in the report: {sites}"):
+        check(keep[0]["marked"] and keep[0]["routed_blocks"] > 1000
+              and "lt_wrap" in keep[0]["site"], f"lt_keep_caller not routed: {keep[0]}")
+    check(not any(s["marked"] or s["routed_blocks"] for s in drop),
+          f"lt_drop_caller routed: {drop}")
+
 if failures:
     print("FAIL:\n  " + "\n  ".join(failures))
     sys.exit(1)
 print("lifetime routing: long-lived site routed and named, short-lived not; off routes "
-      "nothing; a dlclose'd site is reported by address")
+      "nothing; a dlclose'd site is reported by address; a wrapper's callers are judged apart")

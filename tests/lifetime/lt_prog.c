@@ -1,12 +1,14 @@
 /* lt_prog.c - one call site whose blocks live long, one whose blocks die
  * young, both of the same sizes; run under the preload library.
  *
- *   lt_prog [plugin.so]
+ *   lt_prog [plugin.so | --wrapper]
  *
  * With a plugin argument the long-lived blocks come from plugin_keep() in
  * that library, which is dlclose'd before exit (the report must still
- * name the site, by address). Prints a checksum of the data it kept, which
- * does not depend on the allocator. */
+ * name the site, by address). With --wrapper both kinds come from one
+ * call site, in lt_wrap(), called by lt_keep_caller() for the long-lived
+ * blocks and lt_drop_caller() for the others (an allocation wrapper). Prints a checksum
+ * of the data it kept, which does not depend on the allocator. */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +32,24 @@ __attribute__((noinline)) void *lt_short_site(size_t n) {
   return p;
 }
 
+__attribute__((noinline)) void *lt_wrap(size_t n) {
+  void *p = malloc(n);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
+__attribute__((noinline)) void *lt_keep_caller(size_t n) {
+  void *p = lt_wrap(n);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
+__attribute__((noinline)) void *lt_drop_caller(size_t n) {
+  void *p = lt_wrap(n);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static uint64_t next(void) {
   rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
@@ -37,9 +57,12 @@ static uint64_t next(void) {
 }
 
 int main(int argc, char **argv) {
-  void *(*keep)(size_t) = lt_long_site;
+  void *(*keep)(size_t) = lt_long_site, *(*drop)(size_t) = lt_short_site;
   void *lib = NULL;
-  if (argc > 1) {
+  if (argc > 1 && strcmp(argv[1], "--wrapper") == 0) {
+    keep = lt_keep_caller;
+    drop = lt_drop_caller;
+  } else if (argc > 1) {
     lib = dlopen(argv[1], RTLD_NOW);
     if (lib == NULL) {
       fprintf(stderr, "lt_prog: %s\n", dlerror());
@@ -57,7 +80,7 @@ int main(int argc, char **argv) {
     size_t n = 16 + next() % 240;
     size_t slot = i % RING;
     free(ring[slot]);
-    ring[slot] = lt_short_site(n);
+    ring[slot] = drop(n);
     if (ring[slot] == NULL) return 1;
     ring[slot][0] = (unsigned char)i;
     if (i % KEEP_EVERY == 0) {

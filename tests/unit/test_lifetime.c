@@ -162,6 +162,14 @@ static __attribute__((noinline, noclone)) void *grow(void *p, size_t n) {
   return q;
 }
 
+/* grow called from one place: a site called from several callers is a
+ * wrapper, judged per caller (wrapper_sites_are_judged_per_caller) */
+static __attribute__((noinline, noclone)) void *grow1(void *p, size_t n) {
+  void *q = grow(p, n);
+  __asm__ volatile("" : "+r"(q));
+  return q;
+}
+
 static pm_lt_site_info site_in(uintptr_t lo, uintptr_t hi) {
   pm_lt_site_info top[8], none = {0};
   size_t n = pm_lt_top_sites(top, 8);
@@ -177,7 +185,7 @@ Test(lifetime, a_realloc_that_moves_is_not_routed) {
   static void *kept[KEEP];
   uintptr_t lo = (uintptr_t)grow, hi = lo + 256; /* grow's return address */
   for (int i = 0; i < KEEP; i++) {
-    kept[i] = grow(NULL, i % 2 ? 64 : 256); /* the site (grow's call) spans 64-256 B */
+    kept[i] = grow1(NULL, i % 2 ? 64 : 256); /* the site (grow's call) spans 64-256 B */
     cr_assert_not_null(kept[i]);
     for (int k = 0; k < 40; k++) /* the clock runs */
       pm_free(lt_alloc(h, 64, CLS, 0x5000));
@@ -188,9 +196,9 @@ Test(lifetime, a_realloc_that_moves_is_not_routed) {
   uint64_t by_malloc = 0, by_realloc = 0;
   for (int i = 0; i < 200; i++) {
     uint64_t before = site_in(lo, hi).routed_blocks;
-    void *q = grow(NULL, 64);
+    void *q = grow1(NULL, 64);
     uint64_t mid = site_in(lo, hi).routed_blocks;
-    void *r = grow(q, 200);
+    void *r = grow1(q, 200);
     cr_assert_not_null(r);
     by_malloc += mid - before;
     by_realloc += site_in(lo, hi).routed_blocks - mid;
@@ -199,6 +207,79 @@ Test(lifetime, a_realloc_that_moves_is_not_routed) {
   cr_assert_gt(by_malloc, 10, "new blocks routed: %lu of 200", (unsigned long)by_malloc);
   cr_assert_eq(by_realloc, 0, "moved blocks routed: %lu of 200",
                (unsigned long)by_realloc);
+  for (int i = 0; i < KEEP; i++)
+    pm_free(kept[i]);
+}
+
+/* An allocation wrapper: one call site for two callers, one keeping its
+ * blocks, one freeing them at once. Its samples are mixed (1 long-lived in
+ * 41), so as one site it is never marked; judged per caller, the keeper is
+ * marked and routed and the other is not. Frames are real (pm_malloc's
+ * return address, the unwinder's caller), not synthetic sites. */
+static __attribute__((noinline, noclone)) void *wrapper(size_t n) {
+  void *p = pm_malloc(n);
+  __asm__ volatile("" : "+r"(p)); /* not a tail call: the site is here */
+  return p;
+}
+
+static __attribute__((noinline, noclone)) void *keeper(void) {
+  void *p = wrapper(64);
+  __asm__ volatile("" : "+r"(p));
+  return p;
+}
+
+static __attribute__((noinline, noclone)) void *churner(void) {
+  void *p = wrapper(64);
+  __asm__ volatile("" : "+r"(p));
+  return p;
+}
+
+/* the entry of the wrapper's caller in [lo, lo + 256), or of the wrapper
+ * itself (lo 0) */
+static pm_lt_site_info caller_in(uintptr_t lo) {
+  pm_lt_site_info top[16], none = {0};
+  size_t n = pm_lt_top_sites(top, 16);
+  uintptr_t w = (uintptr_t)wrapper;
+  for (size_t i = 0; i < n; i++)
+    if (top[i].site >= w && top[i].site < w + 256 &&
+        (lo == 0 ? top[i].caller == 0 : top[i].caller >= lo && top[i].caller < lo + 256))
+      return top[i];
+  return none;
+}
+
+Test(lifetime, wrapper_sites_are_judged_per_caller) {
+  FAST_ENV();
+  pm_sample_load_unwinder(0); /* the constructor's, when POOLMALLOC_LIFETIME is set */
+  heap();
+  enum { KEEP = 4000 };
+  static void *kept[KEEP];
+  for (int i = 0; i < KEEP; i++) {
+    kept[i] = keeper();
+    cr_assert_not_null(kept[i]);
+    for (int k = 0; k < 40; k++)
+      pm_free(churner());
+  }
+  pm_lt_site_info w = caller_in(0), keep = caller_in((uintptr_t)keeper),
+                  churn = caller_in((uintptr_t)churner);
+  cr_assert(w.wrapper && !w.marked, "the wrapper's own site is not judged");
+  cr_assert(keep.marked, "the keeper is learned: %lu long / %lu short samples",
+            (unsigned long)keep.long_samples, (unsigned long)keep.short_samples);
+  cr_assert(!churn.marked && churn.routed_blocks == 0, "the churner is not");
+  uint64_t before = keep.routed_blocks;
+  for (int i = 0; i < 200; i++) {
+    void *p = keeper();
+    cr_assert_not_null(p);
+    memset(p, 1, 64);
+    pm_free(p);
+    pm_free(churner());
+  }
+  keep = caller_in((uintptr_t)keeper);
+  churn = caller_in((uintptr_t)churner);
+  cr_assert_gt(keep.routed_blocks - before, 150,
+               "the keeper's blocks are routed: %lu of 200",
+               (unsigned long)(keep.routed_blocks - before));
+  cr_assert_eq(churn.routed_blocks, 0, "the churner's are not");
+  cr_assert_eq(caller_in(0).routed_blocks, 0);
   for (int i = 0; i < KEEP; i++)
     pm_free(kept[i]);
 }

@@ -74,7 +74,7 @@ Test(sample, a_block_growing_in_place_counts_its_growth) {
 Test(sample, a_failed_realloc_keeps_the_sample) {
   profile_on();
   setenv("POOLMALLOC_PROFILE_RATE", "16", 1); /* every large block is sampled */
-  void *warm = pm_malloc(1 * MiB); /* the first countdown only arms */
+  void *warm = pm_malloc(1 * MiB);            /* the first countdown only arms */
   pm_free(warm);
   void *p = pm_malloc(1 * MiB);
   cr_assert_not_null(p);
