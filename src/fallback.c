@@ -38,10 +38,14 @@ bool pm_fallback_started(void) {
  * 83 MiB peak RSS, 63 MiB of it jemalloc's free pages; 65 MiB per CPU).
  * Two threads can still share an arena only while one is preempted.
  * With pools on, jemalloc sees only blocks above POOLMALLOC_MAX_POOLED,
- * unless lifetime routing sends it small blocks: without routing its thread
- * cache (blocks up to 32 KiB) would be set up for nothing; with routing,
- * sampled and routed small blocks need it (without it each sample cost a
- * slab allocation, some 3,000 instructions). And its time-based purging of
+ * unless lifetime routing (POOLMALLOC_LIFETIME=1) sends it small blocks, so
+ * its thread cache (blocks up to 32 KiB) stays off, routing or not. With
+ * routing it was on (samples went to jemalloc then; they are on pool pages
+ * of their own now): bench_mstress, whose 40 threads come and go, took 2x
+ * the time with it (41,401 page faults against 19,237 without, nothing
+ * routed), while a routed block costs about 500 instructions more without it
+ * (bench_frag: +0.7% instructions for 11,500 routed blocks). And its
+ * time-based purging of
  * freed pages is replaced by poolmalloc's (below): under a steady churn of
  * large blocks jemalloc's decay curve returned about as many pages as the
  * loop touched (bench_large: 97 page faults per block, 9x slower than with
@@ -49,14 +53,12 @@ bool pm_fallback_started(void) {
  * these. With POOLMALLOC_DISABLE jemalloc keeps its own defaults. */
 void pm_fallback_configure(bool pools_on) {
   if (!pools_on || pm_fallback_started()) return;
-  static const char *const conf[2][2] = {
-      /* [decay_ms == 0][lifetime] */
-      {"percpu_arena:percpu,tcache:false,dirty_decay_ms:-1",
-       "percpu_arena:percpu,dirty_decay_ms:-1"},
-      {"percpu_arena:percpu,tcache:false,dirty_decay_ms:0",
-       "percpu_arena:percpu,dirty_decay_ms:0"},
+  static const char *const conf[2] = {
+      /* [decay_ms == 0] */
+      "percpu_arena:percpu,tcache:false,dirty_decay_ms:-1",
+      "percpu_arena:percpu,tcache:false,dirty_decay_ms:0",
   };
-  pm_je_malloc_conf = conf[pm_opt.decay_ms == 0][pm_opt.lifetime != 0];
+  pm_je_malloc_conf = conf[pm_opt.decay_ms == 0];
   own_purging = pm_opt.decay_ms != 0;
 }
 
