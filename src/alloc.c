@@ -139,7 +139,7 @@ static void *malloc_sampled(pm_heap *h, size_t size, unsigned cls, uint32_t rate
                             uintptr_t site) {
   uint32_t user = 0;
   if (pm_opt.lifetime) {
-    user = pm_lt_on_sample(site, pm_sample_caller(site), cls);
+    user = pm_lt_on_sample(site, cls);
     pm_lt_scan();
   }
   pm_heap *aux = aux_heap(h);

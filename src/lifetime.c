@@ -19,7 +19,9 @@ static _Atomic uint64_t lt_samples;
 #define SITE_PROBE 16
 /* A site whose samples come from two callers or more is an allocation
  * wrapper (a helper that calls malloc for its callers, CPython's
- * PyMem_RawMalloc, redis's zmalloc): from then on its samples go to an entry
+ * PyMem_RawMalloc, redis's zmalloc; callers are looked for only once a
+ * site has both long- and short-lived samples): from then on its samples go
+ * to an entry
  * per (site, caller) — its "callers" — and each of those is judged, marked
  * and routed on its own; routing an allocation from the wrapper reads its
  * caller from the stack (pm_sample_caller) only while one of its callers
@@ -183,10 +185,21 @@ static void become_wrapper(lt_site *s) {
   relaxed_store(&s->n_short, 0);
 }
 
-/* the entry a sample from `site`, called from `caller`, counts in */
-static lt_site *sample_site(uintptr_t site, uintptr_t caller) {
+/* Whether a sample of s needs its caller: s is a wrapper, or its verdicts
+ * are mixed (long and short ones), so it may be one. A site whose samples
+ * all agree never pays the unwind (about 600 instructions, and the first
+ * unwinds through a module page in its unwind tables). */
+static bool wants_caller(lt_site *s) {
+  return relaxed_load(&s->wrapper) ||
+         (relaxed_load(&s->long_total) != 0 && relaxed_load(&s->short_total) != 0);
+}
+
+/* the entry a sample from `site` counts in */
+static lt_site *sample_site(uintptr_t site) {
   lt_site *s = site_find(site_key(site), true);
-  if (s == NULL || caller == 0) return s;
+  if (s == NULL || !wants_caller(s)) return s;
+  uintptr_t caller = pm_sample_caller(site);
+  if (caller == 0) return s;
   if (!relaxed_load(&s->wrapper)) {
     uint64_t first = 0;
     if (atomic_compare_exchange_strong(&s->caller0, &first, caller) || first == caller)
@@ -203,8 +216,8 @@ static lt_site *sample_site(uintptr_t site, uintptr_t caller) {
   return t;
 }
 
-uint32_t pm_lt_on_sample(uintptr_t site, uintptr_t caller, unsigned cls) {
-  lt_site *s = sample_site(site, caller);
+uint32_t pm_lt_on_sample(uintptr_t site, unsigned cls) {
+  lt_site *s = sample_site(site);
   if (s == NULL) return 0;
   if (!(relaxed_load(&s->classes) >> cls & 1)) {
     atomic_fetch_or(&s->classes, 1ull << cls);

@@ -23,12 +23,12 @@
 /* classes with at least one marked site (bit per class) */
 extern _Atomic uint64_t pm_lt_diverted;
 
-/* A sample of class cls from `site` was taken; `caller` is the return
- * address above the site's (pm_sample_caller; 0 if unknown). The handle of
- * the entry it counts in, for pm_sample_record's `user` (0 if the site
- * table is full): the site's, or for a site seen called from two callers or
- * more (a wrapper), the site's and caller's. */
-uint32_t pm_lt_on_sample(uintptr_t site, uintptr_t caller, unsigned cls);
+/* A sample of class cls from `site` was taken. The handle of the entry it
+ * counts in, for pm_sample_record's `user` (0 if the site table is full):
+ * the site's, or for a site seen called from two callers or more (a
+ * wrapper; its callers are read, pm_sample_caller, once its samples are
+ * mixed long and short), the site's and caller's. */
+uint32_t pm_lt_on_sample(uintptr_t site, unsigned cls);
 /* A sample of that site died at `age` (clock bytes); `counted` if a scan
  * already judged it long-lived. */
 void pm_lt_on_death(uint32_t user, uint64_t age, bool counted);
