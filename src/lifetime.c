@@ -266,7 +266,10 @@ void pm_lt_scan(void) {
 uint32_t pm_lt_route(uintptr_t site) {
   lt_site *s = site_find(site_key(site), false);
   if (s == NULL) return 0;
-  if (relaxed_load(&s->marked)) return (uint32_t)(s - sites) + 1;
+  /* a wrapper's own mark, if becoming one raced with a marking (a busy
+   * site is never waited for), is void */
+  if (relaxed_load(&s->marked) && !relaxed_load(&s->wrapper))
+    return (uint32_t)(s - sites) + 1;
   if (relaxed_load(&s->marked_callers) == 0) return 0;
   /* a wrapper with a marked caller: which caller is this? */
   uintptr_t caller = pm_sample_caller(site);
