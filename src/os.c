@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -177,11 +178,34 @@ void pm_os_close(int fd) {
   errno = saved;
 }
 
+/* Where poolmalloc's own descriptors go: near the top of the descriptor
+ * limit, never among the low numbers programs name in dup2 and `exec 5>`
+ * (a shell script's fds 3-9: configure writes its log to 5 and its messages
+ * to 6). A descriptor at the lowest free number ≥ 3 was one of those, and a
+ * program that redirected onto it took it over. A limit below 256 leaves
+ * no room: then the lowest free number ≥ 10. */
+static int private_fd_base(void) {
+  struct rlimit r;
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur < 256) return 10;
+  rlim_t top = r.rlim_cur < 4096 ? r.rlim_cur : 4096;
+  return (int)(top - 64);
+}
+
 int pm_os_dup_private(int fd) {
   int saved = errno;
-  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, private_fd_base());
+  if (copy < 0) copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   errno = saved;
   return copy;
+}
+
+void pm_os_move_private(int *fd) {
+  int copy = pm_os_dup_private(*fd);
+  if (copy < 0) return;
+  int saved = errno;
+  close(*fd);
+  errno = saved;
+  *fd = copy;
 }
 
 size_t pm_os_read_file(const char *path, char *buf, size_t cap) {

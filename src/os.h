@@ -57,8 +57,13 @@ uint64_t pm_os_uptime_ns(void);
  * descriptor (close-on-exec) or -1 with *err set to errno's value. */
 int pm_os_open_write(const char *path, bool truncate, int *err);
 void pm_os_close(int fd);
-/* A private (close-on-exec, >= 3) copy of fd; -1 if fd is not open. */
+/* A private copy of fd: close-on-exec, at a high number (near the top of
+ * RLIMIT_NOFILE, at most 4032), out of the way of the numbers programs
+ * redirect onto; -1 if fd is not open. */
 int pm_os_dup_private(int fd);
+/* Moves *fd to such a private number (closing the old one); unchanged if
+ * it cannot. */
+void pm_os_move_private(int *fd);
 /* Reads up to cap - 1 bytes of a file into buf, NUL-terminated; the
  * length read (0 on failure). */
 size_t pm_os_read_file(const char *path, char *buf, size_t cap);

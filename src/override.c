@@ -21,6 +21,31 @@
 #include <stdlib.h>
 
 #include "poolmalloc.h"
+#include "os.h"
+#include "sample.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* pipe2, for libunwind (the sampler's unwinder). To check that an address
+ * is readable it writes a byte of it into a pipe it opens at its first
+ * need, at the lowest free descriptors, and when reading that pipe fails it
+ * closes both descriptors and opens a new pipe. In a program those
+ * descriptors are soon its own: configure's shell redirects its log onto 5
+ * and its messages onto 6, so libunwind wrote NUL bytes into its output and
+ * closed its log ("write error: Bad file descriptor", and no config.h) —
+ * with the profile on, whenever fds 3 and 4 were taken when the first sample
+ * was unwound. A pipe opened inside the unwinder (pm_sample_busy) is moved
+ * to private descriptor numbers; any other pipe2 is the system call, as
+ * glibc's. */
+PM_EXPORT int pipe2(int fds[2], int flags) {
+  long r = syscall(SYS_pipe2, fds, flags);
+  if (r == 0 && pm_sample_busy) {
+    pm_os_move_private(&fds[0]);
+    pm_os_move_private(&fds[1]);
+  }
+  return (int)r;
+}
 
 PM_EXPORT void *malloc(size_t size) {
   PM_MALLOC_BODY((uintptr_t)__builtin_return_address(0));

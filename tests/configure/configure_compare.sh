@@ -202,11 +202,20 @@ LD_PRELOAD=$preload /bin/sh -c 'grep -qF "$1" /proc/$$/maps' sh "$preload_real" 
     fail "LD_PRELOAD=$preload does not load into /bin/sh"
 
 # --- the two runs ---------------------------------------------------------------
-run_configure() { # $1: plain|preload
+run_configure() { # $1: plain|preload|profile
     local dir=$work/$1
     cp -a "$work/src" "$dir" || fail "cannot copy the project to $dir"
     echo "== ./configure -C in $dir${2:+ with LD_PRELOAD=$2}"
-    if [ -n "${2:-}" ]; then
+    if [ "$1" = profile ]; then
+        # a report with the profile and lifetime routing in every process,
+        # and fd 3 taken as GNU time -o takes it: the profile's unwinder
+        # (libunwind) opened its pipe at the lowest free fds, 5 and 6, which
+        # configure then redirected its log and messages onto; libunwind
+        # wrote NUL bytes into them and closed them
+        (cd "$dir" && POOLMALLOC_STATS=json POOLMALLOC_STATS_FILE=$dir/pm-%p.json \
+            POOLMALLOC_LIFETIME=1 LD_PRELOAD=$2 timeout 280 ./configure -C \
+            >configure.out 2>configure.err 3>/dev/null)
+    elif [ -n "${2:-}" ]; then
         (cd "$dir" && LD_PRELOAD=$2 timeout 280 ./configure -C >configure.out 2>configure.err)
     else
         (cd "$dir" && timeout 280 ./configure -C >configure.out 2>configure.err)
@@ -219,12 +228,16 @@ run_configure plain
 rc_plain=$?
 run_configure preload "$preload"
 rc_pre=$?
+run_configure profile "$preload"
+rc_prof=$?
 
 status=0
 [ "$rc_plain" -eq 0 ] || { echo "FAIL: ./configure exits $rc_plain without the preload"
                           tail -n 30 "$work/plain/config.log"; status=1; }
 [ "$rc_pre" -eq 0 ] || { echo "FAIL: ./configure exits $rc_pre with the preload"
                         tail -n 30 "$work/preload/config.log"; status=1; }
+[ "$rc_prof" -eq 0 ] || { echo "FAIL: ./configure exits $rc_prof with the preload and a report"
+                         tail -n 30 "$work/profile/configure.err"; status=1; }
 
 # normalise DIR FILE: the copy's path becomes @DIR@; keeps the check results
 normalise() {
@@ -257,6 +270,19 @@ for f in config.h Makefile config.status configure.out configure.err; do
 done
 for r in plain preload; do cached "$r" >"$work/cmp.$r"; done
 compare "cached check results (config.cache, _cv_ lines)"
+
+# with a report (to files) and the profile on, the same results and output
+for f in config.h configure.out configure.err; do
+    for r in plain profile; do
+        if [ -f "$work/$r/$f" ]; then normalise "$r" "$f"; else echo "($f missing)"; fi \
+            >"$work/cmp.${r/profile/preload}"
+    done
+    compare "$f, with a report and the profile on"
+done
+for r in plain profile; do cached "$r" >"$work/cmp.${r/profile/preload}"; done
+compare "cached check results, with a report and the profile on"
+ls "$work"/profile/pm-*.json >/dev/null 2>&1 ||
+    { echo "FAIL: no report written with POOLMALLOC_STATS_FILE"; status=1; }
 
 # the stderr-judging checks must have come out as they do on this compiler
 # without any preload; say which way, so a log shows what was compared
