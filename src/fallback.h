@@ -28,6 +28,16 @@ void *pm_fallback_alloc(size_t size, size_t align, int zero);
 void *pm_fallback_realloc(void *p, size_t size);
 void pm_fallback_free(void *p); /* keeps errno */
 size_t pm_fallback_usable(const void *p);
+/* true if a realloc of a block of `usable` bytes (pm_fallback_usable) to
+ * `size` bytes keeps the block as it is: jemalloc's size class of `size` is
+ * `usable` itself, so rallocx would change nothing (a direct block of that
+ * length keeps it too). The caller returns the block without a call. */
+pm_inline bool pm_fallback_same_size(size_t usable, size_t size) {
+  if (size > usable || usable < 16) return false;
+  /* jemalloc's classes: 8, 16 to 128 by 16, then four per doubling */
+  size_t step = usable <= 128 ? 16 : (size_t)1 << (61 - __builtin_clzl(usable - 1));
+  return size > usable - step;
+}
 /* true if p may be a block of this tier: jemalloc has started, or p is one
  * of the first large blocks, mapped before it started (fallback.c) */
 bool pm_fallback_owns(const void *p);

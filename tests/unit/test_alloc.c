@@ -633,6 +633,68 @@ Test(alloc, realloc_in_place_and_moved) {
   cr_assert_eq(snap().fig.live_block_bytes, 0);
 }
 
+/* jemalloc's count of bytes this thread allocated: each rallocx adds the
+ * new block's usable size, even when it keeps the block as it was */
+int pm_je_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp,
+                  size_t newlen);
+static uint64_t je_thread_allocated(void) {
+  uint64_t n = 0;
+  size_t len = sizeof n;
+  cr_assert_eq(pm_je_mallctl("thread.allocated", &n, &len, NULL, 0), 0);
+  return n;
+}
+
+/* A large block grown by small steps within its jemalloc size class stays
+ * where it is without a call into jemalloc (realloc-chain: ~800
+ * instructions of rallocx per realloc that changed nothing). Fails before:
+ * every realloc below reached rallocx and counted its 80 KiB. */
+Test(alloc, large_realloc_within_its_class_calls_no_jemalloc) {
+  void *direct[17]; /* past the direct blocks: jemalloc started */
+  for (int i = 0; i < 17; i++)
+    direct[i] = pm_malloc(40 * KiB);
+  for (int i = 0; i < 17; i++)
+    pm_free(direct[i]);
+  cr_assert(pm_fallback_started());
+  char *p = pm_malloc(64 * KiB + 1); /* jemalloc's class of 80 KiB */
+  cr_assert_eq(pm_usable_size(p), 80 * KiB);
+  fill(p, 64 * KiB + 1, 5);
+  uint64_t before = je_thread_allocated();
+  uint64_t in_place = snap().heap.realloc_in_place;
+  size_t n = 64 * KiB + 1;
+  for (; n + 48 <= 80 * KiB; n += 48) {
+    cr_assert_eq(pm_realloc(p, n + 48), p, "realloc to %zu stays", n + 48);
+    p[n + 47] = 1;
+  }
+  cr_assert_eq(je_thread_allocated(), before, "no rallocx within the class");
+  cr_assert_eq(snap().heap.realloc_in_place - in_place, (n - 64 * KiB - 1) / 48);
+  cr_assert(check(p, 64 * KiB + 1, 5));
+  char *q = pm_realloc(p, 80 * KiB + 1); /* the next class: jemalloc decides */
+  cr_assert_not_null(q);
+  cr_assert_eq(pm_usable_size(q), 96 * KiB);
+  cr_assert_gt(je_thread_allocated(), before);
+  cr_assert(check(q, 64 * KiB + 1, 5));
+  cr_assert_eq(pm_realloc(q, 40 * KiB), q, "shrinking to a smaller class is jemalloc's");
+  cr_assert_eq(pm_usable_size(q), 40 * KiB, "jemalloc shrank it in place");
+  pm_free(q);
+}
+
+/* the rule against jemalloc's own size classes: usable size unchanged
+ * exactly when nallocx would give the same class */
+Test(alloc, same_size_rule_matches_jemalloc_classes) {
+  static const size_t classes[] = {
+      16,       32,       48,       64,       80,      96,          112,      128,
+      160,      192,      224,      256,      320,     16 * KiB,    20 * KiB, 40 * KiB,
+      48 * KiB, 56 * KiB, 64 * KiB, 80 * KiB, 1 * MiB, 5 * MiB / 4, 2 * MiB};
+  for (size_t i = 1; i < sizeof classes / sizeof classes[0]; i++) {
+    size_t u = classes[i], prev = classes[i - 1];
+    if (prev < u - (u <= 128 ? 16 : u / 4)) continue; /* a gap in the list */
+    cr_assert(pm_fallback_same_size(u, u), "%zu", u);
+    cr_assert(pm_fallback_same_size(u, prev + 1), "%zu in %zu", prev + 1, u);
+    cr_assert_not(pm_fallback_same_size(u, prev), "%zu in %zu", prev, u);
+    cr_assert_not(pm_fallback_same_size(u, u + 1), "%zu in %zu", u + 1, u);
+  }
+}
+
 Test(alloc, small_blocks_never_move_on_shrink) {
   char *p = pm_malloc(128);
   for (size_t s = 128; s >= 1; s--)

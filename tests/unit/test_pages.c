@@ -1,0 +1,88 @@
+/* test_pages.c - which page a class allocates from: the hysteresis of full
+ * pages (heap.c, "A full page comes back in two steps").
+ *
+ * A page that filled up and got a block or two back must not become the
+ * class's current page at once: it would serve that one block, take the
+ * slow path again and be retired again (larson: two slow paths per block
+ * once a class had filled its pages). It waits on the low list until an
+ * eighth of it is free, and is used before a new page is carved. Every test
+ * is a fresh process with the default 64 KiB pages. */
+#include <criterion/criterion.h>
+
+#include "alloc.h"
+#include "heap.h"
+#include "page.h"
+#include "start.h"
+
+#define BSIZE 1024
+#define CAP (64 * 1024 / BSIZE) /* blocks per page */
+
+/* allocates until the class's current page changes; the blocks of the page
+ * that filled up go into v (CAP of them) */
+static pm_page *fill_page(void **v) {
+  void *p = pm_malloc(BSIZE);
+  pm_page *pg = pm_page_of(p);
+  cr_assert_eq(pg->used, 1, "a fresh page");
+  v[0] = p;
+  for (int i = 1; i < CAP; i++) {
+    v[i] = pm_malloc(BSIZE);
+    cr_assert_eq(pm_page_of(v[i]), pg);
+  }
+  cr_assert_null(pg->free);
+  return pg;
+}
+
+static pm_heap *heap(void) {
+  return pm_tls_heap;
+}
+
+Test(pages, a_full_page_given_one_block_back_waits_on_the_low_list) {
+  static void *a[CAP], *b[CAP], *c[CAP];
+  pm_page *pa = fill_page(a);
+  pm_page *pb = fill_page(b); /* retires pa: full */
+  cr_assert_eq(pa->where, PM_IN_FULL);
+  pm_page *pc = fill_page(c); /* retires pb */
+  unsigned cls = pa->cls;
+
+  for (int i = 0; i < CAP / 8; i++) /* an eighth of pb: available */
+    pm_free(b[i]);
+  cr_assert_eq(pb->where, PM_IN_AVAIL);
+  pm_free(a[5]); /* one block of pa: low, not available */
+  cr_assert_eq(pa->where, PM_IN_LOW, "one block back makes a full page low");
+  cr_assert_null(heap()->avail[cls]->next, "pa is not on the available list");
+  cr_assert_eq(heap()->low[cls], pa);
+
+  void *d = pm_malloc(BSIZE); /* pc is exhausted: pb, with its eighth */
+  cr_assert_eq(pm_page_of(d), pb, "the available page, not the one with one block");
+  cr_assert_eq(heap()->pages[cls], pb);
+  cr_assert_eq(pa->where, PM_IN_LOW);
+  cr_assert_eq(pc->where, PM_IN_FULL);
+  (void)d;
+}
+
+Test(pages, a_low_page_becomes_available_when_an_eighth_is_free) {
+  static void *a[CAP], *b[CAP];
+  pm_page *pa = fill_page(a);
+  fill_page(b);
+  unsigned cls = pa->cls;
+  for (int i = 0; i < CAP / 8 - 1; i++) {
+    pm_free(a[i]);
+    cr_assert_eq(pa->where, PM_IN_LOW, "%d blocks free", i + 1);
+  }
+  pm_free(a[CAP / 8 - 1]);
+  cr_assert_eq(pa->where, PM_IN_AVAIL, "an eighth free: available");
+  cr_assert_eq(heap()->avail[cls], pa);
+  cr_assert_null(heap()->low[cls]);
+}
+
+Test(pages, a_low_page_is_used_before_a_new_page_is_carved) {
+  static void *a[CAP], *b[CAP];
+  pm_page *pa = fill_page(a);
+  pm_page *pb = fill_page(b);
+  pm_free(a[7]);
+  cr_assert_eq(pa->where, PM_IN_LOW);
+  void *d = pm_malloc(BSIZE); /* pb is exhausted, no available page */
+  cr_assert_eq(d, a[7], "the low page's block, no new page");
+  cr_assert_eq(heap()->pages[pa->cls], pa);
+  cr_assert_eq(pb->where, PM_IN_FULL);
+}
