@@ -2,6 +2,7 @@
  * what a sample stands for when a large block is reallocated. */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,4 +89,47 @@ Test(sample, a_failed_realloc_keeps_the_sample) {
   pm_free(p);
   pm_sample_totals(&t);
   cr_assert_eq(t.live_bytes, 0);
+}
+
+/* ---- samples on the pages of a thread that exited ---- */
+
+#define N_THREAD_BLOCKS 20000
+static void *thread_blocks[N_THREAD_BLOCKS];
+
+static void *allocate_and_exit(void *arg) {
+  (void)arg;
+  for (int i = 0; i < N_THREAD_BLOCKS; i++) {
+    thread_blocks[i] = pm_malloc(64);
+    cr_assert_not_null(thread_blocks[i]);
+  }
+  return NULL; /* its heaps are released: their pages are abandoned */
+}
+
+/* A thread samples and exits; its pages, the watched ones of its samples
+ * among them, are adopted by the next thread that needs pages of their
+ * class. The samples' frees must still reach the sampler: adopted by an
+ * ordinary heap, a watched page was that thread's own, its blocks were
+ * freed on the fast path and their samples stayed live for ever (larson,
+ * whose threads exit every generation: hundreds of MiB "live at exit"). */
+Test(sample, samples_on_an_exited_threads_pages_are_forgotten) {
+  profile_on();
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, allocate_and_exit, NULL), 0);
+  cr_assert_eq(pthread_join(t, NULL), 0);
+  pm_profile_totals tot;
+  pm_sample_totals(&tot);
+  cr_assert_gt(tot.live_bytes, 0, "the thread's blocks were sampled");
+  enum { MINE = 40000 };
+  static void *mine[MINE];
+  for (int i = 0; i < MINE; i++) { /* this thread adopts the abandoned pages */
+    mine[i] = pm_malloc(64);
+    cr_assert_not_null(mine[i]);
+  }
+  for (int i = 0; i < N_THREAD_BLOCKS; i++)
+    pm_free(thread_blocks[i]);
+  for (int i = 0; i < MINE; i++)
+    pm_free(mine[i]);
+  pm_sample_totals(&tot);
+  cr_assert_eq(tot.live_bytes, 0, "%lu bytes still live after every block was freed",
+               (unsigned long)tot.live_bytes);
 }
