@@ -246,8 +246,6 @@ static bool has_free(pm_page *pg) {
   return true;
 }
 
-/* Takes up to a few abandoned pages; returns one of class cls with free
- * blocks (made current) if it found one. */
 /* The heap an abandoned page goes to. A watched page (an exited thread's
  * auxiliary heap's) may hold live samples: it goes to this thread's
  * auxiliary heap, so that their frees still leave the fast path and reach
@@ -266,6 +264,8 @@ static pm_heap *adopter(pm_heap *h, pm_page *pg) {
   return h->aux_heap != NULL ? h->aux_heap : h;
 }
 
+/* Takes up to a few abandoned pages; returns one of class cls with free
+ * blocks (made current) if it found one. */
 static pm_page *adopt(pm_heap *h, unsigned cls) {
   pm_page *found = NULL;
   for (int i = 0; i < PM_ADOPT_BATCH && !found; i++) {

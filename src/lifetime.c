@@ -21,11 +21,12 @@ static _Atomic uint64_t lt_samples;
  * wrapper (a helper that calls malloc for its callers, CPython's
  * PyMem_RawMalloc, redis's zmalloc; callers are looked for only once a
  * site has both long- and short-lived samples): from then on its samples go
- * to an entry
- * per (site, caller) — its "callers" — and each of those is judged, marked
- * and routed on its own; routing an allocation from the wrapper reads its
- * caller from the stack (pm_sample_caller) only while one of its callers
- * is marked. */
+ * to an entry per (site, caller) — its "callers" — and each of those is
+ * judged, marked and routed on its own; routing an allocation from the
+ * wrapper reads its caller from the stack (pm_sample_caller) only while one
+ * of its callers is marked. Callers get entries while the table is at most
+ * half full: a program with thousands of callers of one wrapper (gcc's
+ * xmalloc) must leave room for its plain sites. */
 typedef struct lt_site {
   _Atomic uint64_t key; /* the return address, or caller_key(); 0: empty */
   _Atomic uint32_t n_long, n_short;
@@ -206,7 +207,8 @@ static lt_site *sample_site(uintptr_t site) {
       return s;
     become_wrapper(s);
   }
-  lt_site *t = site_find(caller_key(site, caller), true);
+  lt_site *t =
+      site_find(caller_key(site, caller), relaxed_load(&nsites) < SITE_SLOTS / 2);
   if (t == NULL) return s;
   if (relaxed_load(&t->parent) == 0) {
     relaxed_store(&t->site, site);
