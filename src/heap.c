@@ -252,13 +252,11 @@ static bool has_free(pm_page *pg) {
  * the sampler (adopted by an ordinary heap, the page was that thread's own,
  * its samples were freed on the fast path and never forgotten: larson,
  * whose threads exit every generation, reported hundreds of MiB live at
- * exit for 10 KiB). An auxiliary heap watches what it adopts, since it
- * will give samples from it. */
+ * exit for 10 KiB). Auxiliary heaps adopt nothing (adopt): an ordinary
+ * page they took would have to become watched while other threads' frees
+ * read the flag (TSan: a race on `watched`), and their samples must be on
+ * watched pages. */
 static pm_heap *adopter(pm_heap *h, pm_page *pg) {
-  if (h->aux) {
-    pg->watched = 1;
-    return h;
-  }
   if (!pg->watched) return h;
   if (h->aux_heap == NULL) h->aux_heap = pm_heap_acquire_aux();
   return h->aux_heap != NULL ? h->aux_heap : h;
@@ -268,6 +266,7 @@ static pm_heap *adopter(pm_heap *h, pm_page *pg) {
  * blocks (made current) if it found one. */
 static pm_page *adopt(pm_heap *h, unsigned cls) {
   pm_page *found = NULL;
+  if (h->aux) return NULL; /* see adopter */
   for (int i = 0; i < PM_ADOPT_BATCH && !found; i++) {
     pm_page *pg = pm_pages_pop_abandoned();
     if (pg == NULL) break;
