@@ -1,8 +1,10 @@
 #!/bin/bash
 # configure_compare.sh - runs the ./configure of a generated autoconf project
-# twice, in two copies of the project: once without a preload and once with
+# three times, in three copies of the project: without a preload, with
 # LD_PRELOAD=PRELOAD in its environment (so every process configure starts,
-# compilers included, runs on the allocator). Fails if the results differ:
+# compilers included, runs on the allocator), and with the preload writing a
+# report with the profile and lifetime routing on and fd 3 taken. Fails if
+# the results differ:
 # config.h, every cached check result (./configure -C, config.cache), the
 # generated Makefile, config.status, configure's own output and its stderr,
 # with the directory paths normalised. Also fails if the preloaded run's
@@ -252,7 +254,7 @@ cached() {
 
 compare() { # NAME: what; then two commands' outputs are compared
     local name=$1
-    if ! diff -u "$work/cmp.plain" "$work/cmp.preload" >"$work/cmp.diff"; then
+    if ! diff -u "$work/cmp.plain" "$work/cmp.other" >"$work/cmp.diff"; then
         echo "FAIL: $name differs between glibc (-) and the preload (+):"
         head -n 60 "$work/cmp.diff"
         status=1
@@ -261,26 +263,26 @@ compare() { # NAME: what; then two commands' outputs are compared
     fi
 }
 
-for f in config.h Makefile config.status configure.out configure.err; do
-    for r in plain preload; do
-        if [ -f "$work/$r/$f" ]; then normalise "$r" "$f"; else echo "($f missing)"; fi \
-            >"$work/cmp.$r"
+# compare_run RUN WHAT FILE...: each FILE and the cached check results of the
+# run without a preload against those of RUN
+compare_run() {
+    local run=$1 what=$2 f r
+    shift 2
+    for f in "$@"; do
+        for r in plain "$run"; do
+            if [ -f "$work/$r/$f" ]; then normalise "$r" "$f"; else echo "($f missing)"; fi \
+                >"$work/cmp.$([ "$r" = plain ] && echo plain || echo other)"
+        done
+        compare "$f$what"
     done
-    compare "$f"
-done
-for r in plain preload; do cached "$r" >"$work/cmp.$r"; done
-compare "cached check results (config.cache, _cv_ lines)"
+    cached plain >"$work/cmp.plain"
+    cached "$run" >"$work/cmp.other"
+    compare "cached check results (config.cache, _cv_ lines)$what"
+}
 
+compare_run preload "" config.h Makefile config.status configure.out configure.err
 # with a report (to files) and the profile on, the same results and output
-for f in config.h configure.out configure.err; do
-    for r in plain profile; do
-        if [ -f "$work/$r/$f" ]; then normalise "$r" "$f"; else echo "($f missing)"; fi \
-            >"$work/cmp.${r/profile/preload}"
-    done
-    compare "$f, with a report and the profile on"
-done
-for r in plain profile; do cached "$r" >"$work/cmp.${r/profile/preload}"; done
-compare "cached check results, with a report and the profile on"
+compare_run profile ", with a report and the profile on" config.h configure.out configure.err
 ls "$work"/profile/pm-*.json >/dev/null 2>&1 ||
     { echo "FAIL: no report written with POOLMALLOC_STATS_FILE"; status=1; }
 
@@ -298,7 +300,7 @@ else
 fi
 
 if [ "$status" -ne 0 ]; then
-    echo "FAIL: see $work (plain/ and preload/ hold both runs, with config.log)"
+    echo "FAIL: see $work (plain/, preload/ and profile/ hold the three runs, with config.log)"
     exit 1
 fi
 echo "PASS: ./configure gives the same results with LD_PRELOAD=$preload"
