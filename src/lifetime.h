@@ -48,6 +48,9 @@ typedef struct pm_lt_site_info {
   uint64_t classes; /* bit per size class seen in its samples */
   bool marked;
   uint64_t long_samples, short_samples, routed_blocks, routed_bytes;
+  /* bytes allocated in all (the sampler's estimate) when it was first
+   * marked: how long learning it took; 0 if never marked */
+  uint64_t marked_after;
 } pm_lt_site_info;
 size_t pm_lt_top_sites(pm_lt_site_info *out, size_t max);
 /* totals: samples taken, sites known, sites marked */

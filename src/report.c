@@ -150,7 +150,13 @@ static void text_sites(pm_buf *b) {
     pm_buf_u64(b, top[i].long_samples);
     pm_buf_str(b, " long / ");
     pm_buf_u64(b, top[i].short_samples);
-    pm_buf_str(b, " short\n");
+    pm_buf_str(b, " short");
+    if (top[i].marked_after != 0) {
+      pm_buf_str(b, ", learned after ");
+      pm_buf_bytes(b, top[i].marked_after);
+      pm_buf_str(b, " allocated");
+    }
+    pm_buf_char(b, '\n');
   }
 }
 
@@ -191,6 +197,8 @@ static void json_sites(pm_buf *b) {
     pm_buf_str(b, "],");
     json_kv(b, "routed_blocks", top[i].routed_blocks, true);
     json_kv(b, "routed_bytes", top[i].routed_bytes, true);
+    if (top[i].marked_after != 0)
+      json_kv(b, "marked_after_bytes", top[i].marked_after, true);
     json_kv(b, "long_samples", top[i].long_samples, true);
     json_kv(b, "short_samples", top[i].short_samples, false);
     pm_buf_char(b, '}');

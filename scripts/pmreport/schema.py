@@ -67,7 +67,10 @@ _SCHEMA_2.update({
     # a site seen called from two callers (a wrapper) is judged per caller:
     # "wrapper" on its own entry, "caller"/"caller_address" on its callers'
     "lifetime.long_lived_sites[]": _SCHEMA_1["lifetime.long_lived_sites[]"]
-    + ("caller", "caller_address", "wrapper"),
+    + ("caller", "caller_address", "wrapper",
+       # the bytes allocated in all when the site was first marked (the
+       # delay to its first routed block); only for sites ever marked
+       "marked_after_bytes"),
     # the sampling heap profiler
     "profile": ("rate_bytes", "rate_min_bytes", "rate_max_bytes", "samples", "stacks", "stacks_dropped", "allocated_bytes", "peak",
                 "exit", "modules", "sites"),
@@ -91,7 +94,7 @@ OPTIONAL = {
     2: {"profile", "rss_account", "options.BACKGROUND", "counters.pages_trimmed",
         "counters.trimmed_bytes", "counters.returned_bytes",
         "lifetime.long_lived_sites[].caller", "lifetime.long_lived_sites[].caller_address",
-        "lifetime.long_lived_sites[].wrapper"},
+        "lifetime.long_lived_sites[].wrapper", "lifetime.long_lived_sites[].marked_after_bytes"},
 }
 
 KNOWN_SCHEMAS = tuple(sorted(FIELDS))

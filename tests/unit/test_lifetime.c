@@ -152,6 +152,53 @@ Test(lifetime, a_shrinking_heap_does_not_make_its_blocks_long_lived) {
               (unsigned long)top[i].routed_blocks);
 }
 
+/* Issue 14's program in small: phases of blocks from a short-lived site,
+ * all freed at the phase's end, and after every 100 of them one block from
+ * a site that keeps them. The kept site is learned from the first sweep of
+ * frees: its samples outlived the cohort of samples taken around them. The
+ * age alone (twice the peak of the live heap) learned it after more than
+ * two phases of allocation; now it is learned within the second phase, and
+ * not before the first sweep (the evidence is the sweep). */
+Test(lifetime, a_site_is_learned_from_the_first_sweep) {
+  FAST_ENV();
+  pm_heap *h = heap();
+  enum { PER_PHASE = 20000, EVERY = 100, PHASES = 4 };
+  const uint64_t phase_bytes = (uint64_t)PER_PHASE * 64 * (EVERY + 1) / EVERY;
+  void **blocks = malloc(PER_PHASE * sizeof *blocks);
+  static void *kept[PHASES * PER_PHASE / EVERY];
+  int nkept = 0;
+  uint64_t start = pm_sample_clock();
+  for (int ph = 0; ph < PHASES; ph++) {
+    for (int i = 0; i < PER_PHASE; i++) {
+      blocks[i] = lt_alloc(h, 64, CLS, 0x7000);
+      cr_assert_not_null(blocks[i]);
+      if (i % EVERY == EVERY - 1) kept[nkept++] = lt_alloc(h, 64, CLS, 0x7100);
+    }
+    for (int i = 0; i < PER_PHASE; i++)
+      pm_free(blocks[i]);
+  }
+  free(blocks);
+  pm_lt_site_info top[8];
+  size_t n = pm_lt_top_sites(top, 8);
+  bool learned = false;
+  for (size_t i = 0; i < n; i++) {
+    cr_assert(top[i].site != 0x7000 || !top[i].marked,
+              "the short-lived site is not marked");
+    if (top[i].site != 0x7100) continue;
+    learned = top[i].marked;
+    double phases = (double)(top[i].marked_after - start) / (double)phase_bytes;
+    cr_assert(top[i].marked_after > start && phases > 1.0 && phases < 1.8,
+              "learned after %.2f phases of allocation (%lu long / %lu short samples)",
+              phases, (unsigned long)top[i].long_samples,
+              (unsigned long)top[i].short_samples);
+    cr_assert_gt(top[i].routed_blocks, PER_PHASE / EVERY, "routed %lu",
+                 (unsigned long)top[i].routed_blocks);
+  }
+  cr_assert(learned, "the kept site is learned");
+  for (int i = 0; i < nkept; i++)
+    pm_free(kept[i]);
+}
+
 /* realloc through one call site: the site is learned from realloc(NULL, n)
  * like malloc's, but a realloc that moves a block never routes the new one
  * (a growing block leaves its old place at each move; a routed one went on
