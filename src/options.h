@@ -81,7 +81,8 @@ enum {
   X(LIFETIME_THRESHOLD, lifetime_threshold, PM_OPT_SIZE, 0, 16 * PM_MiB, 1024,           \
     1 * PM_TiB,                                                                          \
     "a sampled block is long-lived once this many bytes, and twice the peak live heap, " \
-    "were allocated after it")                                                           \
+    "were allocated after it, or this many since most blocks allocated with it were "    \
+    "freed")                                                                             \
   X(REGION_SIZE, region_size, PM_OPT_SIZE, 0, 32 * PM_GiB, 64 * PM_MiB, 4096 * PM_GiB,   \
     "address space reserved (not committed) for pool pages")
 

@@ -335,7 +335,8 @@ void pm_sample_init(bool profile, bool sites) {
   pm_sample_stacks = profile;
   pm_sample_on = profile || sites;
   rate_max = pm_opt.profile_rate ? (uint32_t)pm_opt.profile_rate : 512 * 1024;
-  rate_floor = rate_max < PM_SAMPLE_RATE_MIN ? rate_max : PM_SAMPLE_RATE_MIN;
+  uint32_t floor = profile ? PM_SAMPLE_RATE_MIN : PM_SAMPLE_RATE_MIN_SITES;
+  rate_floor = rate_max < floor ? rate_max : floor;
 }
 
 /* the rate for a distance drawn now (see sample.h) */
