@@ -1,10 +1,10 @@
 /* lifetime.c - which call sites allocate long-lived blocks (see lifetime.h).
  *
  * Samples come from the sampler (sample.c): each one is attributed to its
- * call site; its verdict comes when it is freed (long-lived if the
- * estimated bytes allocated since its birth reach
- * POOLMALLOC_LIFETIME_THRESHOLD) or when a scan finds it still live past
- * the threshold. The site table is a fixed array in .bss updated with
+ * call site and to a cohort (the samples taken around it); its verdict
+ * comes when it is freed or when a scan finds it still live: long-lived if
+ * it outlived its cohort or the age threshold (long_age), short-lived if
+ * it died before. The site table is a fixed array in .bss updated with
  * atomics; nothing here allocates and nothing runs on the fast path. */
 #include "lifetime.h"
 #include "options.h"

@@ -3,10 +3,11 @@
  * One pool page can only be reused or given back when all its blocks are
  * free, so a few long-lived blocks among short-lived ones pin whole pages.
  * The sampler's samples (sample.h) are attributed to their call site (the
- * caller's return address; all size classes together). A sample freed
- * before POOLMALLOC_LIFETIME_THRESHOLD more bytes were allocated counts as
- * short-lived for its site, one that outlives it as long-lived. A site
- * whose samples are mostly long-lived is marked, and its classes are
+ * caller's return address; all size classes together). A sample that
+ * outlives the samples taken around it (its cohort: most of them freed, it
+ * still live well after that) or twice the peak live heap of allocation
+ * counts as long-lived for its site, one freed before as short-lived. A
+ * site whose samples are mostly long-lived is marked, and its classes are
  * "diverted": every allocation of such a class takes the slow path, looks
  * its site up, and is routed (to jemalloc, or to pool pages of their own)
  * if the site is marked. A site whose samples turn short again is unmarked,
