@@ -28,8 +28,8 @@ static _Atomic uint64_t lt_samples;
  * half full: a program with thousands of callers of one wrapper (gcc's
  * xmalloc) must leave room for its plain sites. */
 typedef struct lt_site {
-  _Atomic uint64_t key; /* the return address, or caller_key(); 0: empty */
-  _Atomic uint32_t n_long, n_short;     /* recent verdicts (halved every 32) */
+  _Atomic uint64_t key;             /* the return address, or caller_key(); 0: empty */
+  _Atomic uint32_t n_long, n_short; /* recent verdicts (halved every 32) */
   _Atomic uint32_t slow_long, slow_short; /* halved every 512 */
   _Atomic uint32_t marked;
   _Atomic uint32_t busy;     /* marking or unmarking in progress */
@@ -67,10 +67,11 @@ static lt_site sites[SITE_SLOTS];
 #define COHORT_SWEPT 28 /* 85% */
 #define COHORTS 256     /* power of two: the last 8192 samples */
 typedef struct lt_cohort {
-  _Atomic uint32_t tag;   /* its number (USER_COHORT_MASK bits) + 1; 0: none */
-  _Atomic uint32_t dead;  /* samples of it freed */
-  _Atomic uint64_t start; /* the clock at its first sample */
-  _Atomic uint64_t swept; /* the clock when COHORT_SWEPT had died; 0: not yet */
+  _Atomic uint32_t tag;       /* its number (USER_COHORT_MASK bits) + 1; 0: none */
+  _Atomic uint32_t dead;      /* samples of it freed */
+  _Atomic uint64_t start;     /* the clock at its first sample */
+  _Atomic uint64_t swept;     /* the clock when COHORT_SWEPT had died; 0: not yet */
+  _Atomic uint64_t live_then; /* the live heap (estimated) at the sweep */
 } lt_cohort;
 static lt_cohort cohorts[COHORTS];
 static _Atomic uint64_t sample_seq;
@@ -243,6 +244,7 @@ static uint32_t cohort_take(void) {
     relaxed_store(&c->tag, 0);
     relaxed_store(&c->dead, 0);
     relaxed_store(&c->swept, 0);
+    relaxed_store(&c->live_then, 0);
     relaxed_store(&c->start, pm_sample_clock());
     atomic_store_explicit(&c->tag, no + 1, memory_order_release);
   }
@@ -334,10 +336,12 @@ static uint64_t long_age(void) {
  *   that merely die last with their cohort are not taken for survivors (in
  *   a sweep of frees the clock stands still; a queue's last blocks die soon
  *   after the rest);
- * - the sample is older than the live heap now: a block that lives long
- *   next to a churn of very short ones, but a fraction of the heap's
- *   turnover, is not long-lived (unit_lifetime's
- *   the_verdict_is_relative_to_the_live_heap).
+ * - the sample is older than the live heap was at the sweep: a block that
+ *   lives long next to a churn of very short ones, but a fraction of the
+ *   heap's turnover, is not long-lived (unit_lifetime's
+ *   the_verdict_is_relative_to_the_live_heap). The heap at the sweep, not
+ *   now: a survivor born late in a phase is younger than the next phase's
+ *   heap while that grows.
  * What it gains: issue 14's program (phases of 53 MB that all die at the
  * phase's end, a long-lived site among them) was learned after 140 MiB of
  * allocation by the age alone (twice the peak), after 70 MiB this way. */
@@ -348,7 +352,7 @@ static bool outlived_cohort(lt_cohort *c, uint64_t age, uint64_t now) {
   uint64_t floor = pm_opt.lifetime_threshold, margin = (swept - start) / 2;
   if (margin < floor) margin = floor;
   if (now < swept + margin) return false;
-  uint64_t live = pm_sample_live_bytes();
+  uint64_t live = relaxed_load(&c->live_then);
   return age >= (live > floor ? live : floor);
 }
 
@@ -356,8 +360,10 @@ void pm_lt_on_death(uint32_t user, uint64_t age, bool counted) {
   uint64_t now = pm_sample_clock();
   lt_cohort *c = cohort_of(user);
   if (c != NULL &&
-      atomic_fetch_add_explicit(&c->dead, 1, memory_order_relaxed) + 1 == COHORT_SWEPT)
+      atomic_fetch_add_explicit(&c->dead, 1, memory_order_relaxed) + 1 == COHORT_SWEPT) {
+    relaxed_store(&c->live_then, pm_sample_live_bytes());
     relaxed_store(&c->swept, now);
+  }
   lt_site *s = site_at(user);
   if (s != NULL && !counted)
     site_count(s, age >= long_age() || outlived_cohort(c, age, now));
