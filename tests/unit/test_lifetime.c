@@ -74,6 +74,8 @@ Test(lifetime, a_site_is_learned_routed_and_unlearned) {
   cr_assert_gt(top[0].routed_blocks, 100, "and routed: %lu",
                (unsigned long)top[0].routed_blocks);
   cr_assert(relaxed_load(&pm_lt_diverted) >> CLS & 1, "its class is diverted");
+  cr_assert_eq(relaxed_load(&pm_lt_diverted) & ((1ull << CLS) - 1), 0,
+               "a site of one size diverts no smaller class");
   for (size_t i = 0; i < n; i++)
     cr_assert(top[i].site != 0x5000 || !top[i].marked, "the short-lived site is not");
   for (int i = 0; i < 4000; i++)
@@ -196,6 +198,37 @@ Test(lifetime, a_site_is_learned_from_the_first_sweep) {
   }
   cr_assert(learned, "the kept site is learned");
   for (int i = 0; i < nkept; i++)
+    pm_free(kept[i]);
+}
+
+/* A site seen with several sizes diverts down to a quarter of its smallest
+ * sampled size: a request is sampled in proportion to its size, so the
+ * smallest ones of a varied site are the least likely to show in samples
+ * (issue 14's site B, 16-512 B, was seen from 64 B up and its smaller
+ * blocks were never routed). A site of one size diverts its class only. */
+Test(lifetime, a_varied_site_diverts_below_its_smallest_sample) {
+  FAST_ENV();
+  pm_heap *h = heap();
+  enum { KEEP = 4000 };
+  static void *kept[KEEP];
+  for (int i = 0; i < KEEP; i++) {
+    size_t size = i % 2 ? 128 : 512; /* classes 7 and 15 */
+    kept[i] = lt_alloc(h, size, pm_class_of(size), 0x9000);
+    cr_assert_not_null(kept[i]);
+    for (int k = 0; k < 40; k++)
+      pm_free(lt_alloc(h, 64, CLS, 0x5000));
+  }
+  pm_lt_site_info top[8];
+  size_t n = pm_lt_top_sites(top, 8);
+  bool marked = false;
+  for (size_t i = 0; i < n; i++)
+    marked |= top[i].site == 0x9000 && top[i].marked;
+  cr_assert(marked, "the varied site is learned");
+  uint64_t d = relaxed_load(&pm_lt_diverted);
+  cr_assert(d >> pm_class_of(32) & 1, "32 B (a quarter of 128 B) is diverted: %#lx",
+            (unsigned long)d);
+  cr_assert_eq(d >> pm_class_of(16) & 1, 0, "16 B is not: %#lx", (unsigned long)d);
+  for (int i = 0; i < KEEP; i++)
     pm_free(kept[i]);
 }
 
