@@ -97,23 +97,44 @@ static uint32_t hash64(uint64_t k) {
   return (uint32_t)k;
 }
 
-/* the site's slot; inserts it if `insert`; NULL if absent or the table is
- * full around its hash */
+/* Entries are handed out in order (sites[0], sites[1]...) and found
+ * through a hash index of their numbers: a process with a few hundred
+ * sites touches a few pages of the table, not one page per site (entries
+ * placed by hash put each site on its own page: gcc's cc1 with routing on,
+ * 432 sites and callers, touched most of the table's 144 pages). */
+static _Atomic uint16_t site_index[2 * SITE_SLOTS]; /* entry + 1; 0: empty */
+static _Atomic uint32_t sites_used;                 /* entries handed out */
+
+/* the site's entry; inserts it if `insert`; NULL if absent or the table is
+ * full (or full around its hash) */
 static lt_site *site_find(uint64_t key, bool insert) {
-  uint32_t i = hash64(key);
+  uint32_t i = hash64(key), mine = 0; /* an entry taken for the key, + 1 */
   for (unsigned n = 0; n < SITE_PROBE; n++, i++) {
-    lt_site *s = &sites[i & (SITE_SLOTS - 1)];
-    uint64_t k = atomic_load_explicit(&s->key, memory_order_acquire);
-    if (k == key) return s;
-    if (k == 0) {
+    _Atomic uint16_t *slot = &site_index[i & (2 * SITE_SLOTS - 1)];
+    uint16_t v = atomic_load_explicit(slot, memory_order_acquire);
+    if (v == 0) {
       if (!insert) return NULL;
-      if (atomic_compare_exchange_strong(&s->key, &k, key)) {
-        atomic_fetch_add(&nsites, 1);
-        return s;
+      if (mine == 0) {
+        uint32_t e = atomic_fetch_add_explicit(&sites_used, 1, memory_order_relaxed);
+        if (e >= SITE_SLOTS) return NULL;
+        mine = e + 1;
+        atomic_store_explicit(&sites[e].key, key, memory_order_relaxed);
       }
-      if (k == key) return s; /* another thread inserted it */
+      if (atomic_compare_exchange_strong(slot, &v, (uint16_t)mine)) {
+        atomic_fetch_add(&nsites, 1);
+        return &sites[mine - 1];
+      }
+      /* another thread took the slot: v is its entry */
+    }
+    lt_site *s = &sites[v - 1];
+    if (atomic_load_explicit(&s->key, memory_order_relaxed) == key) {
+      /* another thread inserted the key first: the entry taken is left
+       * empty (a key of 0 is skipped by reports) */
+      if (mine != 0) atomic_store_explicit(&sites[mine - 1].key, 0, memory_order_relaxed);
+      return s;
     }
   }
+  if (mine != 0) atomic_store_explicit(&sites[mine - 1].key, 0, memory_order_relaxed);
   return NULL;
 }
 
@@ -409,7 +430,8 @@ void pm_lt_routed(uint32_t user, size_t size) {
 
 size_t pm_lt_top_sites(pm_lt_site_info *out, size_t max) {
   size_t n = 0;
-  for (size_t i = 0; i < SITE_SLOTS; i++) {
+  size_t used = relaxed_load(&sites_used);
+  for (size_t i = 0; i < used && i < SITE_SLOTS; i++) {
     lt_site *s = &sites[i];
     uint64_t key = atomic_load_explicit(&s->key, memory_order_acquire);
     if (key == 0) continue;
