@@ -115,6 +115,7 @@ static lt_site *site_find(uint64_t key, bool insert) {
     if (v == 0) {
       if (!insert) return NULL;
       if (mine == 0) {
+        if (relaxed_load(&sites_used) >= SITE_SLOTS) return NULL; /* full: no count */
         uint32_t e = atomic_fetch_add_explicit(&sites_used, 1, memory_order_relaxed);
         if (e >= SITE_SLOTS) return NULL;
         mine = e + 1;
@@ -351,7 +352,7 @@ static uint64_t long_age(void) {
 }
 
 /* Whether a sample of cohort c, `age` old at `now`, has outlived its
- * cohort. Three conditions:
+ * cohort. Two conditions:
  * - the cohort was swept, and the clock has run on since by half the
  *   cohort's life before its sweep (at least LIFETIME_THRESHOLD): the blocks
  *   that merely die last with their cohort are not taken for survivors (in
