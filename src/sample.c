@@ -241,9 +241,11 @@ int pm_sample_module_of(uintptr_t ip) {
 /* A slot is one cache line; its frames live in frame_pool, filled densely
  * in insertion order, so a process with few stacks touches few pages of
  * either (slots with the frames inside were 320 bytes each, and hashing
- * spread 158 stacks of `node -e 1` over 632 KiB). */
+ * spread 158 stacks of `node -e 1` over 632 KiB). The slots too are handed
+ * out in order and found through a hash index of their numbers: placed by
+ * hash, a process with a hundred stacks touched most of the 256 KiB. */
 typedef struct stack {
-  _Atomic uint64_t hash; /* 0 empty, 1 being written */
+  _Atomic uint64_t hash; /* 0: unused (or left by an insertion that lost) */
   uint32_t depth, first; /* frames: frame_pool[first .. first + depth) */
   _Atomic uint64_t alloc_bytes, alloc_blocks, live_bytes, live_blocks;
   uint64_t peak_bytes, peak_blocks; /* copied at the peak snapshot */
@@ -254,8 +256,9 @@ static _Atomic uint32_t frames_used;
 static _Atomic uint32_t nstacks;
 /* the slots in use, in insertion order (walks touch only those) */
 static _Atomic uint32_t stack_order[PM_STACK_SLOTS];
+static _Atomic uint16_t stack_index[2 * PM_STACK_SLOTS]; /* slot + 1; 0: empty */
+static _Atomic uint32_t stacks_used;                     /* slots handed out */
 #define STACK_PROBE 32
-#define HASH_BUSY 1
 
 static uint64_t mix(uint64_t k) {
   k ^= k >> 33;
@@ -272,33 +275,54 @@ static uint64_t hash_frames(const uintptr_t *f, uint32_t n) {
   return h < 2 ? h + 2 : h;
 }
 
-/* the stack's slot, inserted if new; NULL if the table is full around it */
+static bool stack_is(const stack *s, uint64_t h, const uintptr_t *f, uint32_t n) {
+  return atomic_load_explicit(&s->hash, memory_order_acquire) == h && s->depth == n &&
+         memcmp(&frame_pool[s->first], f, n * sizeof *f) == 0;
+}
+
+/* A new slot for the stack, written but not yet in the index: 0 if the
+ * table is full, else its number + 1. Room for the frames: the pool holds
+ * PM_STACK_MAX per slot, and a slot is handed out once, so it never runs
+ * out. */
+static uint32_t stack_new(uint64_t h, const uintptr_t *f, uint32_t n) {
+  if (relaxed_load(&stacks_used) >= PM_STACK_SLOTS) return 0;
+  uint32_t e = atomic_fetch_add_explicit(&stacks_used, 1, memory_order_relaxed);
+  if (e >= PM_STACK_SLOTS) return 0;
+  stack *s = &stacks[e];
+  uint32_t first = atomic_fetch_add_explicit(&frames_used, n, memory_order_relaxed);
+  s->depth = n;
+  s->first = first;
+  memcpy(&frame_pool[first], f, n * sizeof *f);
+  if (pm_sample_stacks) note_modules(f, n);
+  atomic_store_explicit(&s->hash, h, memory_order_release);
+  return e + 1;
+}
+
+/* the stack's slot, inserted if new; NULL if the table is full (or full
+ * around its hash) */
 static stack *stack_find(const uintptr_t *f, uint32_t n) {
   uint64_t h = hash_frames(f, n);
+  uint32_t mine = 0; /* a slot written for it, + 1 */
   for (uint32_t i = 0; i < STACK_PROBE; i++) {
-    stack *s = &stacks[(h + i) & (PM_STACK_SLOTS - 1)];
-    uint64_t k = atomic_load_explicit(&s->hash, memory_order_acquire);
-    if (k == h && s->depth == n && memcmp(&frame_pool[s->first], f, n * sizeof *f) == 0)
-      return s;
-    if (k == 0) {
-      if (!atomic_compare_exchange_strong(&s->hash, &k, HASH_BUSY)) {
-        i--; /* look at this slot again */
-        continue;
+    _Atomic uint16_t *slot = &stack_index[(h + i) & (2 * PM_STACK_SLOTS - 1)];
+    uint16_t v = atomic_load_explicit(slot, memory_order_acquire);
+    if (v == 0) {
+      if (mine == 0 && (mine = stack_new(h, f, n)) == 0) return NULL;
+      if (atomic_compare_exchange_strong(slot, &v, (uint16_t)mine)) {
+        uint32_t k = atomic_fetch_add(&nstacks, 1);
+        atomic_store_explicit(&stack_order[k], mine, memory_order_release);
+        return &stacks[mine - 1];
       }
-      /* room for the frames: the pool holds PM_STACK_MAX per slot, and a
-       * slot is claimed once, so it never runs out */
-      uint32_t first = atomic_fetch_add_explicit(&frames_used, n, memory_order_relaxed);
-      s->depth = n;
-      s->first = first;
-      memcpy(&frame_pool[first], f, n * sizeof *f);
-      if (pm_sample_stacks) note_modules(f, n);
-      atomic_store_explicit(&s->hash, h, memory_order_release);
-      uint32_t k = atomic_fetch_add(&nstacks, 1);
-      atomic_store_explicit(&stack_order[k], (uint32_t)(s - stacks) + 1,
-                            memory_order_release);
-      return s;
+      /* another thread took the index slot: v is its stack */
+    }
+    if (stack_is(&stacks[v - 1], h, f, n)) {
+      /* inserted by another thread first: the slot written is left unused */
+      if (mine != 0)
+        atomic_store_explicit(&stacks[mine - 1].hash, 0, memory_order_relaxed);
+      return &stacks[v - 1];
     }
   }
+  if (mine != 0) atomic_store_explicit(&stacks[mine - 1].hash, 0, memory_order_relaxed);
   return NULL;
 }
 
@@ -589,7 +613,8 @@ static uint64_t key_of(const pm_stack_info *s, int key) {
 
 size_t pm_sample_top(pm_stack_info *out, size_t max, int key) {
   size_t n = 0;
-  for (uint32_t i = 0; i < PM_STACK_SLOTS; i++) {
+  uint32_t used = relaxed_load(&stacks_used);
+  for (uint32_t i = 0; i < used && i < PM_STACK_SLOTS; i++) {
     stack *s = &stacks[i];
     if (atomic_load_explicit(&s->hash, memory_order_acquire) < 2) continue;
     pm_stack_info info = {s->depth,

@@ -460,4 +460,14 @@ Test(lifetime, threads_share_the_tables) {
   for (int i = 0; i < 4; i++)
     pthread_join(t[i], NULL);
   cr_assert_eq(pm_sample_live, 0);
+  /* two threads sampled each site at once: each one stack, never two */
+  static pm_stack_info top[PM_STACK_SLOTS];
+  size_t n = pm_sample_top(top, PM_STACK_SLOTS, 2);
+  cr_assert_geq(n, 26, "the workers' 26 sites have stacks: %zu", n);
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = i + 1; j < n; j++)
+      cr_assert(top[i].depth != top[j].depth ||
+                    memcmp(top[i].frames, top[j].frames,
+                           top[i].depth * sizeof *top[i].frames) != 0,
+                "stack %#lx stored twice", (unsigned long)top[i].frames[0]);
 }
