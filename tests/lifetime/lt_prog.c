@@ -19,36 +19,21 @@
 #define KEEP_EVERY 64
 #define RING 32
 
-/* exported (-rdynamic) so the report can name them */
-__attribute__((noinline)) void *lt_long_site(size_t n) {
-  void *p = malloc(n);
-  __asm__ volatile("" ::: "memory"); /* not a tail call: the site is here */
-  return p;
-}
+/* A call site of its own: a function that is never inlined and calls
+ * `callee` not as a tail call (the asm), so the allocation's return address
+ * is inside it. Exported (-rdynamic) so the report can name it. */
+#define SITE(name, callee)                                                               \
+  __attribute__((noinline)) void *name(size_t n) {                                       \
+    void *p = callee(n);                                                                 \
+    __asm__ volatile("" ::: "memory");                                                   \
+    return p;                                                                            \
+  }
 
-__attribute__((noinline)) void *lt_short_site(size_t n) {
-  void *p = malloc(n);
-  __asm__ volatile("" ::: "memory");
-  return p;
-}
-
-__attribute__((noinline)) void *lt_wrap(size_t n) {
-  void *p = malloc(n);
-  __asm__ volatile("" ::: "memory");
-  return p;
-}
-
-__attribute__((noinline)) void *lt_keep_caller(size_t n) {
-  void *p = lt_wrap(n);
-  __asm__ volatile("" ::: "memory");
-  return p;
-}
-
-__attribute__((noinline)) void *lt_drop_caller(size_t n) {
-  void *p = lt_wrap(n);
-  __asm__ volatile("" ::: "memory");
-  return p;
-}
+SITE(lt_long_site, malloc)
+SITE(lt_short_site, malloc)
+SITE(lt_wrap, malloc)         /* a wrapper: two callers */
+SITE(lt_keep_caller, lt_wrap) /* keeps the blocks it gets */
+SITE(lt_drop_caller, lt_wrap) /* frees them soon */
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static uint64_t next(void) {
