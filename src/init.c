@@ -104,9 +104,6 @@ __attribute__((constructor)) static void pm_library_init(void) {
     /* here, not in malloc: loading it takes the loader's lock */
     if (o.profile) pm_sample_load_unwinder((unsigned)o.unwinder);
   }
-  /* lifetime routing reads the caller of a wrapper (pm_sample_caller) */
-  if (o.lifetime && !(o.profile && o.stats != PM_STATS_OFF))
-    pm_sample_load_unwinder((unsigned)o.unwinder);
 }
 
 /* DT_FINI (CMakeLists.txt: -Wl,-fini): the loader calls it at exit after

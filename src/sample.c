@@ -14,6 +14,7 @@
 #include "options.h"
 #include "os.h"
 #include "page.h"
+#include "unwind.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -100,48 +101,14 @@ static uint32_t capture(uintptr_t *frames, uintptr_t site) {
   return w.n;
 }
 
+/* poolmalloc's frames below the site are at most 8 (pm_unwind_caller,
+ * this one, pm_lt_route, pm_malloc_tick, a slow branch, pm_malloc_at,
+ * calloc...) */
 #define PM_CALLER_DEPTH 10
-/* libgcc: the frame after the site's */
-typedef struct caller_walk {
-  uintptr_t site, caller;
-  uint32_t n;
-  bool seen;
-} caller_walk;
-
-static int on_caller_frame(void *ctx, void *arg) {
-  caller_walk *w = arg;
-  uintptr_t ip = unwind_getip(ctx);
-  if (w->seen) {
-    w->caller = ip;
-    return 5;
-  }
-  w->seen = ip == w->site;
-  return ++w->n < PM_CALLER_DEPTH ? 0 : 5;
-}
 
 uintptr_t pm_sample_caller(uintptr_t site) {
-  if (site == 0 || pm_sample_busy) return 0; /* the unwinder's own malloc */
-  uintptr_t caller = 0;
-  pm_sample_busy = 1; /* the unwinder's own allocations are never sampled */
-  if (unw_backtrace_fn != NULL) {
-    /* poolmalloc's frames below the site are at most 8 (this one,
-     * pm_lt_route, pm_malloc_tick, a slow branch, pm_malloc_at, calloc...):
-     * each frame stepped costs about 60 instructions, and a deep stack
-     * would be walked to its end for nothing */
-    void *all[PM_CALLER_DEPTH];
-    int n = unw_backtrace_fn(all, PM_CALLER_DEPTH);
-    for (int i = 0; i + 1 < n; i++)
-      if ((uintptr_t)all[i] == site) {
-        caller = (uintptr_t)all[i + 1];
-        break;
-      }
-  } else if (unwind_backtrace != NULL && unwind_getip != NULL) {
-    caller_walk w = {site, 0, 0, false};
-    unwind_backtrace(on_caller_frame, &w);
-    caller = w.caller;
-  }
-  pm_sample_busy = 0;
-  return caller;
+  if (pm_sample_busy) return 0; /* inside the profile's unwinder */
+  return pm_unwind_caller(site, PM_CALLER_DEPTH);
 }
 
 /* ---- modules: the loaded objects frames fall in, kept after dlclose ---- */

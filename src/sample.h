@@ -39,9 +39,8 @@ void pm_sample_load_unwinder(unsigned which); /* POOLMALLOC_UNWINDER */
 
 /* The return address one frame above `site`: the caller of the function
  * that holds the call site (lifetime routing keys an allocation wrapper's
- * samples by it). 0 when no unwinder is loaded or the site is not on the
- * stack. An unwind of a few frames: libunwind's cached steps, about 125
- * instructions a frame; libgcc's about 13 times that. */
+ * samples by it). 0 when the site is not on the stack or a frame cannot be
+ * stepped. poolmalloc's own unwinder (unwind.h): nothing to load. */
 uintptr_t pm_sample_caller(uintptr_t site);
 
 /* A distance to the next sample, in bytes (exponential), drawn with the

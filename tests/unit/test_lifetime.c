@@ -329,7 +329,6 @@ static pm_lt_site_info caller_in(uintptr_t lo) {
 
 Test(lifetime, wrapper_sites_are_judged_per_caller) {
   FAST_ENV();
-  pm_sample_load_unwinder(0); /* the constructor's, when POOLMALLOC_LIFETIME is set */
   heap();
   enum { KEEP = 4000 };
   static void *kept[KEEP];

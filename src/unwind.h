@@ -1,0 +1,26 @@
+/* unwind.h - poolmalloc's own stack walk, from the DWARF call-frame tables
+ * (.eh_frame_hdr) the compilers emit for every function on x86-64.
+ *
+ * It steps up from the frame of its caller, through poolmalloc's own frames,
+ * to the frame whose return address is a given call site, and reads the
+ * return address of that frame's function: the caller of an allocation
+ * wrapper (lifetime routing's per-caller sites). It needs no library
+ * loaded, allocates nothing, reads only the stack slots and unwind tables
+ * the tables name, and takes no lock of poolmalloc's: only the loader's
+ * list lock (dl_iterate_phdr, as every DWARF unwinder does), once per walk,
+ * to find and keep mapped the unwind table of the site's module.
+ *
+ * A frame it cannot step (no table, a rule written as a DWARF expression,
+ * a signal frame, another architecture) ends the walk: the answer is then 0,
+ * as when the site is not on the stack within `max_frames` frames. */
+#ifndef PM_UNWIND_H
+#define PM_UNWIND_H
+
+#include "common.h"
+
+/* The return address of the function that holds `site`, if `site` is the
+ * return address of one of the `max_frames` frames above the caller of this
+ * function; else 0. */
+uintptr_t pm_unwind_caller(uintptr_t site, unsigned max_frames);
+
+#endif

@@ -1,0 +1,227 @@
+/* test_unwind.c - poolmalloc's own stack walk (src/unwind.c): the caller of
+ * the function holding a call site, through frames of every shape a
+ * compiler makes (a frame pointer, a large frame, alloca's rbp-based CFA,
+ * callee-saved registers pushed, a signal handler on an alternate stack),
+ * in the main thread and another, and 0 whenever the answer is not known.
+ *
+ * `probe` plays malloc: it reads its own return address (the call site in
+ * a wrapper) and asks for the wrapper's caller from under a few frames of
+ * its own, as pm_sample_caller does from inside poolmalloc. Each wrapper
+ * records its own return address, the answer expected. */
+#include <criterion/criterion.h>
+
+#include <alloca.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unwind.h"
+
+#define opaque(x) __asm__ volatile("" : : "r"(x) : "memory")
+
+static uintptr_t expected, found;
+static unsigned depth_asked = 10;
+
+/* the allocator's own frames below the site, of different sizes */
+__attribute__((noinline)) static uintptr_t inner2(uintptr_t site) {
+  volatile char pad[200];
+  pad[0] = 1;
+  uintptr_t r = pm_unwind_caller(site, depth_asked);
+  opaque(pad);
+  return r;
+}
+
+/* six values live across the call: every callee-saved register, rbp too
+ * (so a wrapper's rbp-based CFA needs rbp restored from its slot) */
+__attribute__((noinline)) static uintptr_t inner1(uintptr_t site, long n) {
+  long a = n * 3, b = n * 5, c = n * 7, d = n * 11, e = n * 13, f = n * 17;
+  opaque(a);
+  opaque(b);
+  opaque(c);
+  opaque(d);
+  opaque(e);
+  opaque(f);
+  uintptr_t r = n > 0 ? inner1(site, n - 1) : inner2(site);
+  opaque(a);
+  opaque(b);
+  opaque(c);
+  opaque(d);
+  opaque(e);
+  opaque(f);
+  return r;
+}
+
+__attribute__((noinline)) static void *probe(int own_frames) {
+  uintptr_t site = (uintptr_t)__builtin_return_address(0);
+  found = inner1(site, own_frames);
+  opaque(found);
+  return &found;
+}
+
+__attribute__((noinline)) static void *wrap_plain(int own) {
+  expected = (uintptr_t)__builtin_return_address(0);
+  void *p = probe(own);
+  opaque(p);
+  return p;
+}
+
+__attribute__((noinline, optimize("no-omit-frame-pointer"))) static void *
+wrap_frame_pointer(int own) {
+  expected = (uintptr_t)__builtin_return_address(0);
+  void *p = probe(own);
+  opaque(p);
+  return p;
+}
+
+__attribute__((noinline)) static void *wrap_big_frame(int own) {
+  expected = (uintptr_t)__builtin_return_address(0);
+  volatile char big[20000];
+  big[0] = (char)own;
+  void *p = probe(own);
+  opaque(big);
+  opaque(p);
+  return p;
+}
+
+/* a frame of run-time size: its CFA is written in rbp */
+__attribute__((noinline)) static void *wrap_alloca(int own, size_t n) {
+  expected = (uintptr_t)__builtin_return_address(0);
+  char *b = alloca(n);
+  memset(b, 1, n);
+  opaque(b);
+  void *p = probe(own);
+  opaque(b);
+  opaque(p);
+  return p;
+}
+
+/* values live across the call: callee-saved registers pushed */
+__attribute__((noinline)) static void *wrap_registers(int own, long a, long b, long c,
+                                                      long d, long e) {
+  expected = (uintptr_t)__builtin_return_address(0);
+  void *p = probe(own);
+  long s = a * 3 + b * 5 + c * 7 + d * 11 + e * 13;
+  opaque(s);
+  opaque(a);
+  opaque(b);
+  opaque(c);
+  opaque(d);
+  opaque(e);
+  return p;
+}
+
+/* the same shapes with per-thread answers, for threads at once */
+static __thread uintptr_t t_found;
+__attribute__((noinline)) static void *t_probe(int own_frames) {
+  uintptr_t site = (uintptr_t)__builtin_return_address(0);
+  t_found = inner1(site, own_frames);
+  opaque(t_found);
+  return &t_found;
+}
+
+__attribute__((noinline)) static void *t_wrap(int own, uintptr_t *want) {
+  *want = (uintptr_t)__builtin_return_address(0);
+  char *b = alloca(64 + (size_t)own * 32);
+  memset(b, 0, 64);
+  opaque(b);
+  void *p = t_probe(own);
+  opaque(b);
+  opaque(p);
+  return p;
+}
+
+static void check(const char *shape) {
+  cr_assert_neq(expected, 0);
+  cr_assert_eq(found, expected, "%s: caller %#lx, expected %#lx", shape,
+               (unsigned long)found, (unsigned long)expected);
+}
+
+/* twice each: a step's rule is read from the frame's instructions the
+ * first time, from the cache of steps after */
+static void every_shape(void) {
+  for (int own = 0; own < 10; own++) {
+    found = 1;
+    wrap_plain(own % 5);
+    check("plain");
+    found = 1;
+    wrap_frame_pointer(own % 5);
+    check("frame pointer");
+    found = 1;
+    wrap_big_frame(own % 5);
+    check("big frame");
+    found = 1;
+    wrap_alloca(own % 5, 100 + (size_t)own * 1000);
+    check("alloca");
+    found = 1;
+    wrap_registers(own % 5, own, 2, 3, 4, 5);
+    check("registers");
+  }
+}
+
+Test(unwind, finds_the_caller_of_every_frame_shape) {
+  every_shape();
+}
+
+/* threads share the cache of steps: each checks its own answers */
+static void *thread_main(void *arg) {
+  (void)arg;
+  for (int round = 0; round < 2000; round++) {
+    uintptr_t want = 0;
+    for (int own = 0; own < 5; own++) {
+      t_found = 1;
+      t_wrap(own, &want);
+      if (t_found != want) return (void *)1;
+    }
+  }
+  return NULL;
+}
+
+Test(unwind, threads_share_the_steps) {
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++)
+    cr_assert_eq(pthread_create(&t[i], NULL, thread_main, NULL), 0);
+  for (int i = 0; i < 4; i++) {
+    void *bad = NULL;
+    pthread_join(t[i], &bad);
+    cr_assert_null(bad, "a thread found a wrong caller");
+  }
+}
+
+static volatile sig_atomic_t handled;
+static void on_signal(int sig) {
+  (void)sig;
+  every_shape(); /* cr_assert from a handler: a failure ends the process */
+  handled = 1;
+}
+
+Test(unwind, finds_it_in_a_signal_handler_on_its_own_stack) {
+  static char alt[1 << 16];
+  stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt, .ss_flags = 0};
+  cr_assert_eq(sigaltstack(&ss, NULL), 0);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_ONSTACK;
+  cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+  raise(SIGUSR1);
+  cr_assert_eq(handled, 1);
+}
+
+Test(unwind, zero_when_the_site_is_not_on_the_stack) {
+  /* an address inside a function that is not running */
+  cr_assert_eq(pm_unwind_caller((uintptr_t)&wrap_plain + 4, 10), 0);
+  cr_assert_eq(pm_unwind_caller(0, 10), 0);
+  cr_assert_eq(pm_unwind_caller(1, 10), 0);
+}
+
+Test(unwind, zero_when_the_site_is_deeper_than_asked) {
+  /* inner2, inner1 x5, probe: the site is 7 steps up */
+  depth_asked = 5;
+  found = 1;
+  wrap_plain(4);
+  cr_assert_eq(found, 0);
+  depth_asked = 10;
+  wrap_plain(4);
+  check("plain, deep enough");
+}
