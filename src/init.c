@@ -16,6 +16,7 @@
 #include "report.h"
 #include "sample.h"
 #include "start.h"
+#include "unwind.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -66,9 +67,22 @@ static void ignore_warning(const char *line) {
   (void)line;
 }
 
+/* the walks' gate first (unwind.c: it may wait, briefly, so before any
+ * lock is taken), then jemalloc's */
+pm_startup_code static void fork_prepare(void) {
+  pm_unwind_prefork();
+  pm_fallback_prefork();
+}
+
+pm_startup_code static void fork_parent(void) {
+  pm_fallback_postfork_parent();
+  pm_unwind_postfork(false);
+}
+
 pm_startup_code static void fork_child(void) {
   pm_heap *self = pm_tls_heap;
   pm_fallback_postfork_child();
+  pm_unwind_postfork(true);
   pm_forked_child = true;
   if (pm_started()) pm_heaps_after_fork(self);
 }
@@ -81,8 +95,7 @@ extern void *__dso_handle;
 
 __attribute__((constructor)) static void pm_library_init(void) {
   /* glibc keeps the first 48 handlers without allocating */
-  __register_atfork(pm_fallback_prefork, pm_fallback_postfork_parent, fork_child,
-                    __dso_handle);
+  __register_atfork(fork_prepare, fork_parent, fork_child, __dso_handle);
   /* most processes set no POOLMALLOC_ variable: one pass over environ. The
    * run time of a report counts from here when one is asked for, else from
    * the first allocation (start.c): reading the clock faulted in the

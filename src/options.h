@@ -72,9 +72,9 @@ enum {
     "live heap is 256 times that or more; a smaller heap is sampled every heap/256 "     \
     "bytes, down to 64 KiB, so its figures keep about 256 live samples")                 \
   X(UNWINDER, unwinder, PM_OPT_UINT, 0, 0, 0, 2,                                         \
-    "the profile's stack unwinder: 0 libunwind (libunwind.so.8) if installed, else "     \
-    "libgcc; 1 libgcc's _Unwind_Backtrace (about 13 times the instructions per stack); " \
-    "2 libunwind only (stacks of one frame without it)")                                 \
+    "the profile's stack unwinder: 0 poolmalloc's own (the unwind tables; a stack ends "  \
+    "at a signal frame or code without tables, such as a JIT's); 1 libgcc's "             \
+    "_Unwind_Backtrace; 2 libunwind (libunwind.so.8; the own one if not installed)")      \
   X(LIFETIME, lifetime, PM_OPT_UINT, PM_OPTF_SWITCH, 0, 0, 2,                            \
     "learn call sites whose blocks live long and keep them out of the pools: 0 off, 1 "  \
     "send their requests to jemalloc, 2 to pool pages of their own")                     \

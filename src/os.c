@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -341,5 +342,11 @@ void pm_os_rss(size_t *current, size_t *peak) {
     *current = parse_kb_line(buf, "VmRSS:");
     *peak = parse_kb_line(buf, "VmHWM:");
   }
+  errno = saved;
+}
+
+void pm_os_yield(void) {
+  int saved = errno;
+  sched_yield();
   errno = saved;
 }

@@ -38,6 +38,8 @@ const char *pm_os_getenv(const char *name);
 uint64_t pm_os_now_ms(void);
 /* nanoseconds of CLOCK_MONOTONIC. */
 uint64_t pm_os_now_ns(void);
+/* gives the CPU to another thread (sched_yield) */
+void pm_os_yield(void);
 /* 64 random bits from the kernel's AT_RANDOM block mixed with addresses. */
 uint64_t pm_os_random(void);
 /* true if the process runs with AT_SECURE (setuid and friends). */

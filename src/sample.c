@@ -24,27 +24,27 @@ bool pm_sample_on, pm_sample_stacks;
 PM_TLS int pm_sample_busy;
 _Atomic uint32_t pm_sample_live;
 
-/* ---- the unwinder (libgcc_s), loaded by the constructor when profiling ---- */
+/* ---- the profile's stacks ---- */
 
-/* libunwind's unw_backtrace keeps a per-thread cache of how to step from
- * each return address it has seen: 1,381 instructions for an 11-frame
- * stack against libgcc's 18,156 (callgrind), so it is the default when
- * installed (Debian: libunwind8). libgcc's unwinder is the fallback: it is
- * loaded in nearly every process already. */
+/* poolmalloc's own walk (unwind.h) by default: nothing to load, about 40
+ * instructions a frame once its rule is cached. POOLMALLOC_UNWINDER picks
+ * libgcc's _Unwind_Backtrace (1) or libunwind's unw_backtrace (2), loaded
+ * by the constructor: they also step through signal frames. */
 typedef int (*trace_fn)(void *ctx, void *arg);
 static int (*unwind_backtrace)(trace_fn, void *);
 static uintptr_t (*unwind_getip)(void *);
 static int (*unw_backtrace_fn)(void **frames, int max);
 
 void pm_sample_load_unwinder(unsigned which) {
-  if (which != 1) {
+  if (which == 2) {
     void *u = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     if (u != NULL) unw_backtrace_fn = (int (*)(void **, int))dlsym(u, "unw_backtrace");
-    if (unw_backtrace_fn != NULL || which == 2) return;
+    return; /* without it, the own walk */
   }
+  if (which != 1) return;
   void *lib = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NOLOAD);
   if (lib == NULL) lib = dlopen("libgcc_s.so.1", RTLD_NOW);
-  if (lib == NULL) return; /* stacks of one frame: the call site */
+  if (lib == NULL) return;
   unwind_getip = (uintptr_t(*)(void *))dlsym(lib, "_Unwind_GetIP");
   unwind_backtrace = (int (*)(trace_fn, void *))dlsym(lib, "_Unwind_Backtrace");
 }
@@ -85,20 +85,30 @@ static uint32_t capture_unw(uintptr_t *frames, uintptr_t site) {
 
 /* the stack above the allocation: frames[0] is the call site */
 static uint32_t capture(uintptr_t *frames, uintptr_t site) {
-  if (pm_sample_stacks && unw_backtrace_fn != NULL && site != 0)
-    return capture_unw(frames, site);
-  if (!pm_sample_stacks || unwind_backtrace == NULL || unwind_getip == NULL ||
-      site == 0) {
+  uint32_t n = 0;
+  if (!pm_sample_stacks || site == 0) {
+  } else if (unw_backtrace_fn != NULL ||
+             (unwind_backtrace != NULL && unwind_getip != NULL)) {
+    /* they take the loader's list lock too: the fork gate (unwind.h) */
+    if (!pm_unwind_enter()) {
+    } else if (unw_backtrace_fn != NULL) {
+      n = capture_unw(frames, site);
+      pm_unwind_leave();
+    } else {
+      walk w = {frames, 0, 1, site};
+      unwind_backtrace(on_frame, &w);
+      n = w.skip_until_site ? 0 : w.n;
+      pm_unwind_leave();
+    }
+  } else {
+    /* poolmalloc's frames below the site: at most 16 */
+    n = pm_unwind_stack(site, frames, PM_STACK_MAX, 16);
+  }
+  if (n == 0) { /* the site was not on the stack */
     frames[0] = site;
     return 1;
   }
-  walk w = {frames, 0, 1, site};
-  unwind_backtrace(on_frame, &w);
-  if (w.skip_until_site || w.n == 0) { /* the site was not on the stack */
-    frames[0] = site;
-    return 1;
-  }
-  return w.n;
+  return n;
 }
 
 /* poolmalloc's frames below the site are at most 8 (pm_unwind_caller,

@@ -12,8 +12,10 @@
  * read. */
 #define _GNU_SOURCE
 #include "unwind.h"
+#include "os.h"
 
 #include <link.h>
+#include <sys/single_threaded.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -503,8 +505,9 @@ static int find_module(struct dl_phdr_info *info, size_t size, void *arg) {
     m->unloads = size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs
                      ? (uint64_t)info->dlpi_subs + 1
                      : 0xffff; /* no count: a key no pc of ours has */
-    if (m->r != NULL && cached_rule(step_key(m->pc - 1, m->unloads)) != 0) {
-      m->stepped = step(NULL, m->r, true, m->unloads);
+    uint64_t rule = m->r != NULL ? cached_rule(step_key(m->pc - 1, m->unloads)) : 0;
+    if (rule != 0) {
+      m->stepped = apply(rule, m->r);
       return 1;
     }
   }
@@ -530,6 +533,77 @@ static int find_module(struct dl_phdr_info *info, size_t size, void *arg) {
   return 1;
 }
 
+/* ---- fork: no walk holds the loader's list lock across it ----
+ *
+ * glibc's fork() re-creates the loader's main lock in the child but not
+ * its list lock (dl_load_write_lock, which dl_iterate_phdr holds): a
+ * child forked while another thread walked would wait for it forever at
+ * its first walk. The fork handlers (init.c) raise a gate, then wait for
+ * the walks in flight to end (a walk waits for nothing the forking thread
+ * holds: it skips its walk while the gate is up), at most 100 ms: a
+ * prepare handler that ran before this one may hold a lock a thread
+ * inside dl_iterate_phdr's callback waits for. */
+static _Atomic uint32_t walks, walk_gate;
+static bool walk_begin(void);
+static void walk_end(void);
+static PM_TLS uint32_t walking; /* this thread's walks in flight */
+
+bool pm_unwind_enter(void) {
+  return walk_begin();
+}
+
+void pm_unwind_leave(void) {
+  walk_end();
+}
+
+static bool walk_begin(void) {
+  atomic_fetch_add_explicit(&walks, 1, memory_order_seq_cst);
+  if (atomic_load_explicit(&walk_gate, memory_order_seq_cst) == 0) {
+    walking++;
+    return true;
+  }
+  atomic_fetch_sub_explicit(&walks, 1, memory_order_seq_cst);
+  return false;
+}
+
+static void walk_end(void) {
+  walking--;
+  atomic_fetch_sub_explicit(&walks, 1, memory_order_seq_cst);
+}
+
+/* forks in progress on this thread (a handler may fork on top of one), and
+ * which of them raised the gate: a single-threaded process has no other
+ * walk to wait for, and its fork writes no page of ours (each page
+ * written after the copy costs a fault) */
+static PM_TLS uint32_t fork_depth, fork_raised;
+
+void pm_unwind_prefork(void) {
+  uint32_t depth = fork_depth++;
+  if (__libc_single_threaded || depth >= 32) return;
+  fork_raised |= 1u << depth;
+  atomic_fetch_add_explicit(&walk_gate, 1, memory_order_seq_cst);
+  /* a walk takes a few microseconds, unless its thread is preempted in
+   * it (a time slice: milliseconds); a handler that forks on top of this
+   * thread's own walk does not wait for it */
+  uint64_t start = 0;
+  for (unsigned spins = 0; atomic_load_explicit(&walks, memory_order_seq_cst) > walking;
+       spins++) {
+    if (spins < 64) continue;
+    if (start == 0) start = pm_os_now_ns();
+    if (pm_os_now_ns() - start > 100 * 1000 * 1000) break;
+    pm_os_yield();
+  }
+}
+
+void pm_unwind_postfork(bool child) {
+  uint32_t depth = --fork_depth;
+  if (depth >= 32 || !(fork_raised >> depth & 1)) return;
+  fork_raised &= ~(1u << depth);
+  /* the child's other threads are gone, and their walks with them */
+  if (child) atomic_store_explicit(&walks, walking, memory_order_seq_cst);
+  atomic_fetch_sub_explicit(&walk_gate, 1, memory_order_seq_cst);
+}
+
 /* poolmalloc's own module: found once */
 static table own;
 static uintptr_t own_lo, own_hi;
@@ -539,7 +613,9 @@ static bool own_module(void) {
   int st = atomic_load_explicit(&own_state, memory_order_acquire);
   if (st != 0) return st == 1;
   module_search m = {(uintptr_t)&pm_unwind_caller, 0, 0, NULL, NULL, true, false, 0};
+  if (!walk_begin()) return false; /* looked for again next time */
   dl_iterate_phdr(find_module, &m);
+  walk_end();
   table t;
   bool ok = m.hdr != NULL && open_table(m.hdr, &t);
   if (ok) {
@@ -551,24 +627,75 @@ static bool own_module(void) {
   return ok;
 }
 
-pm_noinline uintptr_t pm_unwind_caller(uintptr_t site, unsigned max_frames) {
-  if (site == 0 || !own_module()) return 0;
-  regs r;
+/* Steps from the frame it is inlined in up through poolmalloc's own frames
+ * to the frame whose return address is `site`; true with *r the registers
+ * of the site's frame (pc = site). */
+pm_inline bool climb(uintptr_t site, unsigned max_frames, regs *r) {
+  if (site == 0 || !own_module()) return false;
   __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2"
-                   : "=r"(r.pc), "=r"(r.sp), "=r"(r.bp));
+                   : "=r"(r->pc), "=r"(r->sp), "=r"(r->bp));
   /* this frame's pc is where it runs, not a return address */
   bool is_return_address = false;
   for (unsigned i = 0; i < max_frames; i++) {
-    if (r.pc < own_lo || r.pc >= own_hi) return 0; /* left poolmalloc */
-    if (!step(&own, &r, is_return_address, 0)) return 0;
+    if (r->pc < own_lo || r->pc >= own_hi) return false; /* left poolmalloc */
+    if (!step(&own, r, is_return_address, 0)) return false;
     is_return_address = true;
-    if (r.pc != site) continue;
-    /* the site's frame: its module's tables, under the loader's lock */
-    module_search m = {site, 0, 0, NULL, &r, true, false, 0};
-    dl_iterate_phdr(find_module, &m);
-    return m.stepped ? r.pc : 0;
+    if (r->pc == site) return true;
   }
-  return 0;
+  return false;
+}
+
+pm_noinline uintptr_t pm_unwind_caller(uintptr_t site, unsigned max_frames) {
+  regs r;
+  if (!climb(site, max_frames, &r)) return 0;
+  /* the site's frame: its module's tables, under the loader's lock */
+  module_search m = {site, 0, 0, NULL, &r, true, false, 0};
+  if (!walk_begin()) return 0;
+  dl_iterate_phdr(find_module, &m);
+  walk_end();
+  return m.stepped ? r.pc : 0;
+}
+
+typedef struct stack_walk {
+  regs r;
+  uintptr_t *frames;
+  uint32_t n, max;
+} stack_walk;
+
+/* The walk above the site, run in the loader's first callback: no module
+ * is unloaded while it reads their tables; a rule not cached is found by
+ * a nested search (the loader's lock is recursive). */
+static int walk_frames(struct dl_phdr_info *info, size_t size, void *arg) {
+  stack_walk *w = arg;
+  uint64_t unloads =
+      size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs
+          ? (uint64_t)info->dlpi_subs + 1
+          : 0xffff;
+  while (w->n < w->max) {
+    uintptr_t pc = w->r.pc;
+    uint64_t rule = cached_rule(step_key(pc - 1, unloads));
+    if (rule != 0) {
+      if (!apply(rule, &w->r)) break;
+    } else {
+      module_search m = {pc, 0, 0, NULL, &w->r, true, false, 0};
+      dl_iterate_phdr(find_module, &m);
+      if (!m.stepped) break;
+    }
+    if (w->r.pc == 0) break;
+    w->frames[w->n++] = w->r.pc;
+  }
+  return 1;
+}
+
+pm_noinline uint32_t pm_unwind_stack(uintptr_t site, uintptr_t *frames, uint32_t max,
+                                     unsigned max_own) {
+  stack_walk w = {{0, 0, 0}, frames, 0, max};
+  if (max == 0 || !climb(site, max_own, &w.r)) return 0;
+  frames[w.n++] = site;
+  if (!walk_begin()) return w.n;
+  dl_iterate_phdr(walk_frames, &w);
+  walk_end();
+  return w.n;
 }
 
 #else /* no unwinder for other architectures: wrappers stay single sites */
@@ -576,6 +703,24 @@ pm_noinline uintptr_t pm_unwind_caller(uintptr_t site, unsigned max_frames) {
 uintptr_t pm_unwind_caller(uintptr_t site, unsigned max_frames) {
   (void)site;
   (void)max_frames;
+  return 0;
+}
+
+void pm_unwind_prefork(void) {}
+bool pm_unwind_enter(void) {
+  return true;
+}
+void pm_unwind_leave(void) {}
+void pm_unwind_postfork(bool child) {
+  (void)child;
+}
+
+uint32_t pm_unwind_stack(uintptr_t site, uintptr_t *frames, uint32_t max,
+                         unsigned max_own) {
+  (void)site;
+  (void)frames;
+  (void)max;
+  (void)max_own;
   return 0;
 }
 

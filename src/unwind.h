@@ -23,4 +23,22 @@
  * function; else 0. */
 uintptr_t pm_unwind_caller(uintptr_t site, unsigned max_frames);
 
+/* The stack above poolmalloc's frames: frames[0] = `site` (found within
+ * `max_own` frames above the caller of this function), then the return
+ * addresses above it, at most `max` in all; 0 when `site` was not found.
+ * The walk ends at the first frame it cannot step (a signal frame, code
+ * with no unwind table such as a JIT's, the thread's first frame). */
+uint32_t pm_unwind_stack(uintptr_t site, uintptr_t *frames, uint32_t max,
+                         unsigned max_own);
+
+/* The fork handlers' part (init.c): no walk is inside the loader's list
+ * lock when fork() copies the process; walks started meanwhile are skipped
+ * (a caller of 0, a stack of the site alone). */
+void pm_unwind_prefork(void);
+/* The same gate around another unwinder's walk (libgcc's, libunwind's):
+ * false while a fork is in progress (no walk then); else walk, then leave. */
+bool pm_unwind_enter(void);
+void pm_unwind_leave(void);
+void pm_unwind_postfork(bool child);
+
 #endif

@@ -10,7 +10,7 @@
 set -euo pipefail
 src=$1 design=$2
 declare -A layer=(
-  [common]=0 [je_support]=1 [os]=1 [unwind]=1 [fmt]=2 [istack]=2
+  [common]=0 [je_support]=1 [os]=1 [fmt]=2 [unwind]=2 [istack]=2
   [options]=3 [sizeclass]=3 [counters]=3 [types]=4 [arena]=5 [page]=6
   [heap]=7 [fallback]=7 [sample]=7 [lifetime]=8 [symbols]=8 [start]=9
   [alloc]=10 [aligned]=10 [stats]=10 [profile]=11 [report]=12 [init]=13

@@ -8,7 +8,7 @@
  * inside the sampler. If that allocation were sampled too, its unwind would
  * wait for the object mutex its own thread holds.
  *
- * libunwind (POOLMALLOC_UNWINDER=0 or 2) allocates too: its first unwind in
+ * libunwind (POOLMALLOC_UNWINDER=2) allocates too: its first unwind in
  * a thread makes a cache and stores it with pthread_setspecific, which
  * callocs when the key is not among the first 32. The program creates 40
  * keys first, then allocates from a new thread. Run under a timeout: a

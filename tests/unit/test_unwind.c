@@ -11,10 +11,13 @@
 #include <criterion/criterion.h>
 
 #include <alloca.h>
+#include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "unwind.h"
 
@@ -224,4 +227,150 @@ Test(unwind, zero_when_the_site_is_deeper_than_asked) {
   depth_asked = 10;
   wrap_plain(4);
   check("plain, deep enough");
+}
+
+/* ---- whole stacks (the profile's), against glibc's backtrace(), which
+ * uses libgcc's unwinder ---- */
+
+static uintptr_t own_stack[32];
+static uint32_t own_n;
+static void *their_stack[64];
+static int their_n;
+
+__attribute__((noinline)) static uint32_t inner_stack(uintptr_t site, long n) {
+  long a = n * 3, b = n * 5, c = n * 7, d = n * 11;
+  opaque(a);
+  opaque(b);
+  opaque(c);
+  opaque(d);
+  uint32_t r =
+      n > 0 ? inner_stack(site, n - 1) : pm_unwind_stack(site, own_stack, 32, 16);
+  opaque(a);
+  opaque(b);
+  opaque(c);
+  opaque(d);
+  return r;
+}
+
+__attribute__((noinline)) static void *stack_probe(int own) {
+  uintptr_t site = (uintptr_t)__builtin_return_address(0);
+  own_n = inner_stack(site, own);
+  their_n = backtrace(their_stack, 64);
+  opaque(own_n);
+  return &own_n;
+}
+
+#define STACK_LEVEL(name, next)                                                          \
+  __attribute__((noinline)) static void *name(int own, size_t n) {                       \
+    char *b = alloca(n);                                                                 \
+    memset(b, 0, n);                                                                     \
+    opaque(b);                                                                           \
+    void *p = next;                                                                      \
+    opaque(b);                                                                           \
+    opaque(p);                                                                           \
+    return p;                                                                            \
+  }
+STACK_LEVEL(level3, stack_probe(own))
+STACK_LEVEL(level2, level3(own, n + 16))
+STACK_LEVEL(level1, level2(own, n * 2))
+
+/* backtrace()'s frames from stack_probe's return address on: the same */
+static void same_as_backtrace(int min_frames) {
+  int at = -1;
+  for (int i = 0; i < their_n && at < 0; i++)
+    if ((uintptr_t)their_stack[i] == own_stack[0]) at = i;
+  cr_assert_geq(at, 0, "the site is on backtrace()'s stack");
+  uint32_t theirs = (uint32_t)(their_n - at);
+  cr_assert_geq(own_n, (uint32_t)min_frames, "%u frames", own_n);
+  for (uint32_t i = 0; i < own_n && i < theirs; i++)
+    cr_assert_eq(own_stack[i], (uintptr_t)their_stack[at + (int)i], "frame %u differs",
+                 i);
+  if (theirs < 32)
+    cr_assert_eq(own_n, theirs, "own %u frames, backtrace %u", own_n, theirs);
+}
+
+Test(unwind, a_whole_stack_is_backtraces) {
+  for (int own = 0; own < 6; own++) {
+    own_n = 0;
+    level1(own, 40);
+    same_as_backtrace(5);
+  }
+}
+
+static volatile sig_atomic_t stack_handled;
+static void on_signal_stack(int sig) {
+  (void)sig;
+  level1(2, 100);
+  stack_handled = 1;
+}
+
+/* a handler's stack ends at the signal frame: backtrace() goes on */
+Test(unwind, a_stack_in_a_signal_handler_ends_at_the_signal_frame) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal_stack;
+  cr_assert_eq(sigaction(SIGUSR2, &sa, NULL), 0);
+  raise(SIGUSR2);
+  cr_assert_eq(stack_handled, 1);
+  int at = -1;
+  for (int i = 0; i < their_n && at < 0; i++)
+    if ((uintptr_t)their_stack[i] == own_stack[0]) at = i;
+  cr_assert_geq(at, 0);
+  /* level3, level2, level1, the handler; then the signal trampoline */
+  cr_assert_geq(own_n, 4);
+  cr_assert_lt(own_n, (uint32_t)(their_n - at),
+               "backtrace() steps through the signal frame");
+  for (uint32_t i = 0; i < own_n; i++)
+    cr_assert_eq(own_stack[i], (uintptr_t)their_stack[at + (int)i], "frame %u differs",
+                 i);
+}
+
+/* ---- fork: a child forked while other threads walk can walk too ----
+ *
+ * glibc's child inherits the loader's list lock as it was: had a walker
+ * held it (inside dl_iterate_phdr) at the fork, the child's first walk
+ * would wait forever. The fork handlers keep walks out of it; a hung child
+ * is killed by its alarm and fails the test. */
+static _Atomic int stop_walkers;
+
+__attribute__((noinline)) static void *walker_probe(void) {
+  uintptr_t site = (uintptr_t)__builtin_return_address(0);
+  uintptr_t frames[32];
+  uint32_t n = pm_unwind_stack(site, frames, 32, 16);
+  opaque(n);
+  opaque(frames);
+  return NULL;
+}
+
+static void *walker(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop_walkers)) {
+    void *p = walker_probe();
+    opaque(p);
+  }
+  return NULL;
+}
+
+Test(unwind, a_child_forked_during_walks_walks) {
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(pthread_create(&t[i], NULL, walker, NULL), 0);
+  int bad = 0;
+  for (int i = 0; i < 300 && !bad; i++) {
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+      alarm(10);
+      own_n = 0;
+      level1(1, 40);
+      _exit(own_n >= 5 ? 0 : 2);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    bad = !WIFEXITED(status) || WEXITSTATUS(status) != 0 ? i + 1 : 0;
+  }
+  atomic_store(&stop_walkers, 1);
+  for (int i = 0; i < 2; i++)
+    pthread_join(t[i], NULL);
+  cr_assert_eq(bad, 0, "child %d hung or failed", bad);
 }
