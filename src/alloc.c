@@ -222,7 +222,7 @@ void *pm_malloc_tick(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
   void *p = NULL;
   if (sample) p = malloc_sampled(h, size, cls, rate, site);
   if (p == NULL && diverted && !realloc_moving) {
-    uint32_t routed = pm_lt_route(site);
+    uint32_t routed = pm_lt_route(h, site);
     if (routed) p = malloc_routed(h, size, cls, routed);
   }
   return p != NULL ? p : malloc_pool(h, size, cls);

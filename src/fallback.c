@@ -551,9 +551,13 @@ static pm_noinline direct_block *direct_search(const void *p) {
   return NULL;
 }
 
-/* p's slot if p is a direct block */
+/* p's slot if p is a direct block. Direct and window blocks start on a
+ * 4 KiB page (their own mapping); jemalloc's small blocks mostly do not, and
+ * while a direct block was live each of their frees scanned the 16 slots
+ * (python3 with routing on: 2% of its instructions) */
 static inline direct_block *direct_find(const void *p) {
   if (likely((relaxed_load(&direct_live) | relaxed_load(&wlive)) == 0)) return NULL;
+  if ((uintptr_t)p & 4095) return NULL;
   return direct_search(p);
 }
 

@@ -37,7 +37,7 @@ void pm_lt_on_death(uint32_t user, uint64_t age, bool counted);
 void pm_lt_scan(void);
 /* For an allocation of a diverted class: the marked site's handle, or 0.
  * From a wrapper with a marked caller it unwinds to find the caller. */
-uint32_t pm_lt_route(uintptr_t site);
+uint32_t pm_lt_route(pm_heap *h, uintptr_t site);
 /* A block of `size` bytes was routed for the site. */
 void pm_lt_routed(uint32_t user, size_t size);
 

@@ -136,6 +136,7 @@ pm_inline pm_page *pm_page_of(const void *p) {
 
 enum { PM_HEAP_EMPTY = 0, PM_HEAP_REAL = 1, PM_HEAP_JEMALLOC = 2 };
 
+#define PM_LT_ROUTES 64 /* power of two */
 typedef struct pm_heap {
   pm_page *pages[PM_NCLASSES];     /* current page per class, &pm_page_empty if none */
   int64_t countdown[PM_NCLASSES];  /* bytes to the next slow-path tick of the class
@@ -163,6 +164,13 @@ typedef struct pm_heap {
   uint8_t kind;                /* PM_HEAP_* */
   char *arena_cur, *arena_end; /* bump range pages are carved from */
   uint64_t trim_ms;            /* the last pm_heap_trim_idle sweep */
+  /* lifetime routing's last decisions for sites of diverted classes
+   * (lifetime.c, pm_lt_route): valid while lt_epoch is the tables' */
+  uint64_t lt_epoch;
+  struct {
+    uintptr_t site;
+    uint32_t user;
+  } lt_routes[PM_LT_ROUTES];
   pm_heap_stats stats;
   uint64_t too_large_log2[PM_LARGE_BUCKETS]; /* jemalloc "too large" requests by
                                                 ceil(log2(size)) */

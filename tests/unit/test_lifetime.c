@@ -91,6 +91,29 @@ Test(lifetime, a_site_is_learned_routed_and_unlearned) {
                "class back on the fast path");
 }
 
+/* Each heap caches its routing decisions by site (pm_lt_route): a site
+ * asked about while unmarked (its class diverted for another site) is
+ * routed once it is marked itself. Fails if marking leaves the cache as it
+ * was: the second site's cached "not routed" would stay. */
+Test(lifetime, a_cached_decision_follows_the_marking) {
+  FAST_ENV();
+  pm_heap *h = heap();
+  static void *kept_a[4000], *kept_b[4000];
+  drive(h, 0x1000, 4000, 0, kept_a);
+  cr_assert(relaxed_load(&pm_lt_diverted) >> CLS & 1, "the class is diverted for A");
+  for (int i = 0; i < 100; i++) /* B is asked about: not marked yet */
+    pm_free(lt_alloc(h, 64, CLS, 0x2000));
+  drive(h, 0x2000, 4000, 0, kept_b);
+  pm_lt_site_info top[8];
+  size_t n = pm_lt_top_sites(top, 8), b = n;
+  for (size_t i = 0; i < n; i++)
+    if (top[i].site == 0x2000) b = i;
+  cr_assert_lt(b, n, "B has samples");
+  cr_assert(top[b].marked, "B is marked");
+  cr_assert_gt(top[b].routed_blocks, 100, "and routed: %lu",
+               (unsigned long)top[b].routed_blocks);
+}
+
 /* The verdict is relative to the heap: a block is long-lived once it has
  * outlived two turnovers of the live heap (and LIFETIME_THRESHOLD). A site
  * whose blocks live 8 times the threshold, while the heap holds 2.5 MB, is
