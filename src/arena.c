@@ -97,18 +97,28 @@ static pm_page *stack_next_of(pm_page *pg) {
   return n ? &pm_g.pages[n - 1] : NULL;
 }
 
+static void purge_page(pm_page *pg);
+
 void pm_pages_push_free(pm_page *pg) {
-  if (pm_opt.decay_ms == 0 && pg->dirty) {
-    pm_os_purge(pm_page_start(pg), pm_page_size());
-    pg->dirty = 0;
-    atomic_fetch_add_explicit(&purged_total, pm_page_size(), memory_order_relaxed);
-  }
+  if (pm_opt.decay_ms == 0 && pg->dirty) purge_page(pg);
   pg->freed_ms = pm_os_now_ms();
   pm_istack_push(&free_head, pm_page_index(pg), &pg->stack_next);
 }
 
 pm_page *pm_pages_pop_free(void) {
   return page_at(pm_istack_pop(&free_head, page_link));
+}
+
+static void purge_page(pm_page *pg) {
+  pm_os_purge(pm_page_start(pg), pm_page_size());
+  pg->dirty = 0;
+  atomic_fetch_add_explicit(&purged_total, pm_page_size(), memory_order_relaxed);
+}
+
+pm_page *pm_pages_pop_free_clean(void) {
+  pm_page *pg = pm_pages_pop_free();
+  if (pg != NULL && pg->dirty) purge_page(pg);
+  return pg;
 }
 void pm_pages_push_abandoned(pm_page *pg) {
   pm_istack_push(&abandoned_head, pm_page_index(pg), &pg->stack_next);

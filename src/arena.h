@@ -30,6 +30,9 @@ pm_page *pm_arena_carve_page(char **cur, char **end);
 /* Global stacks of pages (lock-free, ABA-safe by tag). */
 void pm_pages_push_free(pm_page *pg); /* a page nobody uses */
 pm_page *pm_pages_pop_free(void);
+/* the same, its memory given back to the OS first if it was touched since
+ * its last purge (an auxiliary heap's pages hold a few samples each) */
+pm_page *pm_pages_pop_free_clean(void);
 void pm_pages_push_abandoned(pm_page *pg); /* a page with live blocks, no owner */
 pm_page *pm_pages_pop_abandoned(void);
 /* Returns the memory of free pages older than the decay delay (or all of
