@@ -111,10 +111,10 @@ static uint32_t capture(uintptr_t *frames, uintptr_t site) {
   return n;
 }
 
-/* poolmalloc's frames below the site are at most 8 (pm_unwind_caller,
- * this one, pm_lt_route, pm_malloc_tick, a slow branch, pm_malloc_at,
- * calloc...) */
-#define PM_CALLER_DEPTH 10
+/* poolmalloc's frames below the site are at most 9 (pm_unwind_caller,
+ * this one, pm_lt_route, pm_malloc_tick, pm_malloc_counted, realloc's
+ * helpers, realloc...); a few more for a margin */
+#define PM_CALLER_DEPTH 12
 
 uintptr_t pm_sample_caller(uintptr_t site) {
   if (pm_sample_busy) return 0; /* inside the profile's unwinder */

@@ -540,10 +540,11 @@ static int find_module(struct dl_phdr_info *info, size_t size, void *arg) {
  * child forked while another thread walked would wait for it forever at
  * its first walk. The fork handlers (init.c) raise a gate, then wait for
  * the walks in flight to end (a walk waits for nothing the forking thread
- * holds: it skips its walk while the gate is up), at most 100 ms: a
+ * holds: it skips its walk while the gate is up), at most 1 s: a
  * prepare handler that ran before this one may hold a lock a thread
  * inside dl_iterate_phdr's callback waits for. */
 static _Atomic uint32_t walks, walk_gate;
+static _Atomic int own_state; /* poolmalloc's own module, below */
 static bool walk_begin(void);
 static void walk_end(void);
 static PM_TLS uint32_t walking; /* this thread's walks in flight */
@@ -590,7 +591,7 @@ void pm_unwind_prefork(void) {
        spins++) {
     if (spins < 64) continue;
     if (start == 0) start = pm_os_now_ns();
-    if (pm_os_now_ns() - start > 100 * 1000 * 1000) break;
+    if (pm_os_now_ns() - start > 1000 * 1000 * 1000) break;
     pm_os_yield();
   }
 }
@@ -599,23 +600,33 @@ void pm_unwind_postfork(bool child) {
   uint32_t depth = --fork_depth;
   if (depth >= 32 || !(fork_raised >> depth & 1)) return;
   fork_raised &= ~(1u << depth);
-  /* the child's other threads are gone, and their walks with them */
-  if (child) atomic_store_explicit(&walks, walking, memory_order_seq_cst);
+  /* the child's other threads are gone, and their walks with them (one
+   * that was looking for poolmalloc's module, if the wait gave up) */
+  if (child) {
+    atomic_store_explicit(&walks, walking, memory_order_seq_cst);
+    int looking = 3;
+    if (walking == 0) atomic_compare_exchange_strong(&own_state, &looking, 0);
+  }
   atomic_fetch_sub_explicit(&walk_gate, 1, memory_order_seq_cst);
 }
 
 /* poolmalloc's own module: found once */
 static table own;
 static uintptr_t own_lo, own_hi;
-static _Atomic int own_state; /* 0 not looked for, 1 found, 2 none */
+/* own_state (above): 0 not looked for, 1 found, 2 none, 3 looking */
 
 static bool own_module(void) {
   int st = atomic_load_explicit(&own_state, memory_order_acquire);
   if (st != 0) return st == 1;
+  /* one thread looks (3: looking), inside a walk (so a fork waits for
+   * it); the others walk nothing meanwhile */
+  if (!walk_begin()) return false; /* a fork is in progress */
+  if (!atomic_compare_exchange_strong(&own_state, &st, 3)) {
+    walk_end();
+    return false;
+  }
   module_search m = {(uintptr_t)&pm_unwind_caller, 0, 0, NULL, NULL, true, false, 0};
-  if (!walk_begin()) return false; /* looked for again next time */
   dl_iterate_phdr(find_module, &m);
-  walk_end();
   table t;
   bool ok = m.hdr != NULL && open_table(m.hdr, &t);
   if (ok) {
@@ -624,6 +635,7 @@ static bool own_module(void) {
     own_hi = m.hi;
   }
   atomic_store_explicit(&own_state, ok ? 1 : 2, memory_order_release);
+  walk_end();
   return ok;
 }
 
