@@ -86,23 +86,20 @@ static uint32_t capture_unw(uintptr_t *frames, uintptr_t site) {
 /* the stack above the allocation: frames[0] is the call site */
 static uint32_t capture(uintptr_t *frames, uintptr_t site) {
   uint32_t n = 0;
-  if (!pm_sample_stacks || site == 0) {
-  } else if (unw_backtrace_fn != NULL ||
-             (unwind_backtrace != NULL && unwind_getip != NULL)) {
-    /* they take the loader's list lock too: the fork gate (unwind.h) */
-    if (!pm_unwind_enter()) {
-    } else if (unw_backtrace_fn != NULL) {
+  bool loaded =
+      unw_backtrace_fn != NULL || (unwind_backtrace != NULL && unwind_getip != NULL);
+  if (pm_sample_stacks && site != 0 && !loaded) {
+    n = pm_unwind_stack(site, frames, PM_STACK_MAX, 16); /* own frames: at most 16 */
+  } else if (pm_sample_stacks && site != 0 && pm_unwind_enter()) {
+    /* a loaded unwinder takes the loader's list lock too: the fork gate */
+    if (unw_backtrace_fn != NULL) {
       n = capture_unw(frames, site);
-      pm_unwind_leave();
     } else {
       walk w = {frames, 0, 1, site};
       unwind_backtrace(on_frame, &w);
       n = w.skip_until_site ? 0 : w.n;
-      pm_unwind_leave();
     }
-  } else {
-    /* poolmalloc's frames below the site: at most 16 */
-    n = pm_unwind_stack(site, frames, PM_STACK_MAX, 16);
+    pm_unwind_leave();
   }
   if (n == 0) { /* the site was not on the stack */
     frames[0] = site;

@@ -164,16 +164,17 @@ typedef struct pm_heap {
   uint8_t kind;                /* PM_HEAP_* */
   char *arena_cur, *arena_end; /* bump range pages are carved from */
   uint64_t trim_ms;            /* the last pm_heap_trim_idle sweep */
+  pm_heap_stats stats;
+  uint64_t too_large_log2[PM_LARGE_BUCKETS]; /* jemalloc "too large" requests by
+                                                ceil(log2(size)) */
   /* lifetime routing's last decisions for sites of diverted classes
-   * (lifetime.c, pm_lt_route): valid while lt_epoch is the tables' */
+   * (lifetime.c, pm_lt_route), valid while lt_epoch is the tables'; after
+   * the fields the fast paths read, which keep their offsets */
   uint64_t lt_epoch;
   struct {
     uintptr_t site;
     uint32_t user;
   } lt_routes[PM_LT_ROUTES];
-  pm_heap_stats stats;
-  uint64_t too_large_log2[PM_LARGE_BUCKETS]; /* jemalloc "too large" requests by
-                                                ceil(log2(size)) */
   _Atomic uint32_t stack_next; /* link in the stack of free heaps (istack.h) */
   _Alignas(PM_CACHELINE) _Atomic int remote_full_hint; /* written by other threads */
 } pm_heap;

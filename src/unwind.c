@@ -498,13 +498,19 @@ typedef struct module_search {
   uint64_t unloads;
 } module_search;
 
+/* the loader's count of unloaded modules, + 1 (part of a foreign pc's key);
+ * without it a key no pc of ours has */
+static uint64_t unloads_of(const struct dl_phdr_info *info, size_t size) {
+  return size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs
+             ? (uint64_t)info->dlpi_subs + 1
+             : 0xffff;
+}
+
 static int find_module(struct dl_phdr_info *info, size_t size, void *arg) {
   module_search *m = arg;
   if (m->first) { /* the count of unloads comes with every object */
     m->first = false;
-    m->unloads = size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs
-                     ? (uint64_t)info->dlpi_subs + 1
-                     : 0xffff; /* no count: a key no pc of ours has */
+    m->unloads = unloads_of(info, size);
     uint64_t rule = m->r != NULL ? cached_rule(step_key(m->pc - 1, m->unloads)) : 0;
     if (rule != 0) {
       m->stepped = apply(rule, m->r);
@@ -544,20 +550,10 @@ static int find_module(struct dl_phdr_info *info, size_t size, void *arg) {
  * prepare handler that ran before this one may hold a lock a thread
  * inside dl_iterate_phdr's callback waits for. */
 static _Atomic uint32_t walks, walk_gate;
-static _Atomic int own_state; /* poolmalloc's own module, below */
-static bool walk_begin(void);
-static void walk_end(void);
+static _Atomic int own_state;   /* poolmalloc's own module, below */
 static PM_TLS uint32_t walking; /* this thread's walks in flight */
 
 bool pm_unwind_enter(void) {
-  return walk_begin();
-}
-
-void pm_unwind_leave(void) {
-  walk_end();
-}
-
-static bool walk_begin(void) {
   atomic_fetch_add_explicit(&walks, 1, memory_order_seq_cst);
   if (atomic_load_explicit(&walk_gate, memory_order_seq_cst) == 0) {
     walking++;
@@ -567,7 +563,7 @@ static bool walk_begin(void) {
   return false;
 }
 
-static void walk_end(void) {
+void pm_unwind_leave(void) {
   walking--;
   atomic_fetch_sub_explicit(&walks, 1, memory_order_seq_cst);
 }
@@ -620,9 +616,9 @@ static bool own_module(void) {
   if (st != 0) return st == 1;
   /* one thread looks (3: looking), inside a walk (so a fork waits for
    * it); the others walk nothing meanwhile */
-  if (!walk_begin()) return false; /* a fork is in progress */
+  if (!pm_unwind_enter()) return false; /* a fork is in progress */
   if (!atomic_compare_exchange_strong(&own_state, &st, 3)) {
-    walk_end();
+    pm_unwind_leave();
     return false;
   }
   module_search m = {(uintptr_t)&pm_unwind_caller, 0, 0, NULL, NULL, true, false, 0};
@@ -635,7 +631,7 @@ static bool own_module(void) {
     own_hi = m.hi;
   }
   atomic_store_explicit(&own_state, ok ? 1 : 2, memory_order_release);
-  walk_end();
+  pm_unwind_leave();
   return ok;
 }
 
@@ -662,9 +658,9 @@ pm_noinline uintptr_t pm_unwind_caller(uintptr_t site, unsigned max_frames) {
   if (!climb(site, max_frames, &r)) return 0;
   /* the site's frame: its module's tables, under the loader's lock */
   module_search m = {site, 0, 0, NULL, &r, true, false, 0};
-  if (!walk_begin()) return 0;
+  if (!pm_unwind_enter()) return 0;
   dl_iterate_phdr(find_module, &m);
-  walk_end();
+  pm_unwind_leave();
   return m.stepped ? r.pc : 0;
 }
 
@@ -679,10 +675,7 @@ typedef struct stack_walk {
  * a nested search (the loader's lock is recursive). */
 static int walk_frames(struct dl_phdr_info *info, size_t size, void *arg) {
   stack_walk *w = arg;
-  uint64_t unloads =
-      size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs
-          ? (uint64_t)info->dlpi_subs + 1
-          : 0xffff;
+  uint64_t unloads = unloads_of(info, size);
   while (w->n < w->max) {
     uintptr_t pc = w->r.pc;
     uint64_t rule = cached_rule(step_key(pc - 1, unloads));
@@ -704,9 +697,9 @@ pm_noinline uint32_t pm_unwind_stack(uintptr_t site, uintptr_t *frames, uint32_t
   stack_walk w = {{0, 0, 0}, frames, 0, max};
   if (max == 0 || !climb(site, max_own, &w.r)) return 0;
   frames[w.n++] = site;
-  if (!walk_begin()) return w.n;
+  if (!pm_unwind_enter()) return w.n;
   dl_iterate_phdr(walk_frames, &w);
-  walk_end();
+  pm_unwind_leave();
   return w.n;
 }
 

@@ -35,9 +35,13 @@ __attribute__((noinline)) static uintptr_t inner2(uintptr_t site) {
   return r;
 }
 
-/* six values live across the call: every callee-saved register, rbp too
- * (so a wrapper's rbp-based CFA needs rbp restored from its slot) */
-__attribute__((noinline)) static uintptr_t inner1(uintptr_t site, long n) {
+/* poolmalloc's own frames above the walk: n recursive frames with six
+ * values live across each call (every callee-saved register, rbp too, so a
+ * wrapper's rbp-based CFA needs rbp restored from its slot), then `leaf`,
+ * which walks */
+typedef uintptr_t (*leaf_fn)(uintptr_t site);
+__attribute__((noinline)) static uintptr_t own_frames(uintptr_t site, long n,
+                                                      leaf_fn leaf) {
   long a = n * 3, b = n * 5, c = n * 7, d = n * 11, e = n * 13, f = n * 17;
   opaque(a);
   opaque(b);
@@ -45,7 +49,7 @@ __attribute__((noinline)) static uintptr_t inner1(uintptr_t site, long n) {
   opaque(d);
   opaque(e);
   opaque(f);
-  uintptr_t r = n > 0 ? inner1(site, n - 1) : inner2(site);
+  uintptr_t r = n > 0 ? own_frames(site, n - 1, leaf) : leaf(site);
   opaque(a);
   opaque(b);
   opaque(c);
@@ -55,9 +59,9 @@ __attribute__((noinline)) static uintptr_t inner1(uintptr_t site, long n) {
   return r;
 }
 
-__attribute__((noinline)) static void *probe(int own_frames) {
+__attribute__((noinline)) static void *probe(int own_frames_n) {
   uintptr_t site = (uintptr_t)__builtin_return_address(0);
-  found = inner1(site, own_frames);
+  found = own_frames(site, own_frames_n, inner2);
   opaque(found);
   return &found;
 }
@@ -116,9 +120,9 @@ __attribute__((noinline)) static void *wrap_registers(int own, long a, long b, l
 
 /* the same shapes with per-thread answers, for threads at once */
 static __thread uintptr_t t_found;
-__attribute__((noinline)) static void *t_probe(int own_frames) {
+__attribute__((noinline)) static void *t_probe(int own_frames_n) {
   uintptr_t site = (uintptr_t)__builtin_return_address(0);
-  t_found = inner1(site, own_frames);
+  t_found = own_frames(site, own_frames_n, inner2);
   opaque(t_found);
   return &t_found;
 }
@@ -222,7 +226,7 @@ Test(unwind, zero_when_the_site_is_not_on_the_stack) {
 }
 
 Test(unwind, zero_when_the_site_is_deeper_than_asked) {
-  /* inner2, inner1 x5, probe: the site is 7 steps up */
+  /* inner2, own_frames x5, probe: the site is 7 steps up */
   depth_asked = 5;
   found = 1;
   wrap_plain(4);
@@ -240,24 +244,13 @@ static uint32_t own_n;
 static void *their_stack[64];
 static int their_n;
 
-__attribute__((noinline)) static uint32_t inner_stack(uintptr_t site, long n) {
-  long a = n * 3, b = n * 5, c = n * 7, d = n * 11;
-  opaque(a);
-  opaque(b);
-  opaque(c);
-  opaque(d);
-  uint32_t r =
-      n > 0 ? inner_stack(site, n - 1) : pm_unwind_stack(site, own_stack, 32, 16);
-  opaque(a);
-  opaque(b);
-  opaque(c);
-  opaque(d);
-  return r;
+__attribute__((noinline)) static uintptr_t stack_leaf(uintptr_t site) {
+  return pm_unwind_stack(site, own_stack, 32, 16);
 }
 
 __attribute__((noinline)) static void *stack_probe(int own) {
   uintptr_t site = (uintptr_t)__builtin_return_address(0);
-  own_n = inner_stack(site, own);
+  own_n = (uint32_t)own_frames(site, own, stack_leaf);
   their_n = backtrace(their_stack, 64);
   opaque(own_n);
   return &own_n;
