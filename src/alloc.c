@@ -269,8 +269,33 @@ pm_noinline void *pm_malloc_slow(size_t size, unsigned cls, uintptr_t site) {
   return malloc_refill(h, size, cls);
 }
 
+/* The fast path's countdown ran out; its page has a free block. A diverted
+ * class (routing) is held at -1, so every one of its requests comes here,
+ * and most of them are neither sampled nor routed: the lean branch below
+ * counts the request and the sampling distance as the tick would, finds
+ * the site in the heap's cache of routing decisions as "not routed", and
+ * pops the block the fast path saw, leaving the countdown at -1. Anything
+ * else (a sample due, a site not cached or routed, the class no longer
+ * diverted, POOLMALLOC_CHECK=full) is the tick's. A malloc(48)+free pair
+ * of an unrouted site in a diverted class: 177.5 instructions through the
+ * tick, 122.4 here, 67.0 with routing off (docs/design.md, "Routing"). */
 pm_noinline void *pm_malloc_counted(pm_heap *h, size_t size, unsigned cls,
                                     uintptr_t site) {
+  uint64_t bit = 1ull << cls;
+  int64_t left = h->sample_left[cls] - (int64_t)size;
+  if ((h->forced & h->armed & bit) && left > 0 &&
+      (relaxed_load(&pm_lt_diverted) & bit) && pm_g.live == NULL &&
+      pm_lt_known_unrouted(h, site)) {
+    pm_page *pg = h->pages[cls];
+    pm_block *b = pg->free;
+    if (likely(b != NULL)) {
+      h->sample_left[cls] = left;
+      count_request(h, cls, -1 - h->countdown[cls]);
+      atomic_signal_fence(memory_order_seq_cst);
+      h->countdown[cls] = -1;
+      return pop_block(pg, b);
+    }
+  }
   return pm_malloc_tick(h, size, cls, site);
 }
 

@@ -188,7 +188,7 @@ static uint64_t class_span(uint64_t classes) {
 
 /* counted up by every marking and unmarking: the heaps' cached routes
  * (pm_lt_route) are then stale */
-static _Atomic uint64_t lt_epoch = 1;
+_Atomic uint64_t pm_lt_epoch = 1;
 
 static void set_marked(lt_site *s, bool on) {
   uint32_t expected = 0;
@@ -214,7 +214,7 @@ static void set_marked(lt_site *s, bool on) {
     uint32_t parent = atomic_exchange(&s->counted_in, 0);
     if (parent != 0) atomic_fetch_sub(&sites[parent - 1].marked_callers, 1);
   }
-  if (on != was) atomic_fetch_add_explicit(&lt_epoch, 1, memory_order_release);
+  if (on != was) atomic_fetch_add_explicit(&pm_lt_epoch, 1, memory_order_release);
   atomic_store(&s->busy, 0);
 }
 
@@ -439,12 +439,12 @@ static uint32_t route(uintptr_t site, bool *fixed) {
  * the site index, the entry's key), 21 with 64 entries (16: 34, a third of
  * the calls missed). */
 uint32_t pm_lt_route(pm_heap *h, uintptr_t site) {
-  uint64_t epoch = atomic_load_explicit(&lt_epoch, memory_order_acquire);
+  uint64_t epoch = atomic_load_explicit(&pm_lt_epoch, memory_order_acquire);
   if (h->lt_epoch != epoch) {
     memset(h->lt_routes, 0, sizeof h->lt_routes);
     h->lt_epoch = epoch;
   }
-  unsigned i = (unsigned)((site >> 4) ^ (site >> 11)) & (PM_LT_ROUTES - 1);
+  unsigned i = pm_lt_route_slot(site);
   if (h->lt_routes[i].site == site && site != 0) return h->lt_routes[i].user;
   bool fixed;
   uint32_t user = route(site, &fixed);

@@ -38,6 +38,19 @@ void pm_lt_scan(void);
 /* For an allocation of a diverted class: the marked site's handle, or 0.
  * From a wrapper with a marked caller it unwinds to find the caller. */
 uint32_t pm_lt_route(pm_heap *h, uintptr_t site);
+/* Counted up by every marking and unmarking: a heap's cached decisions
+ * (pm_heap.lt_routes) hold while its lt_epoch equals it. */
+extern _Atomic uint64_t pm_lt_epoch;
+pm_inline unsigned pm_lt_route_slot(uintptr_t site) {
+  return (unsigned)((site >> 4) ^ (site >> 11)) & (PM_LT_ROUTES - 1);
+}
+/* Whether h's cache already says that `site` is not routed: pm_lt_route
+ * would return 0 without looking further (alloc.c's lean branch). */
+pm_inline bool pm_lt_known_unrouted(const pm_heap *h, uintptr_t site) {
+  unsigned i = pm_lt_route_slot(site);
+  return h->lt_epoch == atomic_load_explicit(&pm_lt_epoch, memory_order_acquire) &&
+         h->lt_routes[i].site == site && h->lt_routes[i].user == 0 && site != 0;
+}
 /* A block of `size` bytes was routed for the site. */
 void pm_lt_routed(uint32_t user, size_t size);
 

@@ -25,12 +25,15 @@
     setenv("POOLMALLOC_LIFETIME_THRESHOLD", "65536", 1);                                 \
   } while (0)
 
-/* what pm_malloc does with a known call site: the byte countdown first (its
- * slow branch is pm_malloc_tick), else a pool block. Calling pm_malloc_tick
- * for every request would take a sample each time the class is not
- * diverted and run the clock too fast. */
+/* what malloc's fast path (PM_MALLOC_BODY) does with a known call site: no
+ * free block on the current page is pm_malloc_slow's; else the byte
+ * countdown, whose slow branch is pm_malloc_counted (its lean branch for a
+ * diverted class, else the tick); else a pool block. Calling
+ * pm_malloc_tick for every request would take a sample each time the class
+ * is not diverted and run the clock too fast. */
 static void *lt_alloc(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
-  if ((h->countdown[cls] -= (int64_t)size) < 0) return pm_malloc_tick(h, size, cls, site);
+  if (h->pages[cls]->free == NULL) return pm_malloc_slow(size, cls, site);
+  if ((h->countdown[cls] -= (int64_t)size) < 0) return pm_malloc_counted(h, size, cls, site);
   return pm_malloc_pool(h, size, cls);
 }
 
@@ -112,6 +115,35 @@ Test(lifetime, a_cached_decision_follows_the_marking) {
   cr_assert(top[b].marked, "B is marked");
   cr_assert_gt(top[b].routed_blocks, 100, "and routed: %lu",
                (unsigned long)top[b].routed_blocks);
+}
+
+/* Every request of a diverted class leaves the fast path; the unrouted ones
+ * (most) take pm_malloc_counted's lean branch. They must count as the tick
+ * counts them: the sampling distance (samples keep coming, at the rate: a
+ * 64 B request is sampled with probability 1 - exp(-64/1024), 6.1%) and
+ * the class's requested bytes (exact). Fails if the lean branch skips
+ * either. */
+Test(lifetime, a_diverted_class_still_samples_and_counts) {
+  FAST_ENV();
+  pm_heap *h = heap();
+  static void *kept[4000];
+  drive(h, 0x1000, 4000, 0, kept);
+  cr_assert(relaxed_load(&pm_lt_diverted) >> CLS & 1, "the class is diverted for A");
+  for (int i = 0; i < 200; i++) /* C's decision ("not routed") is cached */
+    pm_free(lt_alloc(h, 64, CLS, 0x3000));
+  uint64_t samples = h->stats.samples, req = h->req_bytes[CLS] - (uint64_t)h->countdown[CLS];
+  const int n = 20000;
+  for (int i = 0; i < n; i++)
+    pm_free(lt_alloc(h, 64, CLS, 0x3000));
+  uint64_t taken = h->stats.samples - samples;
+  uint64_t counted = h->req_bytes[CLS] - (uint64_t)h->countdown[CLS] - req;
+  cr_assert(taken >= 900 && taken <= 1600, "about 1,212 samples of C: %lu",
+            (unsigned long)taken);
+  cr_assert_eq(counted, (uint64_t)n * 64, "requested bytes exact: %lu of %lu",
+               (unsigned long)counted, (unsigned long)n * 64);
+  cr_assert(relaxed_load(&pm_lt_diverted) >> CLS & 1, "still diverted");
+  for (int i = 0; i < 4000; i++)
+    pm_free(kept[i]);
 }
 
 /* The verdict is relative to the heap: a block is long-lived once it has
