@@ -283,9 +283,8 @@ pm_noinline void *pm_malloc_counted(pm_heap *h, size_t size, unsigned cls,
                                     uintptr_t site) {
   uint64_t bit = 1ull << cls;
   int64_t left = h->sample_left[cls] - (int64_t)size;
-  if ((h->forced & h->armed & bit) && left > 0 &&
-      (relaxed_load(&pm_lt_diverted) & bit) && pm_g.live == NULL &&
-      pm_lt_known_unrouted(h, site)) {
+  if ((h->forced & h->armed & bit) && left > 0 && (relaxed_load(&pm_lt_diverted) & bit) &&
+      pm_g.live == NULL && pm_lt_known_unrouted(h, site)) {
     pm_page *pg = h->pages[cls];
     pm_block *b = pg->free;
     if (likely(b != NULL)) {

@@ -33,7 +33,8 @@
  * is not diverted and run the clock too fast. */
 static void *lt_alloc(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
   if (h->pages[cls]->free == NULL) return pm_malloc_slow(size, cls, site);
-  if ((h->countdown[cls] -= (int64_t)size) < 0) return pm_malloc_counted(h, size, cls, site);
+  if ((h->countdown[cls] -= (int64_t)size) < 0)
+    return pm_malloc_counted(h, size, cls, site);
   return pm_malloc_pool(h, size, cls);
 }
 
@@ -131,7 +132,8 @@ Test(lifetime, a_diverted_class_still_samples_and_counts) {
   cr_assert(relaxed_load(&pm_lt_diverted) >> CLS & 1, "the class is diverted for A");
   for (int i = 0; i < 200; i++) /* C's decision ("not routed") is cached */
     pm_free(lt_alloc(h, 64, CLS, 0x3000));
-  uint64_t samples = h->stats.samples, req = h->req_bytes[CLS] - (uint64_t)h->countdown[CLS];
+  uint64_t samples = h->stats.samples,
+           req = h->req_bytes[CLS] - (uint64_t)h->countdown[CLS];
   const int n = 20000;
   for (int i = 0; i < n; i++)
     pm_free(lt_alloc(h, 64, CLS, 0x3000));
