@@ -29,9 +29,13 @@ pm_page *pm_arena_carve_page(char **cur, char **end);
 
 /* Global stacks of pages (lock-free, ABA-safe by tag). */
 void pm_pages_push_free(pm_page *pg); /* a page nobody uses */
+/* the same for an auxiliary heap's (watched) page: mostly not resident */
+void pm_pages_push_free_watched(pm_page *pg);
+/* a free page: an ordinary one first, a watched one when none is left */
 pm_page *pm_pages_pop_free(void);
-/* the same, its memory given back to the OS first if it was touched since
- * its last purge (an auxiliary heap's pages hold a few samples each) */
+/* for an auxiliary heap: a watched one first, else an ordinary one, its
+ * memory given back to the OS first if it was touched since its last purge
+ * (an auxiliary heap's pages hold a few samples each) */
 pm_page *pm_pages_pop_free_clean(void);
 void pm_pages_push_abandoned(pm_page *pg); /* a page with live blocks, no owner */
 pm_page *pm_pages_pop_abandoned(void);

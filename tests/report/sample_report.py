@@ -147,6 +147,9 @@ def main():
     a, b = text.index(BEGIN), text.index(END)
     report = run(preload, prog)
     if mode == "update":
+        # the doc is installed: it must not name this machine's build tree
+        report = [l.replace(os.path.dirname(os.path.abspath(prog)) + "/", "./")
+                  for l in report]
         block = BEGIN + "\n```\n" + "\n".join(report) + "\n```\n"
         with open(doc, "w", encoding="utf-8") as f:
             f.write(text[:a] + block + text[b:])

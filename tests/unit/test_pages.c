@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "alloc.h"
+#include "arena.h"
 #include "heap.h"
 #include "page.h"
 #include "start.h"
@@ -85,4 +86,35 @@ Test(pages, a_low_page_is_used_before_a_new_page_is_carved) {
   cr_assert_eq(d, a[7], "the low page's block, no new page");
   cr_assert_eq(heap()->pages[pa->cls], pa);
   cr_assert_eq(pb->where, PM_IN_FULL);
+}
+
+/* Free pages are kept on two stacks (arena.c): those released by auxiliary
+ * heaps (watched pages: a few samples each, resident only where those
+ * were) go back to auxiliary heaps first and need no purge; an ordinary
+ * heap takes them only when no ordinary page is left; an auxiliary heap
+ * that must take an ordinary page purges it if it was touched. On one
+ * stack (before), the auxiliary heap took the ordinary page last pushed and
+ * purged it, and ordinary heaps refaulted watched ones (mstress, routing
+ * on: 339 madvise calls instead of 42, 30% more time). */
+Test(pages, watched_pages_go_back_to_auxiliary_heaps_first) {
+  pm_free(pm_malloc(1));
+  while (pm_pages_pop_free() != NULL) /* this test's pages only */
+    ;
+  char *cur = NULL, *end = NULL;
+  pm_page *w = pm_arena_carve_page(&cur, &end), *o = pm_arena_carve_page(&cur, &end);
+  cr_assert(w != NULL && o != NULL);
+  w->dirty = o->dirty = 1;
+  pm_pages_push_free_watched(w);
+  pm_pages_push_free(o);
+  uint64_t purged = pm_pages_purged_total();
+  cr_assert_eq(pm_pages_pop_free_clean(), w, "an auxiliary heap takes the watched page");
+  cr_assert_eq(pm_pages_purged_total(), purged, "without a purge");
+  pm_pages_push_free_watched(w);
+  cr_assert_eq(pm_pages_pop_free(), o, "an ordinary heap takes the ordinary page");
+  cr_assert_eq(pm_pages_pop_free(), w, "and a watched one when no other is left");
+  cr_assert_null(pm_pages_pop_free());
+  pm_pages_push_free(o);
+  cr_assert_eq(pm_pages_pop_free_clean(), o, "no watched page: an ordinary one");
+  cr_assert(o->dirty == 0 && pm_pages_purged_total() == purged + pm_page_size(),
+            "purged first");
 }
