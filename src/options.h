@@ -75,7 +75,7 @@ enum {
     "the profile's stack unwinder: 0 poolmalloc's own (the unwind tables; a stack ends "  \
     "at a signal frame or code without tables, such as a JIT's); 1 libgcc's "             \
     "_Unwind_Backtrace; 2 libunwind (libunwind.so.8; the own one if not installed)")      \
-  X(LIFETIME, lifetime, PM_OPT_UINT, PM_OPTF_SWITCH, 0, 0, 2,                            \
+  X(LIFETIME, lifetime, PM_OPT_UINT, PM_OPTF_SWITCH, 2, 0, 2,                            \
     "learn call sites whose blocks live long and keep them out of the pools: 0 off, 1 "  \
     "send their requests to jemalloc, 2 to pool pages of their own")                     \
   X(LIFETIME_THRESHOLD, lifetime_threshold, PM_OPT_SIZE, 0, 16 * PM_MiB, 1024,           \

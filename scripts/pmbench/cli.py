@@ -2,8 +2,9 @@
 
 Every workload (the programs of tests/bench plus real programs that are
 installed) runs under glibc (no preload), jemalloc, mimalloc, tcmalloc,
-poolmalloc and poolmalloc-lt (the same library with POOLMALLOC_LIFETIME=1:
-lifetime routing on; not a peer), interleaved (A B C D E F, A B C D E F, ...).
+poolmalloc (as it comes: lifetime routing on) and poolmalloc-off (the same
+library with POOLMALLOC_LIFETIME=0: routing off; not a peer), interleaved
+(A B C D E F, A B C D E F, ...).
 Each run is a child process
 with a timeout; its wall time is taken here and its peak RSS is ru_maxrss of
 the program (including its own waited-for children such as cc1), reported by
@@ -17,8 +18,8 @@ usage: scripts/bench [--quick] [--runs N] [--lib /path/libpoolmalloc.so]
 
 --quick runs every workload tiny, once by default, and exits nonzero if any run
 fails or the table is incomplete; it never judges timings. --frag runs the
-fragmentation family instead (frag.py: RSS over live bytes, with a
-poolmalloc-lt2 column, POOLMALLOC_LIFETIME=2). See docs/benchmarks.md.
+fragmentation family instead (frag.py: RSS over live bytes, with
+poolmalloc-off and poolmalloc-lt columns). See docs/benchmarks.md.
 """
 import argparse
 import json
@@ -30,7 +31,7 @@ from pathlib import Path
 from . import chart
 from .common import (FULL_SCALE, FULL_TIMEOUT, QUICK_SCALE, QUICK_TIMEOUT, REAL_QUICK_SCALE,
                      TOP, log)
-from .peers import (ALL_ALLOCATORS, DEFAULT_ALLOCATORS, POOLMALLOC_COLUMNS,
+from .peers import (ALL_ALLOCATORS, DEFAULT_ALLOCATORS, FRAG_ALLOCATORS, POOLMALLOC_COLUMNS,
                     allocator_versions, resolve_allocators)
 from .frag import check_frag_complete, frag_chart, frag_report, frag_workloads
 from .redis import redis_workloads
@@ -54,7 +55,7 @@ def parse_args(argv):
     p.add_argument("--allocators", help="comma-separated subset of " + ",".join(ALL_ALLOCATORS))
     p.add_argument("--frag", action="store_true",
                    help="run the fragmentation family instead (RSS over live bytes; with "
-                   "poolmalloc-lt2 among the default allocators)")
+                   "poolmalloc-off and poolmalloc-lt among the default allocators)")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
     p.add_argument("--render-chart", nargs=2, metavar=("JSON", "PNG"), help=argparse.SUPPRESS)
     opts = p.parse_args(argv)
@@ -179,7 +180,7 @@ def list_workloads(opts):
 
 def wanted_allocators(opts):
     if not opts.allocators:
-        return list(ALL_ALLOCATORS if opts.frag else DEFAULT_ALLOCATORS)
+        return list(FRAG_ALLOCATORS if opts.frag else DEFAULT_ALLOCATORS)
     wanted = [a.strip() for a in opts.allocators.split(",") if a.strip()]
     bad = [a for a in wanted if a not in ALL_ALLOCATORS]
     if bad:

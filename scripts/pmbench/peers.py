@@ -17,15 +17,19 @@ PEERS = ["glibc", "jemalloc", "mimalloc", "tcmalloc"]
 # are never peers (best-peer ratios look at PEERS only) and each gets its own
 # "÷ best peer" column
 POOLMALLOC_COLUMNS = {
-    "poolmalloc": {},
-    "poolmalloc-lt": {"POOLMALLOC_LIFETIME": "1"},  # lifetime routing on (off by default)
+    "poolmalloc": {},  # as a user gets it: lifetime routing on (POOLMALLOC_LIFETIME=2)
+    "poolmalloc-off": {"POOLMALLOC_LIFETIME": "0"},  # lifetime routing off
+    "poolmalloc-lt": {"POOLMALLOC_LIFETIME": "1"},  # routing to jemalloc
     "poolmalloc-lt2": {"POOLMALLOC_LIFETIME": "2"},  # routing to pool pages of their own
     # a report asked for: the profile's sampler on (the cost of asking)
     "poolmalloc-prof": {"POOLMALLOC_STATS": "json", "POOLMALLOC_STATS_FILE": "/dev/null"},
 }
-# the columns of a run unless --allocators says otherwise (--frag adds poolmalloc-lt2)
-DEFAULT_ALLOCATORS = PEERS + ["poolmalloc", "poolmalloc-lt"]
+# the columns of a run unless --allocators says otherwise (--frag: FRAG_ALLOCATORS)
+DEFAULT_ALLOCATORS = PEERS + ["poolmalloc", "poolmalloc-off"]
 ALL_ALLOCATORS = PEERS + list(POOLMALLOC_COLUMNS)
+# the fragmentation family's columns: routing off, and both destinations
+# (poolmalloc itself is POOLMALLOC_LIFETIME=2)
+FRAG_ALLOCATORS = PEERS + ["poolmalloc", "poolmalloc-off", "poolmalloc-lt"]
 # variables a column sets, dropped from the inherited environment so that a
 # column without them really runs without them
 COLUMN_VARS = {k for extra in POOLMALLOC_COLUMNS.values() for k in extra}

@@ -214,13 +214,18 @@ def final_rss_table(cells, workloads, allocs):
 
 
 def lifetime_table(cells, workloads, allocs):
-    """poolmalloc-lt over poolmalloc, per workload: time (for a rate, time per
-    request), peak RSS and, where the program reports it, final RSS."""
-    on, off = "poolmalloc-lt", "poolmalloc"
-    if on not in allocs or off not in allocs:
+    """routing on over routing off, per workload: time (for a rate, time per
+    request), peak RSS and, where the program reports it, final RSS. On is
+    poolmalloc as it comes (routing on by default) or, without that column,
+    poolmalloc-lt; off is poolmalloc-off or, in runs with only the other
+    two, poolmalloc (an older library, routing off by default)."""
+    on = next((a for a in ("poolmalloc", "poolmalloc-lt") if a in allocs
+               and ("poolmalloc-off" in allocs or a == "poolmalloc-lt")), None)
+    off = "poolmalloc-off" if "poolmalloc-off" in allocs else "poolmalloc"
+    if on is None or off not in allocs or on == off:
         return []
     cols = [("time", None), ("peak RSS", "rss"), ("final RSS", "final_rss")]
-    rows = ["### Lifetime routing on vs off (poolmalloc-lt ÷ poolmalloc; below 1.00× "
+    rows = [f"### Lifetime routing on vs off ({on} ÷ {off}; below 1.00× "
             "favours routing)", "",
             "| workload | " + " | ".join(c for c, _ in cols) + " |",
             "|---|" + "---:|" * len(cols)]
@@ -252,7 +257,7 @@ def lifetime_table(cells, workloads, allocs):
         return f"**{g:.2f}×**" + (f" ({n} of {most})" if n < most else "") if g else "–"
 
     rows.append("| **geomean** | " + " | ".join(gm(c) for c, _ in cols) + " |")
-    rows += ["", "Values in parentheses: poolmalloc → poolmalloc-lt (for a rate, requests/s, "
+    rows += ["", f"Values in parentheses: {off} → {on} (for a rate, requests/s, "
              "and the time ratio is the inverse of the rate ratio); final RSS only for the "
              "programs that report it."]
     return rows
@@ -296,8 +301,11 @@ def report_header(allocs, opts, versions, title="Benchmark results"):
             f"- mode: {mode}; {opts.runs} run(s) per allocator, interleaved; medians",
             "- cells: median value (ratio to the best of glibc/jemalloc/mimalloc/tcmalloc); "
             "geomean row: geometric mean of those ratios",
-            *(["- poolmalloc-lt: poolmalloc with POOLMALLOC_LIFETIME=1 (lifetime routing on; "
-               "poolmalloc runs with it unset); not a peer"] if "poolmalloc-lt" in allocs
+            "- poolmalloc: as it comes, lifetime routing on (POOLMALLOC_LIFETIME=2 by default)",
+            *(["- poolmalloc-off: poolmalloc with POOLMALLOC_LIFETIME=0 (lifetime routing off); "
+               "not a peer"] if "poolmalloc-off" in allocs else []),
+            *(["- poolmalloc-lt: poolmalloc with POOLMALLOC_LIFETIME=1 (long-lived sites' "
+               "requests go to jemalloc); not a peer"] if "poolmalloc-lt" in allocs
               else []),
             *(["- poolmalloc-lt2: poolmalloc with POOLMALLOC_LIFETIME=2 (long-lived sites get "
                "pool pages of their own); not a peer"] if "poolmalloc-lt2" in allocs else []),

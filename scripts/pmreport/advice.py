@@ -416,14 +416,15 @@ def rule_lifetime(ctx):
     if not (pinned >= 4 * MiB and pct(pinned, rss_sum) >= 10 and off):
         return
     estimated = a["pinned"]["carved_free_estimated"]
-    ctx.add("lifetime", "POOLMALLOC_LIFETIME", 1,
+    ctx.add("lifetime", "POOLMALLOC_LIFETIME", 2,
             {"pinned_bytes": a["pinned"]["bytes"], "pinned_carved_free_bytes": pinned,
              "pinned_carved_free_estimated": estimated,
              "pinned_pages": a["pinned"]["pages"], "rss_sum": rss_sum},
             "%s of free carved blocks sit in %s pool pages that are at most a quarter full (%s of "
-            "the summed RSS%s): a few live blocks keep those pages. POOLMALLOC_LIFETIME=1 learns "
-            "the call sites of long-lived blocks and sends their requests to jemalloc, so the pages "
-            "around them can empty and go back to the OS"
+            "the summed RSS%s): a few live blocks keep those pages. POOLMALLOC_LIFETIME=2 (the "
+            "default, turned off in these processes) learns the call sites of long-lived blocks "
+            "and gives their requests pool pages of their own, so the pages around them can empty "
+            "and go back to the OS"
             % (human(pinned), count(a["pinned"]["pages"]), fpct(pct(pinned, rss_sum)),
                "; at least: these reports count never-carved tails in pinned_bytes, so their "
                "tails were taken off" if estimated else ""),
@@ -523,10 +524,11 @@ def _tier_hint(ctx, s, live_key):
     pinned = [p for p in ctx.procs if p.name in s["programs"] and p.pinned_carved >= 1 * MiB
               and not num(p.options.get("LIFETIME"))]
     if pinned and live_key == "exit_bytes":
-        fig["lifetime"] = 1
+        fig["lifetime"] = 2
         return ("; its blocks (%s on average) are pooled and stay live, and %s of free carved "
-                "blocks sit in mostly empty pages of %s: POOLMALLOC_LIFETIME=1 would learn this "
-                "site and send its requests to jemalloc, so those pages can empty"
+                "blocks sit in mostly empty pages of %s: POOLMALLOC_LIFETIME=2 (the default) would "
+                "learn this site and give its requests pool pages of their own, so those pages can "
+                "empty"
                 % (human(size), human(sum(p.pinned_carved for p in pinned)),
                    ", ".join(sorted({p.name for p in pinned})))), fig
     return "; its blocks (%s on average) are pooled" % human(size), fig
@@ -629,7 +631,7 @@ RULES = [
     ("decay", rule_decay,
      "pages returned to the OS and taken back: a longer POOLMALLOC_DECAY_MS"),
     ("lifetime", rule_lifetime,
-     "carved free blocks in pages at most a quarter full are much of RSS: POOLMALLOC_LIFETIME=1"),
+     "carved free blocks in pages at most a quarter full are much of RSS: POOLMALLOC_LIFETIME=2"),
     ("remote-pending", rule_remote_pending,
      "note: pages held only by remote frees not yet collected are much of RSS"),
     ("long-lived-sites", rule_long_lived_sites,

@@ -195,7 +195,7 @@ def t_rules_table():
 # ---------------------------------------------------------------- B: lifetime on carved bytes
 
 def t_lifetime_carved():
-    """POOLMALLOC_LIFETIME=1 only when carved free bytes in pinned pages are a
+    """POOLMALLOC_LIFETIME=2 only when carved free bytes in pinned pages are a
     large share of RSS: not for never-carved tails (python3 with
     POOLMALLOC_POOL_SIZE=256K, a schema 1 report with tails), yes with the
     corrected counters; remote_pending_* make a note"""
@@ -214,11 +214,11 @@ def t_lifetime_carved():
     # corrected counters: 24 MiB carved free of 40 MiB RSS
     j = json.loads(reader(["--advise", "--json", fixture("lifetime-carved.json")]).stdout)
     lt = [a for a in j["advice"] if a["rule"] == "lifetime"]
-    check(lt and lt[0]["value"] == 1 and lt[0]["figures"]["pinned_carved_free_bytes"] == 24 << 20
+    check(lt and lt[0]["value"] == 2 and lt[0]["figures"]["pinned_carved_free_bytes"] == 24 << 20
           and lt[0]["figures"]["pinned_carved_free_estimated"] is False, "carved: %s" % j["advice"])
     check(j["remote_pending"] == {"pages": 2, "bytes": 131072}, "remote_pending %s" % j["remote_pending"])
     r = reader(["--advise", fixture("lifetime-carved.json")])
-    check(re.search(r"^  1\. POOLMALLOC_LIFETIME=1\b", r.stdout, re.M)
+    check(re.search(r"^  1\. POOLMALLOC_LIFETIME=2\b", r.stdout, re.M)
           and "24 MiB of free carved blocks" in flat(r.stdout), "carved text: %s" % r.stdout)
     # pages held only by remote frees: a note, no lifetime advice
     j = json.loads(reader(["--advise", "--json", fixture("remote-pending.json")]).stdout)
@@ -525,7 +525,7 @@ def t_advise_sites():
           "notes: %s" % rules)
     peak = [n for n in j["notes"] if n["rule"] == "site-peak"][0]["figures"]
     check(peak["pct_of_peak"] == 40.0 and peak["stack"][0] == "_PyLong_New", "figures %s" % peak)
-    # a pooled site live at exit in a process with pinned pages: POOLMALLOC_LIFETIME=1
+    # a pooled site live at exit in a process with pinned pages: POOLMALLOC_LIFETIME=2
     with open(f) as fh:
         rep = json.loads(fh.readline())
     r2 = rep["poolmalloc"]
@@ -537,7 +537,7 @@ def t_advise_sites():
     with open(path, "w") as fh:
         fh.write(json.dumps(rep) + "\n")
     text = flat(reader(["--advise", "--no-addr2line", path]).stdout)
-    check(re.search(r"site PyDict_SetItem < \S+ < \S+ leaks 4 MiB.*POOLMALLOC_LIFETIME=1 would learn this site",
+    check(re.search(r"site PyDict_SetItem < \S+ < \S+ leaks 4 MiB.*POOLMALLOC_LIFETIME=2 \(the default\) would learn this site",
                     text), "lifetime for a pinning site: %s" % text)
     # a small exit heap: no leak named
     rep["poolmalloc"]["profile"]["exit"]["bytes"] = 100000

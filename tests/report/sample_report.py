@@ -39,6 +39,9 @@ def shape(lines):
     for l in lines:
         if l.lstrip().startswith("<-"):
             continue  # frames of a top site
+        if re.match(r"^\s*(routed|seen) ", l) or "long-lived call site" in l \
+                or "call site learned to be long-lived" in l:
+            continue  # lifetime routing's sites and counts: whether a site is learned varies
         l = re.sub(r"0x[0-9a-f]+", "0x#", l)
         l = re.sub(r"\d+(\.\d+)?", "#", l)
         l = re.sub(r"(B|KiB|MiB|GiB)\b", "U", l)

@@ -20,6 +20,7 @@
 #include "stats.h"
 
 #include "poolmalloc.h"
+#include "routing_off.h"
 
 #define KiB ((size_t)1024)
 #define MiB (KiB * 1024)

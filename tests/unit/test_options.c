@@ -488,5 +488,5 @@ Test(options, one_rule_for_every_switch) {
   load1("POOLMALLOC_LIFETIME", "sometimes");
   expect_one_warning(
       "POOLMALLOC_LIFETIME='sometimes' is not a number or a switch word (0, "
-      "1, on, off, yes, no, true, false); using 0");
+      "1, on, off, yes, no, true, false); using 2");
 }

@@ -14,6 +14,7 @@
 #include "heap.h"
 #include "page.h"
 #include "start.h"
+#include "routing_off.h"
 
 #define BSIZE 1024
 #define CAP (64 * 1024 / BSIZE) /* blocks per page */

@@ -18,6 +18,7 @@
 #include "options.h"
 #include "report.h"
 #include "stats.h"
+#include "routing_off.h"
 
 #define KiB ((size_t)1024)
 #define MiB (KiB * 1024)

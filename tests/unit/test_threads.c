@@ -16,6 +16,7 @@
 #include "options.h"
 #include "page.h"
 #include "stats.h"
+#include "routing_off.h"
 
 static pm_snapshot snap(void) {
   if (!PM_COUNTING)
