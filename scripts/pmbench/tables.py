@@ -301,7 +301,8 @@ def report_header(allocs, opts, versions, title="Benchmark results"):
             f"- mode: {mode}; {opts.runs} run(s) per allocator, interleaved; medians",
             "- cells: median value (ratio to the best of glibc/jemalloc/mimalloc/tcmalloc); "
             "geomean row: geometric mean of those ratios",
-            "- poolmalloc: as it comes, lifetime routing on (POOLMALLOC_LIFETIME=2 by default)",
+            *(["- poolmalloc: as it comes, lifetime routing on (POOLMALLOC_LIFETIME=2 by "
+               "default)"] if "poolmalloc" in allocs else []),
             *(["- poolmalloc-off: poolmalloc with POOLMALLOC_LIFETIME=0 (lifetime routing off); "
                "not a peer"] if "poolmalloc-off" in allocs else []),
             *(["- poolmalloc-lt: poolmalloc with POOLMALLOC_LIFETIME=1 (long-lived sites' "
