@@ -219,10 +219,9 @@ def lifetime_table(cells, workloads, allocs):
     poolmalloc as it comes (routing on by default) or, without that column,
     poolmalloc-lt; off is poolmalloc-off or, in runs with only the other
     two, poolmalloc (an older library, routing off by default)."""
-    on = next((a for a in ("poolmalloc", "poolmalloc-lt") if a in allocs
-               and ("poolmalloc-off" in allocs or a == "poolmalloc-lt")), None)
     off = "poolmalloc-off" if "poolmalloc-off" in allocs else "poolmalloc"
-    if on is None or off not in allocs or on == off:
+    on = "poolmalloc" if off == "poolmalloc-off" and "poolmalloc" in allocs else "poolmalloc-lt"
+    if on not in allocs or off not in allocs:
         return []
     cols = [("time", None), ("peak RSS", "rss"), ("final RSS", "final_rss")]
     rows = [f"### Lifetime routing on vs off ({on} ÷ {off}; below 1.00× "

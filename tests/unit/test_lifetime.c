@@ -65,6 +65,19 @@ static void drive(pm_heap *h, uintptr_t site, int n, int life, void **kept) {
     pm_free(ring[i]);
 }
 
+/* 4000 blocks of CLS from `site`, kept in `kept`: a long-lived site,
+ * learned and marked, its class diverted */
+static void learn_kept(pm_heap *h, uintptr_t site, void **kept) {
+  drive(h, site, 4000, 0, kept);
+  cr_assert(relaxed_load(&pm_lt_diverted) >> CLS & 1, "the class is diverted for %#lx",
+            (unsigned long)site);
+}
+
+static void free_all(void **v, int n) {
+  for (int i = 0; i < n; i++)
+    pm_free(v[i]);
+}
+
 Test(lifetime, a_site_is_learned_routed_and_unlearned) {
   FAST_ENV();
   pm_heap *h = heap();
@@ -82,8 +95,7 @@ Test(lifetime, a_site_is_learned_routed_and_unlearned) {
                "a site of one size diverts no smaller class");
   for (size_t i = 0; i < n; i++)
     cr_assert(top[i].site != 0x5000 || !top[i].marked, "the short-lived site is not");
-  for (int i = 0; i < 4000; i++)
-    pm_free(kept[i]);
+  free_all(kept, 4000);
   /* the same site turns short-lived: unmarked, the class undiverted */
   drive(h, 0x1000, 20000, 64, NULL);
   n = pm_lt_top_sites(top, 8);
@@ -103,8 +115,7 @@ Test(lifetime, a_cached_decision_follows_the_marking) {
   FAST_ENV();
   pm_heap *h = heap();
   static void *kept_a[4000], *kept_b[4000];
-  drive(h, 0x1000, 4000, 0, kept_a);
-  cr_assert(relaxed_load(&pm_lt_diverted) >> CLS & 1, "the class is diverted for A");
+  learn_kept(h, 0x1000, kept_a);
   for (int i = 0; i < 100; i++) /* B is asked about: not marked yet */
     pm_free(lt_alloc(h, 64, CLS, 0x2000));
   drive(h, 0x2000, 4000, 0, kept_b);
@@ -128,8 +139,7 @@ Test(lifetime, a_diverted_class_still_samples_and_counts) {
   FAST_ENV();
   pm_heap *h = heap();
   static void *kept[4000];
-  drive(h, 0x1000, 4000, 0, kept);
-  cr_assert(relaxed_load(&pm_lt_diverted) >> CLS & 1, "the class is diverted for A");
+  learn_kept(h, 0x1000, kept);
   for (int i = 0; i < 200; i++) /* C's decision ("not routed") is cached */
     pm_free(lt_alloc(h, 64, CLS, 0x3000));
   uint64_t samples = h->stats.samples,
@@ -144,8 +154,7 @@ Test(lifetime, a_diverted_class_still_samples_and_counts) {
   cr_assert_eq(counted, (uint64_t)n * 64, "requested bytes exact: %lu of %lu",
                (unsigned long)counted, (unsigned long)n * 64);
   cr_assert(relaxed_load(&pm_lt_diverted) >> CLS & 1, "still diverted");
-  for (int i = 0; i < 4000; i++)
-    pm_free(kept[i]);
+  free_all(kept, 4000);
 }
 
 /* Routing alone (no report's profile) judges samples by site: the stack
@@ -155,13 +164,12 @@ Test(lifetime, routing_alone_keeps_no_stacks) {
   FAST_ENV();
   pm_heap *h = heap();
   static void *kept[4000];
-  drive(h, 0x1000, 4000, 0, kept);
+  learn_kept(h, 0x1000, kept);
   cr_assert_gt(h->stats.samples, 100, "samples were taken: %lu",
                (unsigned long)h->stats.samples);
   pm_stack_info top[4];
   cr_assert_eq(pm_sample_top(top, 4, 2), 0, "no stack kept");
-  for (int i = 0; i < 4000; i++)
-    pm_free(kept[i]);
+  free_all(kept, 4000);
 }
 
 /* The verdict is relative to the heap: a block is long-lived once it has
