@@ -81,7 +81,7 @@ pm_inline void count_request(pm_heap *h, unsigned cls, int64_t bytes) {
 pm_inline void *pop_block(pm_page *pg, pm_block *b) {
   pg->free = pm_block_next(b);
   b->tag = 0;
-  pg->used++;
+  pg->room++;
   /* allocations are not counted here: a page's count is used + frees */
   return b;
 }
@@ -256,8 +256,8 @@ static void *malloc_large_block(pm_heap *h, size_t size, uintptr_t site) {
   return p;
 }
 
-pm_noinline void *pm_malloc_slow(size_t size, unsigned cls, uintptr_t site) {
-  pm_heap *h = pm_heap_get();
+pm_noinline void *pm_malloc_slow(pm_heap *h, size_t size, uintptr_t site, size_t cls) {
+  h = pm_heap_get(); /* the fast path's may be the empty heap (first call) */
   if (unlikely(h->kind != PM_HEAP_REAL))
     return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
   size_t bsize = pm_class_size(cls);
@@ -279,8 +279,7 @@ pm_noinline void *pm_malloc_slow(size_t size, unsigned cls, uintptr_t site) {
  * diverted, POOLMALLOC_CHECK=full) is the tick's. A malloc(48)+free pair
  * of an unrouted site in a diverted class: 177.5 instructions through the
  * tick, 122.4 here, 67.0 with routing off (docs/design.md, "Routing"). */
-pm_noinline void *pm_malloc_counted(pm_heap *h, size_t size, unsigned cls,
-                                    uintptr_t site) {
+pm_noinline void *pm_malloc_counted(pm_heap *h, size_t size, uintptr_t site, size_t cls) {
   uint64_t bit = 1ull << cls;
   int64_t left = h->sample_left[cls] - (int64_t)size;
   if ((h->forced & h->armed & bit) && left > 0 && (relaxed_load(&pm_lt_diverted) & bit) &&
@@ -303,7 +302,7 @@ static pm_noinline void *malloc_large(size_t size, uintptr_t site) {
   if (h == &pm_heap_empty) { /* first call of the thread: max_pooled may change */
     h = pm_thread_start();
     if (h->kind == PM_HEAP_REAL && size <= pm_g.max_pooled)
-      return pm_malloc_slow(size, pm_class_of(size), site);
+      return pm_malloc_slow(h, size, site, pm_class_of(size));
   }
   if (h->kind == PM_HEAP_REAL) return malloc_large_block(h, size, site);
   return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
@@ -317,7 +316,7 @@ pm_noinline void *pm_malloc_big(size_t size, uintptr_t site) {
   unsigned cls = pm_class_of(size);
   pm_page *pg = h->pages[cls];
   pm_block *b = pg->free;
-  if (unlikely(b == NULL)) return pm_malloc_slow(size, cls, site);
+  if (unlikely(b == NULL)) return pm_malloc_slow(h, size, site, cls);
   if ((h->countdown[cls] -= (int64_t)size) < 0) return pm_malloc_tick(h, size, cls, site);
   return pop_block(pg, b);
 }
@@ -426,7 +425,7 @@ static void free_watched(pm_heap *h, pm_page *pg, pm_block *b) {
     free_remote(pg, b);
 }
 
-pm_noinline void pm_free_unusual(pm_heap *h, pm_page *pg, pm_block *b) {
+pm_noinline void pm_free_unusual(pm_block *b, pm_page *pg, pm_heap *h) {
   if (unlikely(pg->watched)) {
     free_watched(h, pg, b);
     return;
@@ -443,9 +442,9 @@ pm_noinline void pm_free_unusual(pm_heap *h, pm_page *pg, pm_block *b) {
 /* A block start without the free tag on a page the thread does not own:
  * pm_free made the checks pm_page_check would make but the page's state
  * (a page that is not in use has no owner, so it lands here too). */
-pm_noinline void pm_free_other(pm_heap *h, pm_page *pg, pm_block *b) {
+pm_noinline void pm_free_other(pm_block *b, pm_page *pg, pm_heap *h) {
   if (unlikely(pg->watched || pg->state != PM_PAGE_IN_USE)) {
-    pm_free_unusual(h, pg, b);
+    pm_free_unusual(b, pg, h);
     return;
   }
   free_remote(pg, b);

@@ -57,24 +57,54 @@ void *pm_malloc_fallback(struct pm_heap *h, size_t size, size_t align, int zero,
  * req_bytes, so malloc adds nothing for them), the tag cleared, used++.
  * Every other case is a tail call to one of these (alloc.c): */
 void *pm_malloc_big(size_t size, uintptr_t site); /* size > pm_g.fast_max */
-void *pm_malloc_slow(size_t size, unsigned cls, uintptr_t site); /* no free block */
-void *pm_malloc_counted(pm_heap *h, size_t size, unsigned cls, uintptr_t site);
+/* The branches take (h, size, site, cls): cls comes last, in rcx, where the
+ * fast path's class index is anyway (another order cost a register copy on
+ * the fast path, before the branch). */
+void *pm_malloc_slow(pm_heap *h, size_t size, uintptr_t site,
+                     size_t cls); /* no free block */
+void *pm_malloc_counted(pm_heap *h, size_t size, uintptr_t site, size_t cls);
+
+/* Steps of the fast paths as x86-64 asm, each an instruction gcc does not
+ * emit from the C (the C beside each is the same step, used on other
+ * machines and under ThreadSanitizer, which cannot see into asm):
+ * - PM_SUB_NEG: mem -= v in memory, true if the result is negative (gcc
+ *   computed the address into a register first: one more);
+ * - PM_DEC_NEG: mem -= 1 in memory, the same test;
+ * - PM_NE_MEM: v != mem with mem read once, in the compare (gcc loads an
+ *   atomic into a register before comparing it: one more). The owner word
+ *   is written by other threads; an aligned 8-byte load is atomic on
+ *   x86-64, which is all a relaxed load is;
+ * - PM_IN_RAX: the block malloc returns, held in rax from its load (gcc
+ *   loaded it into another register and copied it at the end). */
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+#define PM_SUB_NEG(mem, v, neg) __asm__("subq %2, %0" : "+m"(mem), "=@ccs"(neg) : "r"(v))
+#define PM_DEC_NEG(mem, neg) __asm__("subl $1, %0" : "+m"(mem), "=@ccs"(neg))
+#define PM_NE_MEM(v, mem, ne) __asm__("cmpq %1, %2" : "=@ccne"(ne) : "r"(v), "m"(mem))
+#define PM_IN_RAX(T, name, init)                                                         \
+  register T name __asm__("rax") = (init);                                               \
+  __asm__("" : "+r"(name))
+#else
+#define PM_SUB_NEG(mem, v, neg) ((mem) -= (int64_t)(v), (neg) = (mem) < 0)
+#define PM_DEC_NEG(mem, neg) ((mem) = (int32_t)((uint32_t)(mem)-1u), (neg) = (mem) < 0)
+#define PM_NE_MEM(v, mem, ne) ((ne) = relaxed_load(&(mem)) != (v))
+#define PM_IN_RAX(T, name, init) T name = (init)
+#endif
 
 /* SITE (the caller's return address, for lifetime routing) is evaluated
  * only on the slow branches. */
 #define PM_MALLOC_BODY(SITE)                                                             \
   pm_heap *h = pm_tls_heap;                                                              \
   if (unlikely(size > pm_g.fast_max)) return pm_malloc_big(size, (SITE));                \
-  unsigned cls = pm_size_class[size];                                                    \
+  size_t cls = pm_size_class[size]; /* 64-bit: the countdown's address is an operand */  \
   pm_page *pg = h->pages[cls];                                                           \
-  pm_block *b = pg->free;                                                                \
-  if (unlikely(b == NULL)) return pm_malloc_slow(size, cls, (SITE));                     \
-  int64_t left = h->countdown[cls] - (int64_t)size; /* sub mem; js */                    \
-  h->countdown[cls] = left;                                                              \
-  if (unlikely(left < 0)) return pm_malloc_counted(h, size, cls, (SITE));                \
+  PM_IN_RAX(pm_block *, b, pg->free);                                                    \
+  if (unlikely(b == NULL)) return pm_malloc_slow(h, size, (SITE), cls);                  \
+  bool neg_;                                                                             \
+  PM_SUB_NEG(h->countdown[cls], size, neg_);                                             \
+  if (unlikely(neg_)) return pm_malloc_counted(h, size, (SITE), cls);                    \
   pg->free = pm_block_next(b);                                                           \
   b->tag = 0;                                                                            \
-  pg->used++;                                                                            \
+  pg->room++; /* used++ */                                                               \
   return b
 
 /* free: one compare decides pool or jemalloc; the descriptor is
@@ -82,8 +112,8 @@ void *pm_malloc_counted(pm_heap *h, size_t size, unsigned cls, uintptr_t site);
  * rotate, page.h), the tag compare and `owner == my heap` select the local
  * push. The unusual cases (alloc.c): */
 void pm_free_large(void *p); /* not a pool pointer (or POOLMALLOC_CHECK=full) */
-void pm_free_unusual(pm_heap *h, pm_page *pg, pm_block *b); /* a check fired */
-void pm_free_other(pm_heap *h, pm_page *pg, pm_block *b);   /* another owner */
+void pm_free_unusual(pm_block *b, pm_page *pg, pm_heap *h); /* a check fired */
+void pm_free_other(pm_block *b, pm_page *pg, pm_heap *h);   /* another owner */
 
 /* the push of a checked block on a page h owns */
 pm_inline void pm_free_local_tag(pm_heap *h, pm_page *pg, pm_block *b, uintptr_t tag) {
@@ -94,11 +124,9 @@ pm_inline void pm_free_local_tag(pm_heap *h, pm_page *pg, pm_block *b, uintptr_t
   /* one compare against the page's wake mark (heap.c): never for the current
    * page (an emptied current page stays: malloc/free of one block in a loop),
    * at 0 for an available page, after a few frees for a full one */
-  pg->used--;
-  /* the decrement in memory (subl) and the compare with the stored count:
-   * left to itself gcc loads, subtracts, stores and compares (one more) */
-  __asm__("" : "+m"(pg->used));
-  if (unlikely((int32_t)pg->used <= pg->wake)) pm_heap_free_slow(h, pg);
+  bool wake_;
+  PM_DEC_NEG(pg->room, wake_); /* used--, and used <= wake: one subl, one js */
+  if (unlikely(wake_)) pm_heap_free_slow(h, pg);
 }
 pm_inline void pm_free_local(pm_heap *h, pm_page *pg, pm_block *b) {
   pm_free_local_tag(h, pg, b, pm_g.tag);
@@ -119,11 +147,13 @@ pm_inline void pm_free_inline(void *p) {
    * link and the reloaded tag (two instructions more) */
   __asm__("" : "+r"(tag));
   if (unlikely(!pm_page_is_block_start(pg, off & pm_g.page_mask) || b->tag == tag)) {
-    pm_free_unusual(h, pg, b);
+    pm_free_unusual(b, pg, h);
     return;
   }
-  if (unlikely(relaxed_load(&pg->owner) != h)) {
-    pm_free_other(h, pg, b);
+  bool other_;
+  PM_NE_MEM(h, pg->owner, other_);
+  if (unlikely(other_)) {
+    pm_free_other(b, pg, h);
     return;
   }
   pm_free_local_tag(h, pg, b, tag);

@@ -125,7 +125,7 @@ static void set_where(pm_page *pg, uint8_t where, int32_t wake) {
   pg->where = where;
   /* a page with returned pieces wakes at every free: the freed block must
    * not be one of theirs (their blocks are free, their tags read zero) */
-  pg->wake = pm_page_returned(pg) ? INT32_MAX : wake;
+  pm_page_set_wake(pg, pm_page_returned(pg) ? INT32_MAX : wake);
 }
 
 static int32_t relist_mark(const pm_page *pg) {
@@ -218,9 +218,9 @@ void pm_heap_flush_cache(pm_heap *h) {
 /* A page just taken off the full list with blocks back: released when
  * empty, available from an eighth free, else low. */
 static void refile(pm_heap *h, pm_page *pg) {
-  if (pg->used == 0)
+  if (pm_page_used(pg) == 0)
     release_page(h, pg);
-  else if ((int32_t)pg->used <= relist_mark(pg))
+  else if ((int32_t)pm_page_used(pg) <= relist_mark(pg))
     add_avail(h, pg);
   else
     add_low(h, pg);
@@ -250,7 +250,7 @@ static void scan_full(pm_heap *h) {
 static bool has_free(pm_page *pg) {
   if (pg->free != NULL || pm_page_collect(pg) || pm_page_carve(pg)) return true;
   if (!pm_page_reclaim(pg)) return false;
-  if (pg->where == PM_IN_CURRENT) pg->wake = -1; /* no returned piece left */
+  if (pg->where == PM_IN_CURRENT) pm_page_set_wake(pg, -1); /* no returned piece left */
   return true;
 }
 
@@ -282,7 +282,7 @@ static pm_page *adopt(pm_heap *h, unsigned cls) {
     atomic_store_explicit(&pg->owner, to, memory_order_seq_cst);
     PM_COUNT(to->stats.pages_adopted++);
     pm_page_collect(pg);
-    if (pg->used == 0) {
+    if (pm_page_used(pg) == 0) {
       release_page(to, pg);
       continue;
     }
@@ -359,7 +359,7 @@ void pm_heap_free_slow(pm_heap *h, pm_page *pg) {
   if (unlikely(pm_page_returned(pg))) { /* every free of such a page comes here */
     if (pm_page_in_returned(pg, (uintptr_t)pg->free & pm_g.page_mask))
       pm_heap_error("free()", "double free detected", pg->free);
-    if (pg->where == PM_IN_LOW && (int32_t)pg->used > relist_mark(pg)) return;
+    if (pg->where == PM_IN_LOW && (int32_t)pm_page_used(pg) > relist_mark(pg)) return;
   }
   switch (pg->where) {
   case PM_IN_FULL:
@@ -368,13 +368,13 @@ void pm_heap_free_slow(pm_heap *h, pm_page *pg) {
     return;
   case PM_IN_LOW:
     list_remove(&h->low[pg->cls], pg);
-    if (pg->used == 0)
+    if (pm_page_used(pg) == 0)
       release_page(h, pg);
     else
       add_avail(h, pg);
     return;
   case PM_IN_AVAIL:
-    if (pg->used == 0) {
+    if (pm_page_used(pg) == 0) {
       list_remove(&h->avail[pg->cls], pg);
       release_page(h, pg);
     }
@@ -396,19 +396,19 @@ void pm_heap_free_slow(pm_heap *h, pm_page *pg) {
 static void trim_list(pm_heap *h, pm_page **head, uint64_t now) {
   for (pm_page *pg = *head, *next; pg != NULL; pg = next) {
     next = pg->next;
-    if (now - pg->freed_ms < pm_opt.decay_ms || pg->used == 0) continue;
-    if (pm_page_returned(pg) != 0 && pg->used >= pg->trim_used &&
+    if (now - pg->freed_ms < pm_opt.decay_ms || pm_page_used(pg) == 0) continue;
+    if (pm_page_returned(pg) != 0 && pm_page_used(pg) >= pg->trim_used &&
         atomic_load_explicit(&pg->remote, memory_order_relaxed) == NULL)
       continue; /* nothing freed since its last trim */
-    if ((uint64_t)pg->used * pg->bsize > pm_page_size() / 2) continue;
+    if ((uint64_t)pm_page_used(pg) * pg->bsize > pm_page_size() / 2) continue;
     size_t bytes = pm_page_trim(pg);
-    if (pg->used == 0) { /* its last blocks were remote frees, collected */
+    if (pm_page_used(pg) == 0) { /* its last blocks were remote frees, collected */
       list_remove(head, pg);
       release_page(h, pg);
       continue;
     }
     if (bytes == 0) continue;
-    pg->wake = INT32_MAX; /* set_where's rule for returned pieces */
+    pm_page_set_wake(pg, INT32_MAX); /* set_where's rule for returned pieces */
     PM_COUNT(h->stats.pages_trimmed++);
     PM_COUNT(h->stats.trimmed_bytes += bytes);
   }
@@ -430,7 +430,7 @@ static void abandon_page(pm_heap *h, pm_page *pg) {
   pm_page_collect(pg);
   pg->next = pg->prev = NULL;
   set_where(pg, PM_IN_NONE, 0);
-  if (pg->used == 0) {
+  if (pm_page_used(pg) == 0) {
     pm_page_retire(pg);
     PM_COUNT(h->stats.pages_released++);
     push_free(h, pg);

@@ -24,7 +24,7 @@ void pm_page_retire(pm_page *pg) {
   atomic_fetch_add_explicit(&pm_class_remote_frees[pg->cls], pg->remote_collected,
                             memory_order_relaxed);
   atomic_fetch_add_explicit(&pm_class_allocs_retired[pg->cls],
-                            pg->used + pg->local_frees + pg->remote_collected,
+                            pm_page_used(pg) + pg->local_frees + pg->remote_collected,
                             memory_order_relaxed);
   pg->local_frees = pg->remote_collected = 0;
   relaxed_store(&pg->returned, 0); /* free: purged whole or reused from a fresh carve */
@@ -37,7 +37,6 @@ void pm_page_retire(pm_page *pg) {
 void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
   size_t bsize = pm_class_size(cls);
   pg->free = NULL;
-  pg->used = 0;
   pg->local_frees = pg->remote_collected = 0;
   pg->bsize = (uint32_t)bsize;
   pm_page_set_divisor(pg, bsize);
@@ -49,6 +48,7 @@ void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
   pg->state = PM_PAGE_IN_USE;
   pg->where = PM_IN_NONE;
   pg->wake = 0;
+  pg->room = -1; /* used 0 */
   pg->dirty = 1;
   pg->watched = heap != NULL && heap->aux;
   pg->next = pg->prev = NULL;
@@ -92,7 +92,7 @@ uint32_t pm_page_collect(pm_page *pg) {
   }
   pm_block_set_next(tail, pg->free);
   pg->free = head;
-  pg->used -= n;
+  pm_page_add_used(pg, -(int32_t)n);
   pg->remote_collected += n;
   return n;
 }
@@ -168,8 +168,8 @@ size_t pm_page_trim(pm_page *pg) {
   unsigned shift = (unsigned)__builtin_ctzl(piece);
   if (psize / piece < 2) return 0;
   pm_page_collect(pg);
-  pg->trim_used = pg->used;
-  if (pg->used == 0) return 0; /* the owner releases it whole */
+  pg->trim_used = pm_page_used(pg);
+  if (pm_page_used(pg) == 0) return 0; /* the owner releases it whole */
   piece_bytes pb = {.shift = shift};
   char *start = pm_page_start(pg);
   uint32_t limit = pg->capacity + 1;

@@ -51,12 +51,14 @@ typedef struct pm_block {
 typedef struct pm_page {
   struct pm_block *free;         /* local free list (encoded links) */
   struct pm_heap *_Atomic owner; /* NULL when free or abandoned */
-  uint32_t used;                 /* blocks out; remote frees not yet collected count */
+  int32_t room;                  /* used - wake - 1 (pm_page_used): the same-thread frees
+                                  * left before the owner's slow path; malloc adds one,
+                                  * free takes one and tests the sign */
   uint32_t bsize;                /* block size */
   uint64_t inv;                  /* the inverse of bsize's odd factor, mod 2^64: a block
                                   * start test without a divide (page.h) */
-  uint32_t capacity;             /* blocks the page holds */
-  uint32_t carved;               /* blocks bump-carved so far */
+  uint64_t capacity;             /* blocks the page holds (64 bits: free's block-start
+                                  * check compares a 64-bit index with it in memory) */
   uint8_t cls;
   uint8_t state;               /* PM_PAGE_* */
   uint8_t where;               /* PM_IN_* (owner's lists) */
@@ -71,7 +73,8 @@ typedef struct pm_page {
   int32_t wake;                /* a same-thread free that leaves used <= wake calls
                                 * the owner's slow path (set with `where`: -1 for
                                 * the current page, 0 for an available one, see
-                                * heap.c for full and low pages) */
+                                * heap.c for full and low pages); written only by
+                                * pm_page_set_wake, which keeps `room` */
   _Alignas(PM_CACHELINE) _Atomic(struct pm_block *) remote; /* remote frees */
   _Atomic uint8_t full;        /* on the owner's full list (read by remote frees) */
   uint64_t freed_ms;           /* when it went on the global free stack, or on
@@ -84,9 +87,25 @@ typedef struct pm_page {
                                 * owner, read by checks in any thread */
   uint32_t trim_used;          /* used at the last trim (nothing new to give back
                                 * while it stays) */
-  char pad1[PM_CACHELINE - 7 * sizeof(uint64_t) - sizeof(uint32_t)];
+  uint32_t carved;             /* blocks bump-carved so far (slow paths only) */
 } pm_page;
 _Static_assert(sizeof(pm_page) == 2 * PM_CACHELINE, "page descriptor is two cache lines");
+
+/* Blocks out (remote frees not yet collected count). The page keeps
+ * used - wake - 1 instead, so that free's wake test is one decrement and a
+ * sign test (uint32 arithmetic: with wake = INT32_MAX, room is negative
+ * whatever the count). */
+pm_inline uint32_t pm_page_used(const pm_page *pg) {
+  return (uint32_t)pg->room + (uint32_t)pg->wake + 1u;
+}
+pm_inline void pm_page_add_used(pm_page *pg, int32_t n) {
+  pg->room = (int32_t)((uint32_t)pg->room + (uint32_t)n);
+}
+pm_inline void pm_page_set_wake(pm_page *pg, int32_t wake) {
+  uint32_t used = pm_page_used(pg);
+  pg->wake = wake;
+  pg->room = (int32_t)(used - (uint32_t)wake - 1u);
+}
 
 enum { PM_PAGE_FREE = 0, PM_PAGE_IN_USE = 1 };
 enum { PM_IN_NONE = 0, PM_IN_CURRENT, PM_IN_AVAIL, PM_IN_FULL, PM_IN_CACHE, PM_IN_LOW };

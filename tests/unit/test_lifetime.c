@@ -32,9 +32,9 @@
  * pm_malloc_tick for every request would take a sample each time the class
  * is not diverted and run the clock too fast. */
 static void *lt_alloc(pm_heap *h, size_t size, unsigned cls, uintptr_t site) {
-  if (h->pages[cls]->free == NULL) return pm_malloc_slow(size, cls, site);
+  if (h->pages[cls]->free == NULL) return pm_malloc_slow(h, size, site, cls);
   if ((h->countdown[cls] -= (int64_t)size) < 0)
-    return pm_malloc_counted(h, size, cls, site);
+    return pm_malloc_counted(h, size, site, cls);
   return pm_malloc_pool(h, size, cls);
 }
 

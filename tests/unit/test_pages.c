@@ -24,7 +24,7 @@
 static pm_page *fill_page(void **v) {
   void *p = pm_malloc(BSIZE);
   pm_page *pg = pm_page_of(p);
-  cr_assert_eq(pg->used, 1, "a fresh page");
+  cr_assert_eq(pm_page_used(pg), 1, "a fresh page");
   v[0] = p;
   for (int i = 1; i < CAP; i++) {
     v[i] = pm_malloc(BSIZE);

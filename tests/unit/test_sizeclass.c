@@ -91,7 +91,7 @@ static void check_magic(unsigned cls, size_t page_size) {
   cr_assert_eq(odd << pg.rot, bsize, "class %u: rot %u", cls, pg.rot);
   cr_assert_eq(odd & 1, 1, "class %u: rot %u leaves an even factor", cls, pg.rot);
   cr_assert_eq(pg.inv * odd, 1, "class %u: inv is not the inverse of %zu", cls, odd);
-  cr_assert_eq(pg.used, 0);
+  cr_assert_eq(pm_page_used(&pg), 0);
   cr_assert_eq(pg.carved, 0);
   cr_assert_null(pg.free);
   cr_assert_eq(pg.state, PM_PAGE_IN_USE);

@@ -68,13 +68,13 @@ Test(threads, remote_frees_come_back_through_the_slow_path) {
     v[i] = pm_malloc(64);
     cr_assert_eq(pm_page_of(v[i]), pg);
   }
-  cr_assert_eq(pg->used, cap);
+  cr_assert_eq(pm_page_used(pg), cap);
   cr_assert_null(pg->free);
   cr_assert_eq(pg->carved, cap);
 
   struct blocks b = {v, cap};
   run(free_all, &b);
-  cr_assert_eq(pg->used, cap, "remote frees are not counted until collected");
+  cr_assert_eq(pm_page_used(pg), cap, "remote frees are not counted until collected");
   cr_assert_not_null(atomic_load(&pg->remote));
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.remote_frees, cap);
@@ -86,7 +86,7 @@ Test(threads, remote_frees_come_back_through_the_slow_path) {
 
   void *q = pm_malloc(64);
   cr_assert_eq(q, v[cap - 1], "the last remote free comes back first");
-  cr_assert_eq(pg->used, 1);
+  cr_assert_eq(pm_page_used(pg), 1);
   cr_assert_null(atomic_load(&pg->remote));
   for (size_t i = 1; i < cap; i++)
     cr_assert_eq(pm_page_of(pm_malloc(64)), pg);
@@ -177,7 +177,7 @@ Test(threads, remote_frees_into_a_full_page_release_it) {
   cr_assert_eq(s.heap.pages_fresh, 2);
   cr_assert_eq(pm_page_of(other), pg, "and serves the next class that needs a page");
   cr_assert_eq(pg->cls, pm_class_of(5000));
-  cr_assert_eq(pg->used, 1);
+  cr_assert_eq(pm_page_used(pg), 1);
   cr_assert_eq(s.fig.pages_in_use, 2);
   pm_free(extra);
   pm_free(other);
@@ -196,7 +196,8 @@ Test(threads, remote_frees_into_a_partly_used_page) {
   run(free_all, &b);
   for (int i = N / 2; i < N; i++)
     pm_free(v[i]);
-  cr_assert_eq(pg->used, N / 2, "the local frees are counted, the remote ones not yet");
+  cr_assert_eq(pm_page_used(pg), N / 2,
+               "the local frees are counted, the remote ones not yet");
   cr_assert_eq(snap().fig.live_block_bytes, 0);
   /* draining the local list then collects the remote one */
   void *w[N];
@@ -210,7 +211,7 @@ Test(threads, remote_frees_into_a_partly_used_page) {
       cr_assert_neq(w[i], w[j]);
     pm_free(w[i]);
   }
-  cr_assert_eq(pg->used, 0);
+  cr_assert_eq(pm_page_used(pg), 0);
 }
 
 /* ---- abandoned pages ---- */
@@ -254,7 +255,7 @@ Test(threads, abandoned_pages_are_adopted) {
   cr_assert_eq(s.threads_total, 1);
   cr_assert_null(atomic_load(&pg->owner), "an abandoned page has no owner");
   cr_assert_eq(pg->state, PM_PAGE_IN_USE);
-  cr_assert_eq(pg->used, 7);
+  cr_assert_eq(pm_page_used(pg), 7);
   cr_assert_eq(s.fig.pages_in_use, 1);
 
   struct adopted a;
@@ -274,7 +275,7 @@ Test(threads, abandoned_pages_are_adopted) {
   for (int i = 0; i < 7; i++)
     pm_free(l.live[i]);
   pm_free(a.p);
-  cr_assert_eq(pg->used, 8);
+  cr_assert_eq(pm_page_used(pg), 8);
   void *p = pm_malloc(64);
   s = snap();
   cr_assert_eq(s.heap.pages_adopted, 2);
@@ -528,7 +529,7 @@ Test(threads, full_pages_of_exited_threads_wait_for_a_remote_free) {
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.pages_abandoned, 1);
   cr_assert_null(atomic_load(&pg->owner));
-  cr_assert_eq(pg->used, 64);
+  cr_assert_eq(pm_page_used(pg), 64);
 
   /* nothing to give: a new thread does not take it */
   struct adopted a;
