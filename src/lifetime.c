@@ -40,6 +40,8 @@ typedef struct lt_site {
   _Atomic uint64_t routed_blocks, routed_bytes;
   _Atomic uint64_t long_total, short_total; /* never decayed, for reports */
   _Atomic uint64_t first_marked; /* the clock when first marked, + 1; 0: never */
+  _Atomic uint64_t active;       /* the clock at its marking or its last sample: a
+                                  * marked site idle for REST_AGES long ages rests */
   /* a plain site: the first caller seen; wrapper once a second one shows */
   _Atomic uint64_t caller0;
   _Atomic uint32_t wrapper;
@@ -186,6 +188,42 @@ static uint64_t class_span(uint64_t classes) {
   return upto & ~((1ull << lo) - 1);
 }
 
+/* The classes of a marked site that no longer allocates (CPython's code
+ * objects, made at import and kept to the end) stay diverted: every request
+ * of them, from any site, leaves the fast path for pm_malloc_counted (about
+ * 55 instructions more a request) and routes nothing. Such a site rests:
+ * once the clock has run REST_AGES long ages (long_age: twice the peak heap,
+ * at least LIFETIME_THRESHOLD) past its last sample, its classes are
+ * undiverted; it stays marked, and its next sample diverts them again
+ * (pm_lt_on_sample). A site that still allocates is sampled about once per
+ * PROFILE_RATE bytes, far more often; what resting costs is the blocks such
+ * a site allocates before its next sample after a long pause (PROFILE_RATE
+ * bytes on average), in the pools. The idle sites are looked for every
+ * REST_EVERY samples. */
+static uint64_t long_age(void);
+#define REST_AGES 2
+#define REST_EVERY 64
+static _Atomic uint32_t rest_clock;
+static _Atomic uint64_t rests;
+
+static void rest_idle(uint64_t now) {
+  uint64_t span = REST_AGES * long_age();
+  size_t used = relaxed_load(&sites_used);
+  for (size_t i = 0; i < used && i < SITE_SLOTS; i++) {
+    lt_site *s = &sites[i];
+    if (!relaxed_load(&s->marked) || relaxed_load(&s->diverted) == 0) continue;
+    uint64_t a = relaxed_load(&s->active);
+    if (a > now || now - a < span) continue;
+    uint32_t expected = 0; /* marking and unmarking hold it (set_marked) */
+    if (!atomic_compare_exchange_strong(&s->busy, &expected, 1)) continue;
+    if (relaxed_load(&s->marked) && relaxed_load(&s->diverted) != 0) {
+      undivert(s);
+      atomic_fetch_add_explicit(&rests, 1, memory_order_relaxed);
+    }
+    atomic_store(&s->busy, 0);
+  }
+}
+
 /* counted up by every marking and unmarking: the heaps' cached routes
  * (pm_lt_route) are then stale */
 _Atomic uint64_t pm_lt_epoch = 1;
@@ -201,6 +239,7 @@ static void set_marked(lt_site *s, bool on) {
       relaxed_store(&s->counted_in, parent);
     }
     relaxed_store(&s->marked, 1);
+    relaxed_store(&s->active, pm_sample_clock());
     atomic_fetch_add(&nmarked, 1);
     if (relaxed_load(&s->first_marked) == 0)
       relaxed_store(&s->first_marked, pm_sample_clock() + 1);
@@ -332,10 +371,12 @@ static lt_site *sample_site(uintptr_t site) {
 uint32_t pm_lt_on_sample(uintptr_t site, unsigned cls) {
   lt_site *s = sample_site(site);
   if (s == NULL) return 0;
-  if (!(relaxed_load(&s->classes) >> cls & 1)) {
-    atomic_fetch_or(&s->classes, 1ull << cls);
-    if (relaxed_load(&s->marked)) set_marked(s, true); /* divert the new class too */
-  }
+  relaxed_store(&s->active, pm_sample_clock());
+  bool new_class = !(relaxed_load(&s->classes) >> cls & 1);
+  if (new_class) atomic_fetch_or(&s->classes, 1ull << cls);
+  /* divert a new class too, or again after a rest (rest_idle) */
+  if (relaxed_load(&s->marked) && (new_class || relaxed_load(&s->diverted) == 0))
+    set_marked(s, true);
   atomic_fetch_add_explicit(&lt_samples, 1, memory_order_relaxed);
   return ((uint32_t)(s - sites) + 1) | cohort_take() << USER_SITE_BITS;
 }
@@ -411,6 +452,10 @@ static void visit(pm_sample_info *e, uint8_t *flag, uint64_t now) {
 
 void pm_lt_scan(void) {
   pm_sample_scan(16, visit);
+  if (atomic_fetch_add_explicit(&rest_clock, 1, memory_order_relaxed) % REST_EVERY ==
+          REST_EVERY - 1 &&
+      relaxed_load(&nmarked) != 0)
+    rest_idle(pm_sample_clock());
 }
 
 /* the decision for `site` when it does not depend on the caller (*fixed) */
@@ -478,6 +523,7 @@ size_t pm_lt_top_sites(pm_lt_site_info *out, size_t max) {
         .wrapper = relaxed_load(&s->wrapper) != 0,
         .classes = relaxed_load(&s->classes),
         .marked = relaxed_load(&s->marked) != 0,
+        .resting = relaxed_load(&s->marked) != 0 && relaxed_load(&s->diverted) == 0,
         .long_samples = relaxed_load(&s->long_total),
         .short_samples = relaxed_load(&s->short_total),
         .routed_blocks = relaxed_load(&s->routed_blocks),
@@ -501,9 +547,10 @@ size_t pm_lt_top_sites(pm_lt_site_info *out, size_t max) {
   return n;
 }
 
-void pm_lt_totals(uint64_t *samples_taken, uint64_t *sites_known,
-                  uint64_t *sites_marked) {
+void pm_lt_totals(uint64_t *samples_taken, uint64_t *sites_known, uint64_t *sites_marked,
+                  uint64_t *sites_rested) {
   *samples_taken = relaxed_load(&lt_samples);
   *sites_known = relaxed_load(&nsites);
   *sites_marked = relaxed_load(&nmarked);
+  *sites_rested = relaxed_load(&rests);
 }

@@ -61,13 +61,15 @@ typedef struct pm_lt_site_info {
   bool wrapper;     /* a site whose callers are judged one by one */
   uint64_t classes; /* bit per size class seen in its samples */
   bool marked;
+  bool resting; /* marked, its classes undiverted while it allocates nothing */
   uint64_t long_samples, short_samples, routed_blocks, routed_bytes;
   /* bytes allocated in all (the sampler's estimate) when it was first
    * marked: how long learning it took; 0 if never marked */
   uint64_t marked_after;
 } pm_lt_site_info;
 size_t pm_lt_top_sites(pm_lt_site_info *out, size_t max);
-/* totals: samples taken, sites known, sites marked */
-void pm_lt_totals(uint64_t *samples, uint64_t *sites, uint64_t *marked);
+/* totals: samples taken, sites known, sites marked, rests (a marked site's
+ * classes undiverted while it allocated nothing) */
+void pm_lt_totals(uint64_t *samples, uint64_t *sites, uint64_t *marked, uint64_t *rested);
 
 #endif

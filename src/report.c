@@ -119,8 +119,8 @@ static void site_name(pm_buf *b, uintptr_t site, bool json) {
 static void text_sites(pm_buf *b) {
   pm_lt_site_info top[PM_REPORT_SITES];
   size_t n = pm_lt_top_sites(top, PM_REPORT_SITES);
-  uint64_t samples, known, marked;
-  pm_lt_totals(&samples, &known, &marked);
+  uint64_t samples, known, marked, rests;
+  pm_lt_totals(&samples, &known, &marked, &rests);
   if (samples == 0) return;
   pm_buf_str(b, "lifetime:  ");
   pm_buf_u64(b, samples);
@@ -128,10 +128,17 @@ static void text_sites(pm_buf *b) {
   pm_buf_u64(b, known);
   pm_buf_str(b, " call sites, ");
   pm_buf_u64(b, marked);
-  pm_buf_str(b, " marked long-lived now\n");
+  pm_buf_str(b, " marked long-lived now");
+  if (rests != 0) {
+    pm_buf_str(b, ", ");
+    pm_buf_u64(b, rests);
+    pm_buf_str(b, rests == 1 ? " rest" : " rests");
+    pm_buf_str(b, " (classes undiverted while a marked site allocated nothing)");
+  }
+  pm_buf_char(b, '\n');
   for (size_t i = 0; i < n; i++) {
     pm_buf_str(b, "  ");
-    pm_buf_str(b, top[i].marked ? "routed " : "seen   ");
+    pm_buf_str(b, top[i].resting ? "resting" : top[i].marked ? "routed " : "seen   ");
     site_name(b, top[i].site, false);
     if (top[i].caller != 0) {
       pm_buf_str(b, " called from ");
@@ -163,12 +170,13 @@ static void text_sites(pm_buf *b) {
 static void json_sites(pm_buf *b) {
   pm_lt_site_info top[PM_REPORT_SITES];
   size_t n = pm_lt_top_sites(top, PM_REPORT_SITES);
-  uint64_t samples, known, marked;
-  pm_lt_totals(&samples, &known, &marked);
+  uint64_t samples, known, marked, rests;
+  pm_lt_totals(&samples, &known, &marked, &rests);
   pm_buf_str(b, "\"lifetime\":{");
   json_kv(b, "samples", samples, true);
   json_kv(b, "sites", known, true);
   json_kv(b, "marked", marked, true);
+  json_kv(b, "rests", rests, true);
   pm_buf_str(b, "\"long_lived_sites\":[");
   for (size_t i = 0; i < n; i++) {
     if (i) pm_buf_char(b, ',');
@@ -187,6 +195,8 @@ static void json_sites(pm_buf *b) {
     else
       pm_buf_str(b, "\",\"marked\":");
     pm_buf_str(b, top[i].marked ? "true," : "false,");
+    if (top[i].marked)
+      pm_buf_str(b, top[i].resting ? "\"resting\":true," : "\"resting\":false,");
     pm_buf_str(b, "\"block_sizes\":[");
     bool more = false;
     for (uint64_t m = top[i].classes; m; m &= m - 1) {

@@ -452,8 +452,11 @@ def rule_long_lived_sites(ctx):
         return
     ctx.note("long-lived-sites", {"sites": routed[:5]},
              "call sites learned to be long-lived (their requests went to jemalloc): " +
-             "; ".join("%s: %s blocks, %s" % (m["site"], count(m["routed_blocks"]),
-                                              human(m["routed_bytes"])) for m in routed[:5]) +
+             "; ".join("%s: %s blocks, %s%s" % (m["site"], count(m["routed_blocks"]),
+                                                human(m["routed_bytes"]),
+                                                " (resting at the report: it had allocated "
+                                                "nothing for a while)" if m.get("resting") else "")
+                       for m in routed[:5]) +
              ". A program can give such objects an arena of their own")
 
 

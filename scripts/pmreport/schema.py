@@ -70,7 +70,12 @@ _SCHEMA_2.update({
     + ("caller", "caller_address", "wrapper",
        # the bytes allocated in all when the site was first marked (the
        # delay to its first routed block); only for sites ever marked
-       "marked_after_bytes"),
+       "marked_after_bytes",
+       # a marked site whose sizes are off the slow branch again: it
+       # allocated nothing for a while (only for marked sites)
+       "resting"),
+    # rests: how often a marked site's sizes went back to the fast path
+    "lifetime": _SCHEMA_1["lifetime"] + ("rests",),
     # the sampling heap profiler
     "profile": ("rate_bytes", "rate_min_bytes", "rate_max_bytes", "samples", "stacks", "stacks_dropped", "allocated_bytes", "peak",
                 "exit", "modules", "sites"),
@@ -94,7 +99,8 @@ OPTIONAL = {
     2: {"profile", "rss_account", "options.BACKGROUND", "counters.pages_trimmed",
         "counters.trimmed_bytes", "counters.returned_bytes",
         "lifetime.long_lived_sites[].caller", "lifetime.long_lived_sites[].caller_address",
-        "lifetime.long_lived_sites[].wrapper", "lifetime.long_lived_sites[].marked_after_bytes"},
+        "lifetime.long_lived_sites[].wrapper", "lifetime.long_lived_sites[].marked_after_bytes",
+        "lifetime.rests", "lifetime.long_lived_sites[].resting"},
 }
 
 KNOWN_SCHEMAS = tuple(sorted(FIELDS))

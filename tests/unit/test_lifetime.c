@@ -144,16 +144,58 @@ Test(lifetime, a_diverted_class_still_samples_and_counts) {
     pm_free(lt_alloc(h, 64, CLS, 0x3000));
   uint64_t samples = h->stats.samples,
            req = h->req_bytes[CLS] - (uint64_t)h->countdown[CLS];
-  const int n = 20000;
+  /* 640 KB: less than the two long ages (~1.2 MB) after which the idle
+   * site would rest and its class leave the slow branch */
+  const int n = 10000;
   for (int i = 0; i < n; i++)
     pm_free(lt_alloc(h, 64, CLS, 0x3000));
   uint64_t taken = h->stats.samples - samples;
   uint64_t counted = h->req_bytes[CLS] - (uint64_t)h->countdown[CLS] - req;
-  cr_assert(taken >= 900 && taken <= 1600, "about 1,212 samples of C: %lu",
+  cr_assert(taken >= 450 && taken <= 800, "about 606 samples of C: %lu",
             (unsigned long)taken);
   cr_assert_eq(counted, (uint64_t)n * 64, "requested bytes exact: %lu of %lu",
                (unsigned long)counted, (unsigned long)n * 64);
   cr_assert(relaxed_load(&pm_lt_diverted) >> CLS & 1, "still diverted");
+  free_all(kept, 4000);
+}
+
+/* A marked site that stops allocating rests: after REST_AGES long ages of
+ * the clock with no sample of it, its class is undiverted (every request of
+ * the class went through pm_malloc_counted for nothing), and it stays
+ * marked; its next sample diverts the class again. Fails if a rest never
+ * comes (the diversion is kept forever) or if the site's return is missed. */
+Test(lifetime, an_idle_marked_site_rests_and_comes_back) {
+  FAST_ENV();
+  pm_heap *h = heap();
+  static void *kept[4000], *later[400];
+  learn_kept(h, 0x1000, kept);
+  /* 6.4 MB from another site: about ten long ages (twice the ~300 KB peak;
+   * the site rests after two) */
+  for (int i = 0; i < 100000; i++)
+    pm_free(lt_alloc(h, 64, CLS, 0x3000));
+  cr_assert_eq(relaxed_load(&pm_lt_diverted) >> CLS & 1, 0,
+               "the idle site's class rests");
+  pm_lt_site_info top[8];
+  size_t n = pm_lt_top_sites(top, 8), a = n;
+  for (size_t i = 0; i < n; i++)
+    if (top[i].site == 0x1000) a = i;
+  cr_assert_lt(a, n);
+  cr_assert(top[a].marked && top[a].resting, "still marked, resting");
+  uint64_t samples, sites, marked, rests;
+  pm_lt_totals(&samples, &sites, &marked, &rests);
+  cr_assert_geq(rests, 1);
+  /* it allocates again: its first sample (6.1% of its 64 B requests) diverts
+   * the class again, and its blocks are routed from then on */
+  uint64_t routed = top[a].routed_blocks;
+  for (int i = 0; i < 400; i++)
+    later[i] = lt_alloc(h, 64, CLS, 0x1000);
+  cr_assert(relaxed_load(&pm_lt_diverted) >> CLS & 1, "diverted again");
+  n = pm_lt_top_sites(top, 8);
+  for (size_t i = 0; i < n; i++)
+    if (top[i].site == 0x1000)
+      cr_assert(!top[i].resting && top[i].routed_blocks > routed + 100,
+                "routed again: %lu more", (unsigned long)(top[i].routed_blocks - routed));
+  free_all(later, 400);
   free_all(kept, 4000);
 }
 
@@ -460,8 +502,8 @@ Test(lifetime, more_sites_than_slots) {
       cr_assert_not_null(p);
       pm_free(p);
     }
-  uint64_t samples, sites, marked;
-  pm_lt_totals(&samples, &sites, &marked);
+  uint64_t samples, sites, marked, rests;
+  pm_lt_totals(&samples, &sites, &marked, &rests);
   cr_assert_gt(samples, 1000);
   cr_assert_leq(sites, 4096, "sites %lu", (unsigned long)sites);
   cr_assert_eq(pm_sample_live, 0, "every sample freed left the table");
