@@ -138,7 +138,7 @@ static void text_sites(pm_buf *b) {
   pm_buf_char(b, '\n');
   for (size_t i = 0; i < n; i++) {
     pm_buf_str(b, "  ");
-    pm_buf_str(b, top[i].resting ? "resting" : top[i].marked ? "routed " : "seen   ");
+    pm_buf_str(b, top[i].resting ? "resting " : top[i].marked ? "routed  " : "seen    ");
     site_name(b, top[i].site, false);
     if (top[i].caller != 0) {
       pm_buf_str(b, " called from ");
