@@ -76,7 +76,14 @@ void *pm_malloc_counted(pm_heap *h, size_t size, uintptr_t site, size_t cls);
  *   x86-64, which is all a relaxed load is;
  * - PM_IN_RAX: the block malloc returns, held in rax from its load (gcc
  *   loaded it into another register and copied it at the end). */
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__) /* gcc */
+#define PM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) /* clang */
+#define PM_TSAN 1
+#endif
+#endif
+#if defined(__x86_64__) && !defined(PM_TSAN)
 #define PM_SUB_NEG(mem, v, neg) __asm__("subq %2, %0" : "+m"(mem), "=@ccs"(neg) : "r"(v))
 #define PM_DEC_NEG(mem, neg) __asm__("subl $1, %0" : "+m"(mem), "=@ccs"(neg))
 #define PM_NE_MEM(v, mem, ne) __asm__("cmpq %1, %2" : "=@ccne"(ne) : "r"(v), "m"(mem))
