@@ -257,7 +257,7 @@ static void *malloc_large_block(pm_heap *h, size_t size, uintptr_t site) {
 }
 
 pm_noinline void *pm_malloc_slow(pm_heap *h, size_t size, uintptr_t site, size_t cls) {
-  h = pm_heap_get(); /* the fast path's may be the empty heap (first call) */
+  if (unlikely(h == &pm_heap_empty)) h = pm_thread_start(); /* the thread's first call */
   if (unlikely(h->kind != PM_HEAP_REAL))
     return pm_malloc_fallback(h, size, 0, false, no_pool_reason(h));
   size_t bsize = pm_class_size(cls);

@@ -1,6 +1,6 @@
 /* remote.c - scripts/icount's "remote": blocks of 64 B allocated by the main
  * thread and freed by a second thread, in batches of 1024 handed over
- * through a pipe-free handshake (two semaphores), n blocks (argv[1]). The
+ * under two semaphores, n blocks (argv[1]). The
  * marginal figure is one malloc plus one remote free. */
 #include <pthread.h>
 #include <semaphore.h>
