@@ -41,6 +41,9 @@ bool pm_arena_init(void) {
     if (base != NULL) break;
   }
   if (base == NULL) return false;
+  /* a remote list's head word keeps its length above bit 48 (page.h);
+   * Linux maps below 2^47 (x86-64) or 2^48 unless asked for more */
+  if (((uintptr_t)base + want) >> PM_REMOTE_SHIFT != 0) return false;
   pm_page *table = pm_os_map((want >> shift) * sizeof(pm_page));
   if (table == NULL) return false;
   pm_g.pages = table;

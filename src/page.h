@@ -19,6 +19,21 @@ pm_inline void pm_block_set_next(pm_block *b, const pm_block *next) {
   b->next = (uintptr_t)next ^ pm_g.key;
 }
 
+/* the newest block of a remote list's head word, and the list's length
+ * (PM_REMOTE_MAX: that many or more) */
+pm_inline pm_block *pm_remote_first(const pm_block *w) {
+  return (pm_block *)((uintptr_t)w & PM_REMOTE_ADDR);
+}
+pm_inline uint32_t pm_remote_length(const pm_block *w) {
+  return (uint32_t)((uintptr_t)w >> PM_REMOTE_SHIFT);
+}
+/* the head word with b pushed on top of old */
+pm_inline pm_block *pm_remote_push(pm_block *old, pm_block *b) {
+  uint32_t n = pm_remote_length(old);
+  n += n < PM_REMOTE_MAX;
+  return (pm_block *)((uintptr_t)b | (uintptr_t)n << PM_REMOTE_SHIFT);
+}
+
 /* Makes pg an empty page of class cls owned by heap. */
 void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap);
 /* Marks an in-use page free (no owner); keeps the page counts. */
@@ -32,8 +47,9 @@ extern _Atomic uint64_t pm_class_local_frees[PM_NCLASSES],
 bool pm_page_carve(pm_page *pg);
 /* Moves remote frees onto the local free list; returns how many. */
 uint32_t pm_page_collect(pm_page *pg);
-/* Blocks on pg's remote list now (a bounded walk that stops at the first
- * link leaving the page, so a racing collection cannot send it astray). */
+/* Blocks on pg's remote list now: the head word's count, or, past
+ * PM_REMOTE_MAX, a bounded walk that stops at the first link leaving the
+ * page (a racing collection cannot send it astray). */
 uint32_t pm_page_count_remote(pm_page *pg);
 /* A remote free reached a full page that has no owner: whoever clears its
  * full flag first puts it on the abandoned stack, where adopters find it. */

@@ -46,6 +46,14 @@ typedef struct pm_block {
 
 /* ---- page descriptor ---- */
 
+/* A remote list's head word is the newest block's address with the list's
+ * length (saturating at PM_REMOTE_MAX) above it: the owner takes the whole
+ * list without walking it (page.c, pm_page_collect). Every pool address is
+ * below 2^PM_REMOTE_SHIFT (arena.c checks the region). */
+#define PM_REMOTE_SHIFT 48
+#define PM_REMOTE_MAX 0xffffu
+#define PM_REMOTE_ADDR ((1ull << PM_REMOTE_SHIFT) - 1)
+
 /* 128 bytes: the first cache line is the owner's, the second takes the
  * writes of other threads (remote frees). */
 typedef struct pm_page {
@@ -75,7 +83,9 @@ typedef struct pm_page {
                                 * the current page, 0 for an available one, see
                                 * heap.c for full and low pages); written only by
                                 * pm_page_set_wake, which keeps `room` */
-  _Alignas(PM_CACHELINE) _Atomic(struct pm_block *) remote; /* remote frees */
+  _Alignas(PM_CACHELINE) _Atomic(struct pm_block *) remote; /* remote frees: the
+                                * newest block, with the list's length in the
+                                * bits from PM_REMOTE_SHIFT up (page.h) */
   _Atomic uint8_t full;        /* on the owner's full list (read by remote frees) */
   uint64_t freed_ms;           /* when it went on the global free stack, or on
                                 * its owner's available or low list */

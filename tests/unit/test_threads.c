@@ -214,6 +214,58 @@ Test(threads, remote_frees_into_a_partly_used_page) {
   cr_assert_eq(pm_page_used(pg), 0);
 }
 
+/* The remote list's head word carries the list's length: the owner takes a
+ * list into an empty free list without walking it, and walks it only to
+ * splice it behind blocks it already has or when the length saturated. */
+Test(threads, the_remote_list_head_counts_its_blocks) {
+  enum { N = 12 };
+  void *v[N];
+  for (int i = 0; i < N; i++)
+    v[i] = pm_malloc(96);
+  pm_page *pg = pm_page_of(v[0]);
+  for (int i = 1; i < N; i++)
+    cr_assert_eq(pm_page_of(v[i]), pg);
+  struct blocks b = {v, 5};
+  run(free_all, &b);
+  pm_block *w = atomic_load(&pg->remote);
+  cr_assert_eq(pm_remote_length(w), 5, "five remote frees, five in the head word");
+  cr_assert_eq(pm_remote_first(w), (pm_block *)v[4], "the newest block first");
+  cr_assert_eq(pm_page_count_remote(pg), 5);
+  /* a local free first: collecting must splice, and count by walking */
+  pm_free(v[5]);
+  uint32_t used = pm_page_used(pg);
+  cr_assert_eq(pm_page_collect(pg), 5);
+  cr_assert_eq(pm_page_used(pg), used - 5);
+  /* a saturated count: the owner walks the list for the real one */
+  b = (struct blocks){v + 6, 3};
+  run(free_all, &b);
+  w = atomic_load(&pg->remote);
+  cr_assert_eq(pm_remote_length(w), 3);
+  atomic_store(&pg->remote, (pm_block *)((uintptr_t)pm_remote_first(w) |
+                                         (uintptr_t)PM_REMOTE_MAX << PM_REMOTE_SHIFT));
+  cr_assert_eq(pm_page_count_remote(pg), 3, "past the count, the walk counts");
+  used = pm_page_used(pg);
+  cr_assert_eq(pm_page_collect(pg), 3);
+  cr_assert_eq(pm_page_used(pg), used - 3);
+  cr_assert_eq(pm_remote_length(pm_remote_push(w, v[9])), 4);
+  cr_assert_eq(pm_remote_length(pm_remote_push(
+                   (pm_block *)((uintptr_t)PM_REMOTE_MAX << PM_REMOTE_SHIFT), v[9])),
+               PM_REMOTE_MAX, "the count saturates");
+  /* every block comes back once: the lists were joined correctly */
+  for (int i = 9; i < N; i++)
+    pm_free(v[i]);
+  cr_assert_eq(pm_page_used(pg), 0);
+  void *u[N];
+  for (int i = 0; i < N; i++) {
+    u[i] = pm_malloc(96);
+    cr_assert_eq(pm_page_of(u[i]), pg);
+    for (int j = 0; j < i; j++)
+      cr_assert_neq(u[i], u[j]);
+  }
+  for (int i = 0; i < N; i++)
+    pm_free(u[i]);
+}
+
 /* ---- abandoned pages ---- */
 
 struct leave {
