@@ -21,8 +21,10 @@ set(map "")
 foreach(n IN LISTS public_names)
   string(APPEND map "${n} pm_je_${n}\n")
 endforeach()
-# used only by the profiler (prof:true) and by jemalloc's own init
-foreach(n exp log round pthread_atfork _Unwind_Backtrace _Unwind_GetIP)
+# used only by the profiler (prof:true), by jemalloc's own init and by its
+# background thread (gettimeofday: resolving that import ran its IFUNC
+# resolver at load time, a page fault of every process)
+foreach(n exp log round pthread_atfork _Unwind_Backtrace _Unwind_GetIP gettimeofday)
   string(APPEND map "${n} pm_je_support_${n}\n")
 endforeach()
 file(WRITE "${WORK}/rename.map" "${map}")

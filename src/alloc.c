@@ -400,9 +400,9 @@ static void free_remote(pm_page *pg, pm_block *b) {
   pm_block *old = atomic_load_explicit(&pg->remote, memory_order_relaxed);
   do {
     pm_block_set_next(b, pm_remote_first(old));
-  } while (!atomic_compare_exchange_weak_explicit(&pg->remote, &old, pm_remote_push(old, b),
-                                                  memory_order_seq_cst,
-                                                  memory_order_relaxed));
+  } while (
+      !atomic_compare_exchange_weak_explicit(&pg->remote, &old, pm_remote_push(old, b),
+                                             memory_order_seq_cst, memory_order_relaxed));
   if (old == NULL && atomic_load_explicit(&pg->full, memory_order_seq_cst)) {
     pm_heap *owner = atomic_load_explicit(&pg->owner, memory_order_acquire);
     if (owner != NULL)

@@ -49,4 +49,15 @@ pm_inline void pm_atomic_max(_Atomic uint64_t *peak, uint64_t v) {
   }
 }
 
+/* strnlen, not imported: glibc's is an IFUNC, and resolving the import ran
+ * its resolver at load time (a page of libc's text, faulted in by every
+ * process); the strings here are short (a warning's value, an unwind
+ * table's augmentation) */
+pm_inline size_t pm_strnlen(const char *s, size_t max) {
+  size_t n = 0;
+  while (n < max && s[n] != '\0')
+    n++;
+  return n;
+}
+
 #endif

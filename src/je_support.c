@@ -14,13 +14,21 @@
  * which now happens on the first request that reaches it, possibly while
  * another thread is inside fork() holding glibc's atfork lock. poolmalloc
  * registers jemalloc's handlers itself, at load time (src/fallback.c), so
- * jemalloc's own registration is a no-op. */
+ * jemalloc's own registration is a no-op.
+ *
+ * gettimeofday: jemalloc's background thread (off unless
+ * POOLMALLOC_BACKGROUND) reads the time with it. It is an IFUNC in glibc:
+ * importing it ran its resolver when the library was loaded, which read a
+ * page of libc's text no other part of a short process touches (one page
+ * fault of every process). */
 #define _GNU_SOURCE
 #include "common.h"
 #include "je_support.h"
 
 #include <dlfcn.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 double pm_je_support_exp(double x);
 double pm_je_support_log(double x);
@@ -30,6 +38,16 @@ int pm_je_support_pthread_atfork(void (*prepare)(void), void (*parent)(void),
 typedef int (*pm_unwind_fn)(void *ctx, void *arg);
 int pm_je_support__Unwind_Backtrace(pm_unwind_fn fn, void *arg);
 uintptr_t pm_je_support__Unwind_GetIP(void *ctx);
+int pm_je_support_gettimeofday(struct timeval *tv, void *tz);
+
+int pm_je_support_gettimeofday(struct timeval *tv, void *tz) {
+  (void)tz;
+  struct timespec ts;
+  if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return -1;
+  tv->tv_sec = ts.tv_sec;
+  tv->tv_usec = ts.tv_nsec / 1000;
+  return 0;
+}
 
 static uint64_t bits_of(double x) {
   uint64_t u;

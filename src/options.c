@@ -162,7 +162,7 @@ static void warn_bad(pm_warn_fn warn, const pm_option_info *o, const char *value
   pm_buf_str(&b, "POOLMALLOC_");
   pm_buf_str(&b, o->name);
   pm_buf_str(&b, "='");
-  pm_buf_mem(&b, value, strnlen(value, 64));
+  pm_buf_mem(&b, value, pm_strnlen(value, 64));
   pm_buf_str(&b, "' ");
   pm_buf_str(&b, why);
   pm_buf_str(&b, "; using ");

@@ -263,7 +263,8 @@ uint32_t pm_page_count_remote(pm_page *pg) {
 }
 
 static bool holds_free(pm_page *pg, const pm_block *b) {
-  return list_holds(pg, pg->free, b) || list_holds(pg, pm_remote_first(atomic_load(&pg->remote)), b);
+  return list_holds(pg, pg->free, b) ||
+         list_holds(pg, pm_remote_first(atomic_load(&pg->remote)), b);
 }
 
 void pm_page_claim_orphan(pm_page *pg) {

@@ -153,7 +153,7 @@ static bool parse_cie(const uint8_t *at, cie *out) {
   if (fixed(&c, 4) != 0) return false; /* a CIE's id is 0 in .eh_frame */
   uint8_t version = (uint8_t)fixed(&c, 1);
   const char *aug = (const char *)c.p;
-  size_t aug_n = strnlen(aug, (size_t)(c.end - c.p));
+  size_t aug_n = pm_strnlen(aug, (size_t)(c.end - c.p));
   c.p += aug_n + 1;
   if (c.p > c.end || (version != 1 && version != 3)) return false;
   out->code_align = uleb(&c);
