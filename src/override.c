@@ -306,3 +306,11 @@ PM_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al,
   (void)al;
   (void)t;
 }
+
+/* The library links without the C runtime's start files (CMakeLists.txt:
+ * -nostartfiles): crtbeginS.o's exit-time __do_global_dtors_aux wrote a
+ * flag on a page of .bss nothing else touches, a page fault of every
+ * process; its other parts (frame registration, transactional-memory clone
+ * tables, a __cxa_finalize for dlclose) do nothing for a preloaded C
+ * library. What it defined and the core uses: */
+void *__dso_handle __attribute__((visibility("hidden"))) = &__dso_handle;
