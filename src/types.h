@@ -83,10 +83,9 @@ typedef struct pm_page {
                                 * the current page, 0 for an available one, see
                                 * heap.c for full and low pages); written only by
                                 * pm_page_set_wake, which keeps `room` */
-  _Alignas(PM_CACHELINE) _Atomic(struct pm_block *)
-      remote;                  /* remote frees: the
-                                * newest block, with the list's length in the
-                                * bits from PM_REMOTE_SHIFT up (page.h) */
+  /* remote frees: the newest block, with the list's length in the bits
+   * from PM_REMOTE_SHIFT up (page.h) */
+  _Alignas(PM_CACHELINE) _Atomic(struct pm_block *) remote;
   _Atomic uint8_t full;        /* on the owner's full list (read by remote frees) */
   uint64_t freed_ms;           /* when it went on the global free stack, or on
                                 * its owner's available or low list */

@@ -231,7 +231,8 @@ Test(threads, the_remote_list_head_counts_its_blocks) {
   cr_assert_eq(pm_remote_length(w), 5, "five remote frees, five in the head word");
   cr_assert_eq(pm_remote_first(w), (pm_block *)v[4], "the newest block first");
   cr_assert_eq(pm_page_count_remote(pg), 5);
-  /* a local free first: collecting must splice, and count by walking */
+  /* the free list holds blocks (the rest of the carved chunk, and a local
+   * free): collecting must splice, and count by walking */
   pm_free(v[5]);
   uint32_t used = pm_page_used(pg);
   cr_assert_eq(pm_page_collect(pg), 5);
