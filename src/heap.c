@@ -11,7 +11,7 @@
 #include "os.h"
 
 #define PM_MAX_HEAPS 16384
-#define PM_HEAP_CACHE_PAGES 4
+#define PM_HEAP_CACHE_PAGES 16
 #define PM_ADOPT_BATCH 4
 #define PM_SCAN_STEP 64
 
@@ -189,19 +189,38 @@ static void push_free(pm_heap *h, pm_page *pg) {
     pm_pages_push_free(pg);
 }
 
-static void release_page(pm_heap *h, pm_page *pg) {
-  set_where(pg, PM_IN_NONE, 0);
-  pm_page_retire(pg);
-  PM_COUNT(h->stats.pages_released++);
+/* The heap's cache of emptied pages, newest first: a page released whole
+ * keeps its free list (every block it carved, in the order they came back),
+ * so the next page its class needs is that one again, without the carve
+ * that wrote a link into each block once more (bench_churn's batches empty
+ * a page of each class every round: 7% of the run in pm_page_carve). The
+ * oldest goes to the global free stack when the cache is full. */
+static void cache_push(pm_heap *h, pm_page *pg) {
+  pg->where = PM_IN_CACHE;
+  pg->freed_ms = pm_os_now_ms();
+  pg->next = h->cache;
+  h->cache = pg;
   if (h->ncache < PM_HEAP_CACHE_PAGES) {
-    pg->where = PM_IN_CACHE;
-    pg->next = h->cache;
-    h->cache = pg;
     h->ncache++;
     return;
   }
-  push_free(h, pg);
+  pm_page *prev = pg;
+  while (prev->next->next != NULL)
+    prev = prev->next;
+  pm_page *old = prev->next;
+  prev->next = NULL;
+  old->where = PM_IN_NONE;
+  push_free(h, old);
   pm_pages_maybe_purge();
+}
+
+static void release_page(pm_heap *h, pm_page *pg) {
+  bool whole = pm_page_returned(pg) == 0; /* every block is on the free list */
+  set_where(pg, PM_IN_NONE, 0);
+  pm_page_retire(pg);
+  if (!whole) pg->free = NULL;
+  PM_COUNT(h->stats.pages_released++);
+  cache_push(h, pg);
 }
 
 void pm_heap_flush_cache(pm_heap *h) {
@@ -213,6 +232,23 @@ void pm_heap_flush_cache(pm_heap *h) {
     push_free(h, pg);
   }
   h->ncache = 0;
+}
+
+/* Takes the cached page of class cls that kept its blocks, or else the
+ * oldest; NULL if the cache is empty. */
+static pm_page *cache_take(pm_heap *h, unsigned cls, bool *warm) {
+  pm_page **link = &h->cache, **pick = NULL;
+  for (; *link != NULL; link = &(*link)->next) {
+    pick = link;
+    if ((*link)->cls == cls && (*link)->free != NULL) break;
+  }
+  if (pick == NULL) return NULL;
+  pm_page *pg = *pick;
+  *pick = pg->next;
+  pg->next = NULL;
+  h->ncache--;
+  *warm = pg->cls == cls && pg->free != NULL;
+  return pg;
 }
 
 /* A page just taken off the full list with blocks back: released when
@@ -293,11 +329,10 @@ static pm_page *adopt(pm_heap *h, unsigned cls) {
   return found;
 }
 
-static pm_page *new_page(pm_heap *h) {
-  pm_page *pg = h->cache;
+static pm_page *new_page(pm_heap *h, unsigned cls, bool *warm) {
+  *warm = false;
+  pm_page *pg = cache_take(h, cls, warm);
   if (pg != NULL) {
-    h->cache = pg->next;
-    h->ncache--;
     PM_COUNT(h->stats.pages_reused++);
     return pg;
   }
@@ -347,10 +382,15 @@ pm_page *pm_heap_page_for(pm_heap *h, unsigned cls) {
       return pg;
     }
   }
-  pg = new_page(h);
+  bool warm;
+  pg = new_page(h, cls, &warm);
   if (pg == NULL) return NULL;
-  pm_page_init(pg, cls, h);
-  pm_page_carve(pg);
+  if (warm) {
+    pm_page_revive(pg, h);
+  } else {
+    pm_page_init(pg, cls, h);
+    pm_page_carve(pg);
+  }
   make_current(h, pg);
   return pg;
 }
@@ -414,12 +454,30 @@ static void trim_list(pm_heap *h, pm_page **head, uint64_t now) {
   }
 }
 
+/* Cached pages idle for POOLMALLOC_DECAY_MS go to the global free stack,
+ * where the purge finds them (the oldest are last). */
+static void trim_cache(pm_heap *h, uint64_t now) {
+  for (pm_page **link = &h->cache; *link != NULL;) {
+    pm_page *pg = *link;
+    if (now - pg->freed_ms < pm_opt.decay_ms) {
+      link = &pg->next;
+      continue;
+    }
+    *link = pg->next;
+    pg->next = NULL;
+    pg->where = PM_IN_NONE;
+    h->ncache--;
+    push_free(h, pg);
+  }
+}
+
 void pm_heap_trim_idle(pm_heap *h) {
-  if (pm_page_piece() * 2 > pm_page_size()) return;
   uint64_t now = pm_os_now_ms();
   uint64_t period = pm_opt.decay_ms / 2 ? pm_opt.decay_ms / 2 : 1;
   if (now - h->trim_ms < period) return;
   h->trim_ms = now;
+  trim_cache(h, now);
+  if (pm_page_piece() * 2 > pm_page_size()) return;
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
     trim_list(h, &h->avail[c], now);
     trim_list(h, &h->low[c], now);

@@ -62,6 +62,14 @@ void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap) {
                 atomic_fetch_add_explicit(&pm_pages_in_use, 1, memory_order_relaxed) + 1);
 }
 
+void pm_page_revive(pm_page *pg, struct pm_heap *heap) {
+  pm_block *free = pg->free;
+  uint32_t carved = pg->carved;
+  pm_page_init(pg, pg->cls, heap);
+  pg->free = free;
+  pg->carved = carved;
+}
+
 bool pm_page_carve(pm_page *pg) {
   uint32_t left = pg->capacity - pg->carved;
   if (left == 0) return false;

@@ -36,6 +36,9 @@ pm_inline pm_block *pm_remote_push(pm_block *old, pm_block *b) {
 
 /* Makes pg an empty page of class cls owned by heap. */
 void pm_page_init(pm_page *pg, unsigned cls, struct pm_heap *heap);
+/* Makes pg, released empty by heap with every block it carved still on its
+ * free list, an empty page of its class again, keeping that list. */
+void pm_page_revive(pm_page *pg, struct pm_heap *heap);
 /* Marks an in-use page free (no owner); keeps the page counts. */
 void pm_page_retire(pm_page *pg);
 extern _Atomic uint64_t pm_class_pages[PM_NCLASSES], pm_class_pages_peak[PM_NCLASSES];

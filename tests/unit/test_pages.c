@@ -13,6 +13,8 @@
 #include "arena.h"
 #include "heap.h"
 #include "page.h"
+#include "options.h"
+#include "os.h"
 #include "start.h"
 #include "routing_off.h"
 
@@ -118,4 +120,67 @@ Test(pages, watched_pages_go_back_to_auxiliary_heaps_first) {
   cr_assert_eq(pm_pages_pop_free_clean(), o, "no watched page: an ordinary one");
   cr_assert(o->dirty == 0 && pm_pages_purged_total() == purged + pm_page_size(),
             "purged first");
+}
+
+/* A page released empty goes to its heap's cache with its free list: when
+ * its class needs a page again it comes back as it was, the blocks in the
+ * order they were freed and nothing carved again (bench_churn's batches
+ * empty a page of each class every round). A page of another class is
+ * initialised afresh. */
+Test(pages, an_emptied_page_comes_back_to_its_class_with_its_blocks) {
+  static void *a[CAP], *b[CAP];
+  pm_page *pa = fill_page(a);
+  pm_page *pb = fill_page(b);
+  unsigned cls = pa->cls;
+  for (int i = 0; i < CAP; i++)
+    pm_free(a[i]);
+  cr_assert_eq(pa->where, PM_IN_CACHE, "released whole into the heap's cache");
+  cr_assert_eq(pa->state, PM_PAGE_FREE);
+  cr_assert_eq(heap()->cache, pa);
+  cr_assert_eq(pa->carved, CAP, "its blocks stay carved");
+
+  void *d = pm_malloc(BSIZE); /* pb is exhausted: the cached page comes back */
+  cr_assert_eq(d, a[CAP - 1], "the last block freed comes first");
+  cr_assert_eq(pa->state, PM_PAGE_IN_USE);
+  cr_assert_eq(heap()->pages[cls], pa);
+  cr_assert_eq(pm_page_used(pa), 1);
+  cr_assert_eq(pa->carved, CAP, "not carved again");
+  for (int i = CAP - 2; i >= 0; i--)
+    cr_assert_eq(pm_malloc(BSIZE), a[i], "block %d, last freed first", i);
+  cr_assert_null(pa->free, "every block handed out once");
+  cr_assert_eq(pb->where, PM_IN_FULL);
+}
+
+Test(pages, a_cached_page_of_another_class_starts_afresh) {
+  static void *a[CAP], *b[CAP];
+  pm_page *pa = fill_page(a);
+  fill_page(b);
+  for (int i = 0; i < CAP; i++)
+    pm_free(a[i]);
+  cr_assert_eq(heap()->cache, pa);
+  void *d = pm_malloc(48); /* a class with no page yet */
+  cr_assert_eq(pm_page_of(d), pa, "the cached page, for another class");
+  cr_assert_eq(pa->bsize, 48);
+  cr_assert_eq(pa->carved, 4096 / 48, "carved afresh");
+  cr_assert_eq(d, pm_page_start(pa), "from its first block");
+}
+
+/* Cached pages are the thread's alone: one that sat idle for
+ * POOLMALLOC_DECAY_MS goes to the global free stack, where the purge finds
+ * it and other threads can take it. */
+Test(pages, an_idle_cached_page_goes_to_the_global_stack) {
+  static void *a[CAP], *b[CAP];
+  pm_page *pa = fill_page(a);
+  fill_page(b);
+  for (int i = 0; i < CAP; i++)
+    pm_free(a[i]);
+  cr_assert_eq(heap()->cache, pa);
+  pm_opt.decay_ms = 1;
+  heap()->trim_ms = 0;
+  pa->freed_ms = pm_os_now_ms() - 10;
+  pm_heap_trim_idle(heap());
+  cr_assert_null(heap()->cache);
+  cr_assert_eq(heap()->ncache, 0);
+  cr_assert_eq(pa->where, PM_IN_NONE);
+  cr_assert_eq(pm_pages_pop_free(), pa, "on the global stack");
 }
