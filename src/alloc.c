@@ -81,8 +81,8 @@ pm_inline void count_request(pm_heap *h, unsigned cls, int64_t bytes) {
 pm_inline void *pop_block(pm_page *pg, pm_block *b) {
   pg->free = pm_block_next(b);
   b->tag = 0;
-  pg->room++;
-  /* allocations are not counted here: a page's count is used + frees */
+  /* not counted: pg is the class's current page (types.h), and a page's
+   * allocations are used + frees */
   return b;
 }
 

@@ -110,8 +110,7 @@ void *pm_malloc_counted(pm_heap *h, size_t size, uintptr_t site, size_t cls);
   PM_SUB_NEG(h->countdown[cls], size, neg_);                                             \
   if (unlikely(neg_)) return pm_malloc_counted(h, size, (SITE), cls);                    \
   pg->free = pm_block_next(b);                                                           \
-  b->tag = 0;                                                                            \
-  pg->room++; /* used++ */                                                               \
+  b->tag = 0; /* malloc counts nothing: the page is current (types.h) */                 \
   return b
 
 /* free: one compare decides pool or jemalloc; the descriptor is

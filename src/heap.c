@@ -133,9 +133,25 @@ static int32_t relist_mark(const pm_page *pg) {
   return (int32_t)(pg->capacity - (n ? n : 1));
 }
 
+/* The class's current page: malloc does not count its blocks (types.h). */
+static void current_room(pm_page *pg) {
+  pg->room = pm_page_returned(pg) ? PM_ROOM_EVERY : PM_ROOM_CURRENT;
+}
+
 static void make_current(pm_heap *h, pm_page *pg) {
-  set_where(pg, PM_IN_CURRENT, -1);
+  pg->where = PM_IN_CURRENT;
+  pg->wake = -1;
+  current_room(pg);
   h->pages[pg->cls] = pg;
+}
+
+/* The current page pg is no longer: its count, found (pm_page_count_used),
+ * goes back into room, with no list and wake 0. */
+static void leave_current(pm_page *pg) {
+  uint32_t used = pm_page_count_used(pg);
+  pg->where = PM_IN_NONE;
+  pg->wake = 0;
+  pg->room = (int32_t)(used - 1u);
 }
 
 static void add_avail(pm_heap *h, pm_page *pg) {
@@ -286,7 +302,7 @@ static void scan_full(pm_heap *h) {
 static bool has_free(pm_page *pg) {
   if (pg->free != NULL || pm_page_collect(pg) || pm_page_carve(pg)) return true;
   if (!pm_page_reclaim(pg)) return false;
-  if (pg->where == PM_IN_CURRENT) pm_page_set_wake(pg, -1); /* no returned piece left */
+  if (pg->where == PM_IN_CURRENT) current_room(pg); /* no returned piece left */
   return true;
 }
 
@@ -361,6 +377,7 @@ pm_page *pm_heap_page_for(pm_heap *h, unsigned cls) {
   if (pg != &pm_page_empty) {
     if (has_free(pg)) return pg;
     h->pages[cls] = &pm_page_empty;
+    leave_current(pg);
     if (retire_full(h, pg)) {
       make_current(h, pg);
       return pg;
@@ -421,7 +438,9 @@ void pm_heap_free_slow(pm_heap *h, pm_page *pg) {
     return;
   default:
     /* the current page stays even when empty (its wake is -1): malloc/free
-     * of one block in a loop must not take and release a page every time */
+     * of one block in a loop must not take and release a page every time.
+     * Its room ran down (2^30 frees) or every free is checked. */
+    if (pg->where == PM_IN_CURRENT) current_room(pg);
     return;
   }
 }
@@ -518,7 +537,10 @@ void pm_heap_release(pm_heap *h) {
   for (unsigned c = 0; c < PM_NCLASSES; c++) {
     pm_page *pg = h->pages[c];
     h->pages[c] = &pm_page_empty;
-    if (pg != &pm_page_empty) abandon_page(h, pg);
+    if (pg != &pm_page_empty) {
+      leave_current(pg);
+      abandon_page(h, pg);
+    }
     while ((pg = h->avail[c]) != NULL) {
       h->avail[c] = pg->next;
       abandon_page(h, pg);

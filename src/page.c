@@ -116,6 +116,11 @@ uint32_t pm_page_collect(pm_page *pg) {
 
 /* ---- returned pieces (page.h) ---- */
 
+static void count_one(pm_page *pg, uint32_t i, void *arg) {
+  (void)pg, (void)i;
+  ++*(uint32_t *)arg;
+}
+
 size_t pm_page_piece(void) {
   size_t os = pm_os_page_size(), piece = pm_page_size() >> 6;
   return piece > os ? piece : os;
@@ -268,6 +273,18 @@ uint32_t pm_page_count_remote(pm_page *pg) {
         !pm_page_is_block_start(pg, (uintptr_t)f & pm_g.page_mask))
       break;
   return n;
+}
+
+uint32_t pm_page_count_used(pm_page *pg) {
+  if (pg->where != PM_IN_CURRENT) return pm_page_used(pg);
+  uint32_t n = 0;
+  for (pm_block *f = pg->free; f != NULL && n < pg->capacity; f = pm_block_next(f), n++)
+    if (!pm_is_pool_ptr(f) || pm_page_of(f) != pg ||
+        !pm_page_is_block_start(pg, (uintptr_t)f & pm_g.page_mask))
+      break;
+  if (pm_page_returned(pg))
+    each_returned_block(pg, (unsigned)__builtin_ctzl(pm_page_piece()), count_one, &n);
+  return pg->carved > n ? pg->carved - n : 0;
 }
 
 static bool holds_free(pm_page *pg, const pm_block *b) {

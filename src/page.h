@@ -48,6 +48,11 @@ extern _Atomic uint64_t pm_class_local_frees[PM_NCLASSES],
 /* Carves up to a few KiB of fresh blocks onto the free list; false if the
  * page has no untouched tail left. */
 bool pm_page_carve(pm_page *pg);
+/* Blocks out: pm_page_used, or for the class's current page, whose
+ * allocations are not counted, the carved blocks less those on the free list
+ * and in returned pieces. The walk stops at a link that leaves the page: a
+ * report reads other threads' pages while they run. */
+uint32_t pm_page_count_used(pm_page *pg);
 /* Moves remote frees onto the local free list; returns how many. */
 uint32_t pm_page_collect(pm_page *pg);
 /* Blocks on pg's remote list now: the head word's count, or, past

@@ -37,16 +37,17 @@ static void add_page(pm_snapshot *s, pm_page *pg) {
   /* remote frees are counted where they are collected, and while pending
    * here (the freeing thread counts nothing: alloc.c, free_remote) */
   uint32_t pending = pm_page_count_remote(pg);
+  uint32_t used = pm_page_count_used(pg);
   s->cls[pg->cls].frees += pg->local_frees + pg->remote_collected + pending;
   s->heap.remote_frees += pg->remote_collected + pending;
-  s->cls[pg->cls].allocs += pm_page_used(pg) + pg->local_frees + pg->remote_collected;
+  s->cls[pg->cls].allocs += used + pg->local_frees + pg->remote_collected;
   uint64_t carved = (uint64_t)pg->carved * pg->bsize;
   f->tail_bytes += pm_page_size() - carved;
-  uint64_t held = (uint64_t)pm_page_used(pg) * pg->bsize;
+  uint64_t held = (uint64_t)used * pg->bsize;
   uint64_t returned =
       (uint64_t)__builtin_popcountll(pm_page_returned(pg)) * pm_page_piece();
   f->returned_bytes += returned;
-  if (pm_page_used(pg) > 0 && 4 * held <= pm_page_size() && carved > held) {
+  if (used > 0 && 4 * held <= pm_page_size() && carved > held) {
     f->pinned_pages++;
     /* carved free blocks, not tails, less the pieces given back */
     if (carved > held + returned) f->pinned_bytes += carved - held - returned;
@@ -55,7 +56,7 @@ static void add_page(pm_snapshot *s, pm_page *pg) {
    * them: a page whose every used block is such is held only by them */
   if (pending > 0) {
     f->remote_pending_bytes += (uint64_t)pending * pg->bsize;
-    if (pending >= pm_page_used(pg)) f->remote_pending_pages++;
+    if (pending >= used) f->remote_pending_pages++;
   }
 }
 

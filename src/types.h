@@ -101,10 +101,21 @@ typedef struct pm_page {
 } pm_page;
 _Static_assert(sizeof(pm_page) == 2 * PM_CACHELINE, "page descriptor is two cache lines");
 
-/* Blocks out (remote frees not yet collected count). The page keeps
- * used - wake - 1 instead, so that free's wake test is one decrement and a
- * sign test (uint32 arithmetic: with wake = INT32_MAX, room is negative
- * whatever the count). */
+/* Blocks out (remote frees not yet collected count) of a page that is not
+ * its class's current page. The page keeps used - wake - 1 instead, so that
+ * free's wake test is one decrement and a sign test (uint32 arithmetic:
+ * with wake = INT32_MAX, room is negative whatever the count).
+ *
+ * The current page is the only one malloc takes blocks from, and malloc
+ * does not count them (a store fewer per allocation: bench_churn's pair
+ * loop is bound by its stores). Its room is PM_ROOM_CURRENT, which frees
+ * count down without reaching the sign for 2^30 of them (the slow path
+ * then sets it again), or PM_ROOM_EVERY while it has returned pieces (every
+ * free is checked). Its count is found when it stops being current, or for
+ * a report: every carved block is handed out, on the free list or in a
+ * returned piece (pm_page_count_used). */
+#define PM_ROOM_CURRENT (INT32_MAX / 2)
+#define PM_ROOM_EVERY (INT32_MIN / 2)
 pm_inline uint32_t pm_page_used(const pm_page *pg) {
   return (uint32_t)pg->room + (uint32_t)pg->wake + 1u;
 }

@@ -269,7 +269,7 @@ Test(alloc, carving_is_lazy_and_in_address_order) {
   char *c = pm_malloc(100);
   cr_assert_eq(c, a + first_carve * bsize);
   cr_assert_gt(pg->carved, first_carve);
-  cr_assert_eq(pm_page_used(pg), first_carve + 1);
+  cr_assert_eq(pm_page_count_used(pg), first_carve + 1);
 }
 
 Test(alloc, usable_size_is_the_class_size_for_every_pooled_size) {
@@ -303,11 +303,11 @@ Test(alloc, local_free_goes_on_the_page_list) {
   void *a = pm_malloc(200), *b = pm_malloc(200);
   pm_page *pg = pm_page_of(a);
   cr_assert_eq(pm_page_of(b), pg);
-  cr_assert_eq(pm_page_used(pg), 2);
+  cr_assert_eq(pm_page_count_used(pg), 2);
   cr_assert_eq(atomic_load(&pg->owner), pm_tls_heap);
   pm_block *old_head = pg->free;
   pm_free(a);
-  cr_assert_eq(pm_page_used(pg), 1);
+  cr_assert_eq(pm_page_count_used(pg), 1);
   cr_assert_eq((void *)pg->free, a, "the freed block heads the local list");
   cr_assert_eq(pm_block_next(pg->free), old_head,
                "linked to the old head (encoded link)");
@@ -316,7 +316,7 @@ Test(alloc, local_free_goes_on_the_page_list) {
                 "links are not stored in clear");
   cr_assert_null(atomic_load(&pg->remote), "a local free never touches the remote list");
   pm_free(b);
-  cr_assert_eq(pm_page_used(pg), 0);
+  cr_assert_eq(pm_page_count_used(pg), 0);
   cr_assert_eq(pg->state, PM_PAGE_IN_USE, "the empty current page stays");
   cr_assert_eq(pm_tls_heap->pages[pg->cls], pg);
   cr_assert_eq(snap().heap.remote_frees, 0);

@@ -26,7 +26,7 @@
 static pm_page *fill_page(void **v) {
   void *p = pm_malloc(BSIZE);
   pm_page *pg = pm_page_of(p);
-  cr_assert_eq(pm_page_used(pg), 1, "a fresh page");
+  cr_assert_eq(pm_page_count_used(pg), 1, "a fresh page");
   v[0] = p;
   for (int i = 1; i < CAP; i++) {
     v[i] = pm_malloc(BSIZE);
@@ -143,7 +143,7 @@ Test(pages, an_emptied_page_comes_back_to_its_class_with_its_blocks) {
   cr_assert_eq(d, a[CAP - 1], "the last block freed comes first");
   cr_assert_eq(pa->state, PM_PAGE_IN_USE);
   cr_assert_eq(heap()->pages[cls], pa);
-  cr_assert_eq(pm_page_used(pa), 1);
+  cr_assert_eq(pm_page_count_used(pa), 1);
   cr_assert_eq(pa->carved, CAP, "not carved again");
   for (int i = CAP - 2; i >= 0; i--)
     cr_assert_eq(pm_malloc(BSIZE), a[i], "block %d, last freed first", i);

@@ -68,13 +68,14 @@ Test(threads, remote_frees_come_back_through_the_slow_path) {
     v[i] = pm_malloc(64);
     cr_assert_eq(pm_page_of(v[i]), pg);
   }
-  cr_assert_eq(pm_page_used(pg), cap);
+  cr_assert_eq(pm_page_count_used(pg), cap);
   cr_assert_null(pg->free);
   cr_assert_eq(pg->carved, cap);
 
   struct blocks b = {v, cap};
   run(free_all, &b);
-  cr_assert_eq(pm_page_used(pg), cap, "remote frees are not counted until collected");
+  cr_assert_eq(pm_page_count_used(pg), cap,
+               "remote frees are not counted until collected");
   cr_assert_not_null(atomic_load(&pg->remote));
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.remote_frees, cap);
@@ -86,7 +87,7 @@ Test(threads, remote_frees_come_back_through_the_slow_path) {
 
   void *q = pm_malloc(64);
   cr_assert_eq(q, v[cap - 1], "the last remote free comes back first");
-  cr_assert_eq(pm_page_used(pg), 1);
+  cr_assert_eq(pm_page_count_used(pg), 1);
   cr_assert_null(atomic_load(&pg->remote));
   for (size_t i = 1; i < cap; i++)
     cr_assert_eq(pm_page_of(pm_malloc(64)), pg);
@@ -177,7 +178,7 @@ Test(threads, remote_frees_into_a_full_page_release_it) {
   cr_assert_eq(s.heap.pages_fresh, 2);
   cr_assert_eq(pm_page_of(other), pg, "and serves the next class that needs a page");
   cr_assert_eq(pg->cls, pm_class_of(5000));
-  cr_assert_eq(pm_page_used(pg), 1);
+  cr_assert_eq(pm_page_count_used(pg), 1);
   cr_assert_eq(s.fig.pages_in_use, 2);
   pm_free(extra);
   pm_free(other);
@@ -196,7 +197,7 @@ Test(threads, remote_frees_into_a_partly_used_page) {
   run(free_all, &b);
   for (int i = N / 2; i < N; i++)
     pm_free(v[i]);
-  cr_assert_eq(pm_page_used(pg), N / 2,
+  cr_assert_eq(pm_page_count_used(pg), N / 2,
                "the local frees are counted, the remote ones not yet");
   cr_assert_eq(snap().fig.live_block_bytes, 0);
   /* draining the local list then collects the remote one */
@@ -211,7 +212,7 @@ Test(threads, remote_frees_into_a_partly_used_page) {
       cr_assert_neq(w[i], w[j]);
     pm_free(w[i]);
   }
-  cr_assert_eq(pm_page_used(pg), 0);
+  cr_assert_eq(pm_page_count_used(pg), 0);
 }
 
 /* The remote list's head word carries the list's length: the owner takes a
@@ -234,9 +235,9 @@ Test(threads, the_remote_list_head_counts_its_blocks) {
   /* the free list holds blocks (the rest of the carved chunk, and a local
    * free): collecting must splice, and count by walking */
   pm_free(v[5]);
-  uint32_t used = pm_page_used(pg);
+  uint32_t used = pm_page_count_used(pg);
   cr_assert_eq(pm_page_collect(pg), 5);
-  cr_assert_eq(pm_page_used(pg), used - 5);
+  cr_assert_eq(pm_page_count_used(pg), used - 5);
   /* a saturated count: the owner walks the list for the real one */
   b = (struct blocks){v + 6, 3};
   run(free_all, &b);
@@ -245,9 +246,9 @@ Test(threads, the_remote_list_head_counts_its_blocks) {
   atomic_store(&pg->remote, (pm_block *)((uintptr_t)pm_remote_first(w) |
                                          (uintptr_t)PM_REMOTE_MAX << PM_REMOTE_SHIFT));
   cr_assert_eq(pm_page_count_remote(pg), 3, "past the count, the walk counts");
-  used = pm_page_used(pg);
+  used = pm_page_count_used(pg);
   cr_assert_eq(pm_page_collect(pg), 3);
-  cr_assert_eq(pm_page_used(pg), used - 3);
+  cr_assert_eq(pm_page_count_used(pg), used - 3);
   cr_assert_eq(pm_remote_length(pm_remote_push(w, v[9])), 4);
   cr_assert_eq(pm_remote_length(pm_remote_push(
                    (pm_block *)((uintptr_t)PM_REMOTE_MAX << PM_REMOTE_SHIFT), v[9])),
@@ -255,7 +256,7 @@ Test(threads, the_remote_list_head_counts_its_blocks) {
   /* every block comes back once: the lists were joined correctly */
   for (int i = 9; i < N; i++)
     pm_free(v[i]);
-  cr_assert_eq(pm_page_used(pg), 0);
+  cr_assert_eq(pm_page_count_used(pg), 0);
   void *u[N];
   for (int i = 0; i < N; i++) {
     u[i] = pm_malloc(96);
@@ -308,7 +309,7 @@ Test(threads, abandoned_pages_are_adopted) {
   cr_assert_eq(s.threads_total, 1);
   cr_assert_null(atomic_load(&pg->owner), "an abandoned page has no owner");
   cr_assert_eq(pg->state, PM_PAGE_IN_USE);
-  cr_assert_eq(pm_page_used(pg), 7);
+  cr_assert_eq(pm_page_count_used(pg), 7);
   cr_assert_eq(s.fig.pages_in_use, 1);
 
   struct adopted a;
@@ -328,7 +329,7 @@ Test(threads, abandoned_pages_are_adopted) {
   for (int i = 0; i < 7; i++)
     pm_free(l.live[i]);
   pm_free(a.p);
-  cr_assert_eq(pm_page_used(pg), 8);
+  cr_assert_eq(pm_page_count_used(pg), 8);
   void *p = pm_malloc(64);
   s = snap();
   cr_assert_eq(s.heap.pages_adopted, 2);
@@ -582,7 +583,7 @@ Test(threads, full_pages_of_exited_threads_wait_for_a_remote_free) {
   pm_snapshot s = snap();
   cr_assert_eq(s.heap.pages_abandoned, 1);
   cr_assert_null(atomic_load(&pg->owner));
-  cr_assert_eq(pm_page_used(pg), 64);
+  cr_assert_eq(pm_page_count_used(pg), 64);
 
   /* nothing to give: a new thread does not take it */
   struct adopted a;
