@@ -184,3 +184,41 @@ Test(pages, an_idle_cached_page_goes_to_the_global_stack) {
   cr_assert_eq(pa->where, PM_IN_NONE);
   cr_assert_eq(pm_pages_pop_free(), pa, "on the global stack");
 }
+
+/* malloc takes blocks only from its class's current page and does not
+ * count them: the page's count is found when it stops being current
+ * (pm_page_count_used: carved blocks less the free list), and frees count
+ * down from PM_ROOM_CURRENT until the slow path sets it again. */
+Test(pages, a_current_page_counts_nothing_until_it_leaves) {
+  static void *a[CAP], *b[CAP];
+  void *p = pm_malloc(BSIZE);
+  pm_page *pg = pm_page_of(p);
+  cr_assert_eq(pg->where, PM_IN_CURRENT);
+  cr_assert_eq(pg->room, PM_ROOM_CURRENT);
+  a[0] = p;
+  for (int i = 1; i < 10; i++)
+    a[i] = pm_malloc(BSIZE);
+  cr_assert_eq(pg->room, PM_ROOM_CURRENT, "malloc counts nothing");
+  cr_assert_eq(pm_page_count_used(pg), 10);
+  for (int i = 0; i < 3; i++)
+    pm_free(a[i]);
+  cr_assert_eq(pm_page_count_used(pg), 7, "the carved blocks less the free list");
+  cr_assert_eq(pg->room, PM_ROOM_CURRENT - 3);
+  pg->room = 0; /* as after 2^30 frees */
+  pm_free(a[3]);
+  cr_assert_eq(pg->room, PM_ROOM_CURRENT, "the slow path sets it again");
+  cr_assert_eq(pg->where, PM_IN_CURRENT);
+  cr_assert_eq(pm_page_count_used(pg), 6);
+
+  for (int i = 0; i < 6; i++)
+    b[i] = a[4 + i];
+  for (int i = 6; i < CAP; i++)
+    b[i] = pm_malloc(BSIZE);  /* fills pg */
+  void *q = pm_malloc(BSIZE); /* pg leaves: its count, found, is CAP */
+  cr_assert_neq(pm_page_of(q), pg);
+  cr_assert_eq(pg->where, PM_IN_FULL);
+  cr_assert_eq(pm_page_used(pg), CAP, "the count written back when it left");
+  pm_free(b[0]);
+  cr_assert_eq(pg->where, PM_IN_LOW, "and the full page's first free wakes");
+  cr_assert_eq(pm_page_used(pg), CAP - 1);
+}
