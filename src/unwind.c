@@ -7,13 +7,16 @@
  * (CFA = rsp or rbp + offset), the return address and rbp (the only
  * callee-saved register a CFA rule of compiled code is written in) from the
  * slots the rules name. poolmalloc's own module is found once and kept (it
- * is never unloaded while its code runs); the site's module is found under
- * the loader's list lock, which also keeps it mapped while its tables are
- * read. */
+ * is never unloaded while its code runs). pm_unwind_caller finds the site's
+ * module with _dl_find_object, which takes no lock (the module stays mapped
+ * while its code is on the stack); pm_unwind_stack walks frames of any
+ * module, so it does it under the loader's list lock, which keeps every
+ * module mapped while its tables are read. */
 #define _GNU_SOURCE
 #include "unwind.h"
 #include "os.h"
 
+#include <dlfcn.h>
 #include <link.h>
 #include <sys/single_threaded.h>
 #include <string.h>
@@ -340,6 +343,16 @@ typedef struct table {
 } table;
 
 static bool open_table(const uint8_t *hdr, table *t) {
+  uint32_t head, count32;
+  memcpy(&head, hdr, 4);
+  if (head == 0x3b031b01u) { /* what linkers write: version 1, pcrel sdata4
+                                eh_frame pointer, udata4 count, the table */
+    memcpy(&count32, hdr + 8, 4);
+    t->hdr = hdr;
+    t->entries = (const int32_t *)(const void *)(hdr + 12);
+    t->count = count32;
+    return true;
+  }
   cursor c = {hdr, hdr + 64, false};
   if (fixed(&c, 1) != 1) return false; /* version */
   uint8_t ptr_enc = (uint8_t)fixed(&c, 1), count_enc = (uint8_t)fixed(&c, 1);
@@ -353,10 +366,10 @@ static bool open_table(const uint8_t *hdr, table *t) {
   return true;
 }
 
-/* The rules for the frame executing at `pc` (the return address minus one
- * for a caller's frame), in *s; false when they cannot be had. */
-static bool frame_rules(const table *t, uintptr_t pc, cfi_state *s) {
-  if (t->count == 0) return false;
+/* The frame description (FDE) whose table entry is the last at or below
+ * `pc`; NULL when there is none. */
+static const uint8_t *find_fde(const table *t, uintptr_t pc) {
+  if (t->count == 0) return NULL;
   uintptr_t base = (uintptr_t)t->hdr;
   size_t lo = 0, hi = t->count; /* the last entry starting at or below pc */
   while (hi - lo > 1) {
@@ -366,9 +379,15 @@ static bool frame_rules(const table *t, uintptr_t pc, cfi_state *s) {
     else
       hi = mid;
   }
-  if (base + (uintptr_t)(intptr_t)t->entries[2 * lo] > pc) return false;
-  const uint8_t *fde =
-      (const uint8_t *)(base + (uintptr_t)(intptr_t)t->entries[2 * lo + 1]);
+  if (base + (uintptr_t)(intptr_t)t->entries[2 * lo] > pc) return NULL;
+  return (const uint8_t *)(base + (uintptr_t)(intptr_t)t->entries[2 * lo + 1]);
+}
+
+/* The rules for the frame executing at `pc` (the return address minus one
+ * for a caller's frame) described by `fde`, in *s; false when they cannot
+ * be had. */
+static bool fde_rules(const uint8_t *fde, uintptr_t pc, cfi_state *s) {
+  if (fde == NULL) return false;
   cursor c = {fde, fde + 8, false};
   uint64_t len = fixed(&c, 4);
   if (len == 0 || len >= 0xfffffff0u) return false;
@@ -407,8 +426,8 @@ static uint64_t pack_rule(const cfi_state *s) {
 
 /* The rule of the frame executing at `pc` (a return address minus one),
  * packed; 0 when the frame cannot be stepped. */
-static uint64_t frame_rule(const table *t, uintptr_t pc, cfi_state *s) {
-  if (!frame_rules(t, pc, s) || s->cfa_bad || s->ra.kind != RULE_AT ||
+static uint64_t frame_rule(const uint8_t *fde, uintptr_t pc, cfi_state *s) {
+  if (!fde_rules(fde, pc, s) || s->cfa_bad || s->ra.kind != RULE_AT ||
       (s->cfa_reg != REG_RSP && s->cfa_reg != REG_RBP))
     return 0;
   return pack_rule(s);
@@ -416,7 +435,7 @@ static uint64_t frame_rule(const table *t, uintptr_t pc, cfi_state *s) {
 
 /* One step with a rule: the caller's registers from the callee's; false
  * at the end of what can be followed. */
-static bool apply(uint64_t rule, regs *r) {
+pm_inline bool apply(uint64_t rule, regs *r) {
   if (rule == 0) return false;
   uintptr_t cfa = ((rule >> 1 & 1) ? r->bp : r->sp) + (rule >> 4 & 0xffffffffu);
   /* the stack grows down: a caller's frame is above; slots are aligned */
@@ -448,12 +467,12 @@ typedef struct step_slot {
 } step_slot;
 static step_slot steps[STEP_SLOTS];
 
-static step_slot *slot_of(uint64_t key) {
+pm_inline step_slot *slot_of(uint64_t key) {
   uint64_t h = key * 0x9e3779b97f4a7c15ull;
   return &steps[h >> 56 & (STEP_SLOTS - 1)];
 }
 
-static uint64_t cached_rule(uint64_t key) {
+pm_inline uint64_t cached_rule(uint64_t key) {
   step_slot *sl = slot_of(key);
   if (atomic_load_explicit(&sl->key, memory_order_acquire) != key) return 0;
   uint64_t rule = relaxed_load(&sl->rule);
@@ -475,14 +494,19 @@ static uint64_t step_key(uintptr_t pc, uint64_t unloads) {
   return (uint64_t)pc ^ unloads << 48;
 }
 
-static bool step(const table *t, regs *r, bool is_return_address, uint64_t unloads) {
-  uint64_t key = step_key(r->pc - is_return_address, unloads);
+/* the rule of the frame at `pc` found in its tables, and cached */
+pm_noinline static uint64_t find_rule(const uint8_t *fde, uintptr_t pc, uint64_t key) {
+  cfi_state s;
+  uint64_t rule = frame_rule(fde, pc, &s);
+  if (rule != 0 && key != 0) cache_rule(key, rule);
+  return rule;
+}
+
+pm_inline bool step(const table *t, regs *r, bool is_return_address, uint64_t unloads) {
+  uintptr_t pc = r->pc - is_return_address;
+  uint64_t key = step_key(pc, unloads);
   uint64_t rule = cached_rule(key);
-  if (rule == 0) {
-    cfi_state s;
-    rule = frame_rule(t, r->pc - is_return_address, &s);
-    if (rule != 0) cache_rule(key, rule);
-  }
+  if (rule == 0) rule = find_rule(find_fde(t, pc), pc, key);
   return apply(rule, r);
 }
 
@@ -653,6 +677,66 @@ pm_inline bool climb(uintptr_t site, unsigned max_frames, regs *r) {
   return false;
 }
 
+#if defined(DLFO_STRUCT_HAS_EH_DBASE) /* glibc 2.35: _dl_find_object */
+
+/* (h + w) × an odd constant per word: two contents that differ in one word
+ * never meet; a final shift folds the high bits in */
+static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n) {
+  const uint64_t k = 0x9e3779b97f4a7c15ull;
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    h = (h + w) * k;
+  }
+  for (; n > 0; p++, n--)
+    h = (h + *p) * k;
+  return h ^ h >> 31;
+}
+
+/* A foreign frame's key: its pc, where its description (FDE) is, and the
+ * bytes of the FDE and of its CIE, which are all its rule is computed
+ * from. A module mapped where an unloaded one was shares a key with it
+ * only through the same bytes at the same place: the same rule. Bit 63
+ * keeps it apart from the keys of poolmalloc's own pcs; 0 when the
+ * descriptions are too long to hash on every call (not cached). */
+static uint64_t content_key(uintptr_t pc, const uint8_t *fde) {
+  uint32_t len, id, cie_len;
+  memcpy(&len, fde, 4);
+  memcpy(&id, fde + 4, 4);
+  if (len < 8 || len > 1024 || id == 0) return 0;
+  const uint8_t *cie = fde + 4 - id;
+  memcpy(&cie_len, cie, 4);
+  if (cie_len < 8 || cie_len > 1024) return 0;
+  uint64_t h = ((uint64_t)pc * 0x9e3779b97f4a7c15ull) ^ (uintptr_t)fde;
+  h = hash_bytes(h, fde, (size_t)len + 4);
+  h = hash_bytes(h, cie, (size_t)cie_len + 4);
+  return h | 1ull << 63;
+}
+
+/* The site's frame is found without the loader's lock: _dl_find_object
+ * reads the loader's table of mappings lock-free (and is safe in a signal
+ * handler and across fork), and the site's module cannot be unloaded while
+ * its code is on this stack. No walk is counted, so a fork does not wait
+ * for this one. */
+pm_noinline uintptr_t pm_unwind_caller(uintptr_t site, unsigned max_frames) {
+  regs r;
+  if (!climb(site, max_frames, &r)) return 0;
+  uintptr_t pc = site - 1;
+  struct dl_find_object fo;
+  table t;
+  if (_dl_find_object((void *)pc, &fo) != 0 || fo.dlfo_eh_frame == NULL ||
+      !open_table(fo.dlfo_eh_frame, &t))
+    return 0;
+  const uint8_t *fde = find_fde(&t, pc);
+  if (fde == NULL) return 0;
+  uint64_t key = content_key(pc, fde);
+  uint64_t rule = key != 0 ? cached_rule(key) : 0;
+  if (rule == 0) rule = find_rule(fde, pc, key);
+  return apply(rule, &r) ? r.pc : 0;
+}
+
+#else /* the site's module under the loader's lock */
+
 pm_noinline uintptr_t pm_unwind_caller(uintptr_t site, unsigned max_frames) {
   regs r;
   if (!climb(site, max_frames, &r)) return 0;
@@ -663,6 +747,8 @@ pm_noinline uintptr_t pm_unwind_caller(uintptr_t site, unsigned max_frames) {
   pm_unwind_leave();
   return m.stepped ? r.pc : 0;
 }
+
+#endif
 
 typedef struct stack_walk {
   regs r;

@@ -33,7 +33,8 @@ uint32_t pm_unwind_stack(uintptr_t site, uintptr_t *frames, uint32_t max,
 
 /* The fork handlers' part (init.c): no walk is inside the loader's list
  * lock when fork() copies the process; walks started meanwhile are skipped
- * (a caller of 0, a stack of the site alone). */
+ * (a stack of the site alone; pm_unwind_caller takes no lock with glibc
+ * 2.35 and later, a caller of 0 before). */
 void pm_unwind_prefork(void);
 /* The same gate around another unwinder's walk (libgcc's, libunwind's):
  * false while a fork is in progress (no walk then); else walk, then leave. */

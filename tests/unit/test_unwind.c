@@ -8,9 +8,11 @@
  * a wrapper) and asks for the wrapper's caller from under a few frames of
  * its own, as pm_sample_caller does from inside poolmalloc. Each wrapper
  * records its own return address, the answer expected. */
+#define _GNU_SOURCE
 #include <criterion/criterion.h>
 
 #include <alloca.h>
+#include <link.h>
 #include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
@@ -382,4 +384,42 @@ Test(unwind, a_child_forked_during_walks_walks) {
   for (int i = 0; i < 2; i++)
     pthread_join(t[i], NULL);
   cr_assert_eq(bad, 0, "child %d hung or failed", bad);
+}
+
+/* The site's module is found without the loader's lock (_dl_find_object):
+ * a thread inside dl_iterate_phdr (which holds the lock, as a C++
+ * unwinder or a sampling profiler does) does not hold up an allocation's
+ * walk in another thread. The holder waits up to 5 s for the walker's
+ * answer; with a walk that takes the lock it never comes. */
+static atomic_int lock_held, walk_done;
+static int hold_loader_lock(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)info;
+  (void)size;
+  atomic_store(&lock_held, 1);
+  for (int i = 0; i < 5000 && !atomic_load(&walk_done); i++)
+    usleep(1000);
+  *(int *)arg = atomic_load(&walk_done);
+  return 1;
+}
+
+static void *lock_holder(void *arg) {
+  dl_iterate_phdr(hold_loader_lock, arg);
+  return NULL;
+}
+
+Test(unwind, walks_while_another_thread_holds_the_loaders_lock) {
+  every_shape(); /* poolmalloc's module is found before, under the lock */
+  int answered = 0;
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, lock_holder, &answered), 0);
+  while (!atomic_load(&lock_held))
+    usleep(100);
+  found = 1;
+  wrap_frame_pointer(3);
+  uintptr_t got = found, want = expected;
+  atomic_store(&walk_done, 1);
+  pthread_join(t, NULL);
+  cr_assert_eq(got, want, "caller %#lx, expected %#lx", (unsigned long)got,
+               (unsigned long)want);
+  cr_assert_eq(answered, 1, "the walk waited for the loader's lock");
 }
