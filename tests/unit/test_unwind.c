@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 
 #include <alloca.h>
+#include <dlfcn.h>
 #include <link.h>
 #include <execinfo.h>
 #include <pthread.h>
@@ -61,8 +62,10 @@ __attribute__((noinline)) static uintptr_t own_frames(uintptr_t site, long n,
   return r;
 }
 
+static uintptr_t last_site;
 __attribute__((noinline)) static void *probe(int own_frames_n) {
   uintptr_t site = (uintptr_t)__builtin_return_address(0);
+  last_site = site;
   found = own_frames(site, own_frames_n, inner2);
   opaque(found);
   return &found;
@@ -422,4 +425,37 @@ Test(unwind, walks_while_another_thread_holds_the_loaders_lock) {
   cr_assert_eq(got, want, "caller %#lx, expected %#lx", (unsigned long)got,
                (unsigned long)want);
   cr_assert_eq(answered, 1, "the walk waited for the loader's lock");
+}
+
+/* A module unloaded and another loaded at its address: the cached rule of
+ * the first module's call site must not serve the second's call at the
+ * same address, whose frame is larger (tests/unit/unwind_plugin.c, built
+ * twice). The key of a foreign frame is made of its description's bytes;
+ * a key of the pc alone would read the return address from the wrong slot
+ * of the second frame. */
+typedef void *(*plugin_wrap_fn)(void *(*)(int), int, uintptr_t *);
+static uintptr_t through_plugin(const char *path, uintptr_t *site) {
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  cr_assert_not_null(h, "dlopen %s: %s", path, dlerror());
+  plugin_wrap_fn wrap = (plugin_wrap_fn)(uintptr_t)dlsym(h, "plugin_wrap");
+  cr_assert_not_null(wrap);
+  for (int i = 0; i < 3; i++) { /* the first finds the rule, the others use the cache */
+    found = 1;
+    wrap(probe, 2, &expected);
+    cr_assert_eq(found, expected, "%s: caller %#lx, expected %#lx", path,
+                 (unsigned long)found, (unsigned long)expected);
+  }
+  *site = last_site;
+  cr_assert_eq(dlclose(h), 0);
+  return (uintptr_t)wrap;
+}
+
+Test(unwind, a_module_loaded_where_another_was_gets_its_own_rules) {
+  every_shape();
+  uintptr_t site_a, site_b;
+  uintptr_t a = through_plugin(PM_UNWIND_PLUGIN_A, &site_a);
+  uintptr_t b = through_plugin(PM_UNWIND_PLUGIN_B, &site_b);
+  if (a != b || site_a != site_b)
+    cr_skip_test("the second module was not mapped where the first was (%#lx, %#lx)",
+                 (unsigned long)a, (unsigned long)b);
 }
