@@ -130,6 +130,7 @@ pm_page *pm_pages_pop_free(void) {
 static void purge_page(pm_page *pg) {
   pm_os_purge(pm_page_start(pg), pm_page_size());
   pg->dirty = 0;
+  pg->touched = 0;
   atomic_fetch_add_explicit(&purged_total, pm_page_size(), memory_order_relaxed);
 }
 
@@ -177,6 +178,7 @@ static size_t purge_stack(pm_istack *head, bool all, uint64_t now) {
       run_add(&run, pg);
       run.bytes += pm_page_size();
       pg->dirty = 0;
+      pg->touched = 0;
     }
     pm_page **first = pg->dirty ? &dirty_first : &clean_first;
     pm_page **last = pg->dirty ? &dirty_last : &clean_last;

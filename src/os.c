@@ -77,6 +77,24 @@ void pm_os_purge(void *p, size_t size) {
   errno = saved;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+static _Atomic bool populate_unsupported;
+
+bool pm_os_populate(void *p, size_t size) {
+  if (atomic_load_explicit(&populate_unsupported, memory_order_relaxed)) return false;
+  int saved = errno;
+  bool ok = madvise(p, size, MADV_POPULATE_WRITE) == 0;
+  /* EINVAL: a kernel before 5.14; EPERM or ENOSYS: a seccomp filter that
+   * allows only some advice. Anything else (ENOMEM, EINTR) is this call's
+   * alone */
+  if (!ok && (errno == EINVAL || errno == EPERM || errno == ENOSYS))
+    atomic_store_explicit(&populate_unsupported, true, memory_order_relaxed);
+  errno = saved;
+  return ok;
+}
+
 bool pm_os_write(int fd, const char *buf, size_t len) {
   int saved = errno;
   bool ok = true;

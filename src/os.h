@@ -27,6 +27,11 @@ bool pm_os_commit(void *p, size_t size);
 /* Give the pages of [p, p+size) back to the OS; the range stays mapped and
  * reads as zeros afterwards. */
 void pm_os_purge(void *p, size_t size);
+/* Back the pages of [p, p+size) (page-aligned) with memory now, as writes
+ * would (MADV_POPULATE_WRITE, Linux 5.14): one system call instead of a
+ * page fault per page. false if the kernel cannot (it is then not asked
+ * again); the range is unchanged either way and faults in as usual. */
+bool pm_os_populate(void *p, size_t size);
 /* write(2) the whole buffer, retrying on EINTR and short writes. false if
  * the descriptor is closed or broken. */
 bool pm_os_write(int fd, const char *buf, size_t len);

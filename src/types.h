@@ -87,6 +87,9 @@ typedef struct pm_page {
    * from PM_REMOTE_SHIFT up (page.h) */
   _Alignas(PM_CACHELINE) _Atomic(struct pm_block *) remote;
   _Atomic uint8_t full;        /* on the owner's full list (read by remote frees) */
+  uint32_t touched;            /* bytes from the page's start known to be backed
+                                * (a carve populates past it; 0 when fresh or
+                                * purged; slow paths only) */
   uint64_t freed_ms;           /* when it went on the global free stack, or on
                                 * its owner's available or low list */
   struct pm_page *next, *prev; /* owner's list links (slow paths only) */

@@ -8,6 +8,7 @@
  * eighth of it is free, and is used before a new page is carved. Every test
  * is a fresh process with the default 64 KiB pages. */
 #include <criterion/criterion.h>
+#include <sys/mman.h>
 
 #include "alloc.h"
 #include "arena.h"
@@ -221,4 +222,86 @@ Test(pages, a_current_page_counts_nothing_until_it_leaves) {
   pm_free(b[0]);
   cr_assert_eq(pg->where, PM_IN_LOW, "and the full page's first free wakes");
   cr_assert_eq(pm_page_used(pg), CAP - 1);
+}
+
+/* ---- carving populates (page.c, "Carving populates" in docs/design.md) ---- */
+
+static bool resident(const void *p) {
+  unsigned char v = 0;
+  void *pg = (void *)((uintptr_t)p & ~(uintptr_t)(pm_os_page_size() - 1));
+  cr_assert_eq(mincore(pg, 1, &v), 0);
+  return v & 1;
+}
+
+/* a fresh page of the arena, initialised for the class of `size` */
+static pm_page *fresh_page(size_t size) {
+  pm_free(pm_malloc(1));
+  char *cur = NULL, *end = NULL;
+  pm_page *pg = pm_arena_carve_page(&cur, &end);
+  cr_assert_not_null(pg);
+  pm_page_init(pg, pm_class_of(size), NULL);
+  cr_assert_eq(pg->touched, 0, "nothing of a fresh page is backed");
+  cr_assert(!resident(pm_page_start(pg)));
+  return pg;
+}
+
+Test(pages, populate_backs_a_page_without_writing_it) {
+  size_t os = pm_os_page_size();
+  char *p = mmap(NULL, 2 * os, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  cr_assert_neq(p, MAP_FAILED);
+  cr_assert(!resident(p));
+  cr_assert(pm_os_populate(p, os), "MADV_POPULATE_WRITE (Linux 5.14)");
+  cr_assert(resident(p), "backed without a write");
+  cr_assert(!resident(p + os), "and only the range asked for");
+  munmap(p, 2 * os);
+}
+
+/* A carve backs the pages its links go to in one system call, and no more:
+ * pages past them stay unbacked until a later carve (or the program) writes
+ * them, so the resident size is what it was with page faults. */
+Test(pages, a_carve_backs_the_pages_it_writes_and_no_more) {
+  size_t os = pm_os_page_size();
+  pm_page *pg = fresh_page(48);
+  char *start = pm_page_start(pg);
+  cr_assert(pm_page_carve(pg));
+  cr_assert_eq(pg->touched, os);
+  cr_assert(resident(start));
+  cr_assert(!resident(start + os), "the next page waits for the next carve");
+  cr_assert(pm_page_carve(pg));
+  cr_assert_eq(pg->touched, 2 * os, "the second carve's links reach the second page");
+  cr_assert(resident(start + os));
+  cr_assert(!resident(start + 2 * os));
+}
+
+/* A carve of one block larger than a page writes its first 16 bytes only:
+ * the rest of the block is the program's to touch. */
+Test(pages, a_large_blocks_carve_backs_its_first_page_only) {
+  size_t os = pm_os_page_size();
+  pm_page *pg = fresh_page(16384);
+  cr_assert_geq(pg->bsize, 4 * os);
+  char *start = pm_page_start(pg);
+  cr_assert(pm_page_carve(pg));
+  cr_assert_eq(pg->carved, 1);
+  cr_assert_eq(pg->touched, os);
+  cr_assert(resident(start));
+  for (size_t off = os; off < pg->bsize; off += os)
+    cr_assert(!resident(start + off), "page %zu of the block", off / os);
+}
+
+/* A purged page is unbacked again: its next carves populate from its start. */
+Test(pages, a_purged_page_is_populated_again) {
+  pm_page *pg = fresh_page(48);
+  cr_assert(pm_page_carve(pg) && pm_page_carve(pg));
+  while (pm_pages_pop_free() != NULL) /* this test's page only */
+    ;
+  pg->state = PM_PAGE_FREE;
+  pm_pages_push_free(pg);
+  cr_assert_eq(pm_pages_pop_free_clean(), pg);
+  cr_assert_eq(pg->dirty, 0);
+  cr_assert_eq(pg->touched, 0, "purged whole");
+  cr_assert(!resident(pm_page_start(pg)));
+  pm_page_init(pg, pm_class_of(48), NULL);
+  cr_assert(pm_page_carve(pg));
+  cr_assert_eq(pg->touched, pm_os_page_size());
+  cr_assert(resident(pm_page_start(pg)));
 }
