@@ -22,6 +22,13 @@
  * library's code until it runs it) */
 #define pm_startup_code __attribute__((section(".text.startup")))
 #define pm_cold __attribute__((cold, noinline))
+/* The small variables every allocating process writes (the first page of a
+ * class, the thread start, jemalloc's configuration): section pm_hot, which
+ * cmake/pm_je_lazy.ld places after .data, on the page the loader's
+ * relocations write anyway. In .bss they were on six pages of their own,
+ * six page faults in every process that allocates (docs/design.md "Hot
+ * variables on a written page"). Zero-initialised like .bss. */
+#define PM_HOT __attribute__((section("pm_hot")))
 #define pm_inline static inline __attribute__((always_inline))
 #define PM_EXPORT __attribute__((visibility("default")))
 #define PM_TLS __thread __attribute__((tls_model("initial-exec")))

@@ -19,12 +19,13 @@ int pm_je_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp,
 
 #define PM_JE_ZERO 0x40
 
-extern const char *pm_je_malloc_conf;
+/* jemalloc's malloc_conf (weak there, defined here to place it) */
+PM_HOT const char *pm_je_malloc_conf;
 
-static _Atomic int started;
+PM_HOT static _Atomic int started;
 static inline bool je_enter(void); /* around every jemalloc call (fork, below) */
 static inline void je_leave(void);
-static bool own_purging; /* jemalloc's decay is off, poolmalloc purges */
+PM_HOT static bool own_purging; /* jemalloc's decay is off, poolmalloc purges */
 static _Atomic uint64_t purged_bytes;
 bool pm_fallback_started(void) {
   return atomic_load_explicit(&started, memory_order_acquire) != 0;
@@ -389,7 +390,7 @@ typedef struct direct_block {
 static direct_block direct[DIRECT_SLOTS];
 /* fresh mappings made (DIRECT_SLOTS once a block was freed among live
  * ones), live blocks */
-static _Atomic uint32_t direct_taken, direct_live;
+PM_HOT static _Atomic uint32_t direct_taken, direct_live;
 /* the spare: a freed direct block, its length in its first word, or 0 */
 static _Atomic uintptr_t spare;
 static _Atomic uint64_t spare_ms, spare_bytes; /* when it was kept, its length */

@@ -15,10 +15,16 @@
 #define PM_ADOPT_BATCH 4
 #define PM_SCAN_STEP 64
 
-pm_page pm_page_empty;
+PM_HOT pm_page pm_page_empty;
 #define PM_EMPTY_PAGES                                                                   \
   { [0 ... PM_NCLASSES - 1] = &pm_page_empty }
+/* Their page arrays are written by relocations at load; section pm_heaps
+ * goes after pm_hot (cmake/pm_je_lazy.ld), so that the two arrays, 5 KiB
+ * apart, fall on the page after .data and the next one, and .data's own
+ * relocations share the first */
+__attribute__((section("pm_heaps")))
 pm_heap pm_heap_empty = {.pages = PM_EMPTY_PAGES, .kind = PM_HEAP_EMPTY};
+__attribute__((section("pm_heaps")))
 pm_heap pm_heap_jemalloc = {.pages = PM_EMPTY_PAGES, .kind = PM_HEAP_JEMALLOC};
 PM_TLS pm_heap *pm_tls_heap = &pm_heap_empty;
 pm_shared_stats pm_shared;

@@ -12,9 +12,9 @@
 
 #include <string.h>
 
-_Atomic uint64_t pm_lt_diverted;
+PM_HOT _Atomic uint64_t pm_lt_diverted;
 
-static _Atomic uint64_t lt_samples;
+PM_HOT static _Atomic uint64_t lt_samples;
 
 /* ---- sites: return address (or wrapper and caller) -> counts ---- */
 #define SITE_SLOTS 4096 /* power of two */
@@ -79,7 +79,7 @@ typedef struct lt_cohort {
 } lt_cohort;
 static lt_cohort cohorts[COHORTS];
 static _Atomic uint64_t sample_seq;
-static _Atomic uint32_t nsites, nmarked;
+PM_HOT static _Atomic uint32_t nsites, nmarked;
 static _Atomic uint32_t marked_in_class[PM_NCLASSES];
 
 static uint64_t site_key(uintptr_t site) {
@@ -107,7 +107,7 @@ static uint32_t hash64(uint64_t k) {
  * placed by hash put each site on its own page: gcc's cc1 with routing on,
  * 432 sites and callers, touched most of the table's 144 pages). */
 static _Atomic uint16_t site_index[2 * SITE_SLOTS]; /* entry + 1; 0: empty */
-static _Atomic uint32_t sites_used;                 /* entries handed out */
+PM_HOT static _Atomic uint32_t sites_used;                 /* entries handed out */
 
 /* the site's entry; inserts it if `insert`; NULL if absent or the table is
  * full (or full around its hash) */

@@ -172,7 +172,7 @@ size_t pm_os_page_size(void) {
   return page;
 }
 
-static uint64_t start_ns;
+PM_HOT static uint64_t start_ns;
 
 void pm_os_mark_start(void) {
   if (start_ns == 0) start_ns = pm_os_now_ns();

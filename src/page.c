@@ -7,8 +7,8 @@
 #define PM_CARVE_BYTES 4096
 
 /* pages in use per class and in all, with their peaks (slow path only) */
-_Atomic uint64_t pm_class_pages[PM_NCLASSES], pm_class_pages_peak[PM_NCLASSES];
-_Atomic uint64_t pm_pages_in_use, pm_pages_peak;
+PM_HOT _Atomic uint64_t pm_class_pages[PM_NCLASSES], pm_class_pages_peak[PM_NCLASSES];
+PM_HOT _Atomic uint64_t pm_pages_in_use, pm_pages_peak;
 /* same-thread frees, remote frees and allocations of pages that were
  * retired, per class */
 _Atomic uint64_t pm_class_local_frees[PM_NCLASSES], pm_class_remote_frees[PM_NCLASSES],

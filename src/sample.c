@@ -20,7 +20,7 @@
 #include <link.h>
 #include <string.h>
 
-bool pm_sample_on, pm_sample_stacks;
+PM_HOT bool pm_sample_on, pm_sample_stacks;
 PM_TLS int pm_sample_busy;
 _Atomic uint32_t pm_sample_live;
 

@@ -15,9 +15,9 @@
 #include <sched.h>
 
 enum { PM_INIT_NONE, PM_INIT_RUNNING, PM_INIT_DONE, PM_INIT_FAILED };
-static _Atomic int process_state;
+PM_HOT static _Atomic int process_state;
 static PM_TLS int in_init;
-static pthread_key_t thread_key;
+PM_HOT static pthread_key_t thread_key;
 
 static void thread_exit(void *arg) {
   pm_heap *h = arg;
