@@ -71,8 +71,7 @@ static pm_heap *acquire(bool aux) {
     h = &heaps[i];
     /* its 2-3 pages backed in one system call, not a fault each (page.c:
      * "populate"); a neighbour's share of the pages comes with them */
-    uintptr_t os = pm_os_page_size(), lo = (uintptr_t)h & ~(os - 1);
-    pm_os_populate((void *)lo, (((uintptr_t)(h + 1) + os - 1) & ~(os - 1)) - lo);
+    pm_os_populate(h, sizeof *h);
     for (unsigned c = 0; c < PM_NCLASSES; c++) {
       h->pages[c] = &pm_page_empty;
       h->countdown[c] = -1; /* the first allocation of a class, malloc(0) too,

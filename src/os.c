@@ -84,8 +84,10 @@ static _Atomic bool populate_unsupported;
 
 bool pm_os_populate(void *p, size_t size) {
   if (atomic_load_explicit(&populate_unsupported, memory_order_relaxed)) return false;
+  uintptr_t os = pm_os_page_size(), lo = (uintptr_t)p & ~(os - 1);
+  size_t len = (((uintptr_t)p + size + os - 1) & ~(os - 1)) - lo;
   int saved = errno;
-  bool ok = madvise(p, size, MADV_POPULATE_WRITE) == 0;
+  bool ok = madvise((void *)lo, len, MADV_POPULATE_WRITE) == 0;
   /* EINVAL: a kernel before 5.14; EPERM or ENOSYS: a seccomp filter that
    * allows only some advice. Anything else (ENOMEM, EINTR) is this call's
    * alone */

@@ -27,7 +27,7 @@ bool pm_os_commit(void *p, size_t size);
 /* Give the pages of [p, p+size) back to the OS; the range stays mapped and
  * reads as zeros afterwards. */
 void pm_os_purge(void *p, size_t size);
-/* Back the pages of [p, p+size) (page-aligned) with memory now, as writes
+/* Back the pages holding [p, p+size) with memory now, as writes
  * would (MADV_POPULATE_WRITE, Linux 5.14): one system call instead of a
  * page fault per page. false if the kernel cannot (it is then not asked
  * again); the range is unchanged either way and faults in as usual. */

@@ -78,11 +78,9 @@ void pm_page_revive(pm_page *pg, struct pm_heap *heap) {
  * faulted in: populating ahead (a page's whole remainder) cut more faults
  * but left the pages of classes that stop growing resident. */
 static void populate(pm_page *pg, size_t end) {
-  size_t os = pm_os_page_size();
-  size_t from = pg->touched, to = (end + os - 1) & ~(os - 1);
-  if (to > pm_page_size()) to = pm_page_size();
-  if (to > from) pm_os_populate(pm_page_start(pg) + from, to - from);
-  pg->touched = (uint32_t)to;
+  size_t os = pm_os_page_size(), to = (end + os - 1) & ~(os - 1);
+  pm_os_populate(pm_page_start(pg) + pg->touched, end - pg->touched);
+  pg->touched = (uint32_t)(to < pm_page_size() ? to : pm_page_size());
 }
 
 bool pm_page_carve(pm_page *pg) {

@@ -14,6 +14,7 @@
 #include "arena.h"
 #include "heap.h"
 #include "page.h"
+#include "resident.h"
 #include "options.h"
 #include "os.h"
 #include "start.h"
@@ -226,13 +227,6 @@ Test(pages, a_current_page_counts_nothing_until_it_leaves) {
 
 /* ---- carving populates (page.c, "Carving populates" in docs/design.md) ---- */
 
-static bool resident(const void *p) {
-  unsigned char v = 0;
-  void *pg = (void *)((uintptr_t)p & ~(uintptr_t)(pm_os_page_size() - 1));
-  cr_assert_eq(mincore(pg, 1, &v), 0);
-  return v & 1;
-}
-
 /* a fresh page of the arena, initialised for the class of `size` */
 static pm_page *fresh_page(size_t size) {
   pm_free(pm_malloc(1));
@@ -247,7 +241,8 @@ static pm_page *fresh_page(size_t size) {
 
 Test(pages, populate_backs_a_page_without_writing_it) {
   size_t os = pm_os_page_size();
-  char *p = mmap(NULL, 2 * os, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char *p =
+      mmap(NULL, 2 * os, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   cr_assert_neq(p, MAP_FAILED);
   cr_assert(!resident(p));
   cr_assert(pm_os_populate(p, os), "MADV_POPULATE_WRITE (Linux 5.14)");

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "resident.h"
 #include "heap.h"
 #include "page.h"
 #include "start.h"
@@ -37,13 +38,6 @@ static void setup(void) {
   nblocks = PAGES * per_page;
   blocks = calloc(nblocks, sizeof *blocks); /* the runner's malloc: glibc */
   cr_assert_not_null(blocks);
-}
-
-static bool resident(const void *p) {
-  unsigned char v = 0;
-  void *pg = (void *)((uintptr_t)p & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1));
-  cr_assert_eq(mincore(pg, 1, &v), 0);
-  return v & 1;
 }
 
 /* PAGES pages of 64 B blocks, all touched; then every block freed but the
