@@ -107,7 +107,7 @@ static uint32_t hash64(uint64_t k) {
  * placed by hash put each site on its own page: gcc's cc1 with routing on,
  * 432 sites and callers, touched most of the table's 144 pages). */
 static _Atomic uint16_t site_index[2 * SITE_SLOTS]; /* entry + 1; 0: empty */
-PM_HOT static _Atomic uint32_t sites_used;                 /* entries handed out */
+PM_HOT static _Atomic uint32_t sites_used;          /* entries handed out */
 
 /* the site's entry; inserts it if `insert`; NULL if absent or the table is
  * full (or full around its hash) */
