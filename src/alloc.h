@@ -109,7 +109,9 @@ void *pm_malloc_counted(pm_heap *h, size_t size, uintptr_t site, size_t cls);
   bool neg_;                                                                             \
   PM_SUB_NEG(h->countdown[cls], size, neg_);                                             \
   if (unlikely(neg_)) return pm_malloc_counted(h, size, (SITE), cls);                    \
-  pg->free = pm_block_next(b);                                                           \
+  pm_block *next_ = pm_block_next(b);                                                    \
+  pg->free = next_;                                                                      \
+  __builtin_prefetch(next_);                                                             \
   b->tag = 0; /* malloc counts nothing: the page is current (types.h) */                 \
   return b
 
