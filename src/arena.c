@@ -10,8 +10,10 @@
 pm_globals pm_g __attribute__((aligned(PM_CACHELINE))) = {
     .fast_max = PM_SMALL_LOOKUP_MAX, .max_pooled = PM_POOL_SIZE_DEFAULT / 2};
 
-static size_t arena_size;
-static _Atomic uint64_t region_cursor; /* offset of the next untaken arena */
+/* every allocating process writes these and reads the stacks below (PM_HOT:
+ * common.h) */
+PM_HOT static size_t arena_size;
+PM_HOT static _Atomic uint64_t region_cursor; /* offset of the next untaken arena */
 /* Free pages on two stacks: ordinary ones, and those auxiliary heaps
  * released. A watched page holds a few samples, so it is resident only
  * where they were (an auxiliary heap purges a dirty page it takes): such
@@ -20,7 +22,7 @@ static _Atomic uint64_t region_cursor; /* offset of the next untaken arena */
  * took dirty pages and purged them again: mstress (its threads, each with
  * an auxiliary heap, come and go) had 339 madvise calls instead of 42 and
  * 30% more time and page faults with routing on. */
-static pm_istack free_head, watched_head, abandoned_head;
+PM_HOT static pm_istack free_head, watched_head, abandoned_head;
 static _Atomic uint64_t purged_total;
 static _Atomic uint64_t last_purge_ms;
 static _Atomic int purging;

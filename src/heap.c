@@ -29,11 +29,11 @@ pm_heap pm_heap_jemalloc = {.pages = PM_EMPTY_PAGES, .kind = PM_HEAP_JEMALLOC};
 PM_TLS pm_heap *pm_tls_heap = &pm_heap_empty;
 pm_shared_stats pm_shared;
 
-static pm_heap *heaps;
-static uint32_t max_heaps;
-static _Atomic uint32_t nheaps;
-static pm_istack free_heaps;
-_Atomic uint64_t pm_threads_live, pm_threads_peak, pm_threads_total;
+PM_HOT static pm_heap *heaps;
+PM_HOT static uint32_t max_heaps;
+PM_HOT static _Atomic uint32_t nheaps;
+PM_HOT static pm_istack free_heaps;
+PM_HOT _Atomic uint64_t pm_threads_live, pm_threads_peak, pm_threads_total;
 
 bool pm_heaps_init(void) {
   for (uint32_t n = PM_MAX_HEAPS; n >= 64; n /= 2) {

@@ -80,7 +80,7 @@ void pm_os_purge(void *p, size_t size) {
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-static _Atomic bool populate_unsupported;
+PM_HOT static _Atomic bool populate_unsupported;
 
 bool pm_os_populate(void *p, size_t size) {
   if (atomic_load_explicit(&populate_unsupported, memory_order_relaxed)) return false;
@@ -152,7 +152,7 @@ static uint64_t mix64(uint64_t x) {
 }
 
 uint64_t pm_os_random(void) {
-  static _Atomic uint64_t counter;
+  PM_HOT static _Atomic uint64_t counter;
   uint64_t seed = (uint64_t)(uintptr_t)&counter ^ pm_os_now_ns();
   const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
   if (r != NULL) {
@@ -169,7 +169,7 @@ bool pm_os_secure(void) {
 }
 
 size_t pm_os_page_size(void) {
-  static size_t page;
+  PM_HOT static size_t page;
   if (page == 0) page = (size_t)sysconf(_SC_PAGESIZE);
   return page;
 }

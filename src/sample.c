@@ -325,11 +325,15 @@ static live_sample samples[SAMPLE_BUCKETS * BUCKET_SLOTS];
 static _Atomic uint32_t nbuckets = SAMPLE_BUCKETS_MIN;
 static _Atomic uint32_t scan_cursor;
 
-static _Atomic uint64_t clock_bytes, live_est, peak_est, snapshot_at, nsamples, ndropped;
+static _Atomic uint64_t clock_bytes, peak_est, snapshot_at, nsamples, ndropped;
+PM_HOT static _Atomic uint64_t live_est; /* read by every draw (rate_now) */
 static _Atomic uint64_t peak_ms, peak_rss, peak_pool;
 static _Atomic int snapshotting;
-static uint32_t rate_max = 512 * 1024, rate_floor;
-static _Atomic uint32_t rate_lo = UINT32_MAX, rate_hi; /* drawn so far */
+static uint32_t rate_max = 512 * 1024;
+/* written by every allocating process (pm_sample_init, the first draws) */
+PM_HOT static uint32_t rate_floor;
+static _Atomic uint32_t rate_lo = UINT32_MAX; /* drawn so far */
+PM_HOT static _Atomic uint32_t rate_hi;
 
 void pm_sample_init(bool profile, bool sites) {
   pm_sample_stacks = profile;

@@ -137,7 +137,8 @@ int main(int argc, char **argv) {
     memcpy(&content, data + w, 8);
     if (content != lazy_rel[i].r_addend) return fail("a target without its addend");
   }
-  for (size_t i = 0; i < moved; i++) tab[2 + i] = (uint32_t)lazy_rel[i].r_offset;
+  for (size_t i = 0; i < moved; i++)
+    tab[2 + i] = (uint32_t)lazy_rel[i].r_offset;
   size_t total = relasz / sizeof *r;
   memmove(&r[keep], &r[nrel], (total - nrel) * sizeof *r);
   memset(&r[total - moved], 0, moved * sizeof *r);

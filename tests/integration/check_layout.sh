@@ -7,6 +7,12 @@
 # on a written page"). A variable added to pm_hot can push the second
 # heap's array onto a third page: this test then fails.
 #
+# And the code every allocating process runs (cmake/pm_warm.ld) lies in
+# section .text.pm_warm within the file's first 64 KiB, with the headers
+# the loader reads: one fault-around maps it all (docs/design.md "The code
+# a short process runs, together"). A function of that path that leaves the
+# list, or a list grown past 64 KiB, fails here.
+#
 # usage: check_layout.sh PRELOAD
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -14,6 +20,7 @@ set -u
 [ $# -eq 1 ] || pm_fail "usage: $0 PRELOAD"
 lib=$1
 pm_need readelf
+pm_need nm
 pm_check_preload_file "$lib"
 [ "$(uname -m)" = x86_64 ] || pm_skip "relocation types checked are x86-64's"
 
@@ -41,3 +48,20 @@ for ((p = hot_addr >> 12; p <= (hot_addr + hot_size - 1) >> 12; p++)); do
         pm_fail "pm_hot's page $(printf 0x%x $((p << 12))) is not written by relocations: a fault of its own"
 done
 echo "PASS: pm_hot on the ${#written[@]} pages the loader writes"
+
+read -r warm_addr warm_size < <(readelf -SW "$lib" | sed 's/^ *\[ *[0-9]*\]//' |
+    awk '$1 == ".text.pm_warm" { print "0x" $3, "0x" $5 }')
+[ -n "${warm_addr:-}" ] || pm_fail "no section .text.pm_warm in $lib (cmake/pm_warm.ld)"
+warm_end=$((warm_addr + warm_size))
+for sym in malloc free pm_library_init pm_thread_start pm_options_load pm_heap_page_for \
+    pm_page_carve pm_malloc_slow pm_sample_draw pm_size_class; do
+    read -r a s < <(nm -S "$lib" | awk -v n="$sym" '$4 == n { print "0x" $1, "0x" $2 }')
+    [ -n "${a:-}" ] || pm_fail "no symbol $sym in $lib"
+    [ $((a)) -ge $((warm_addr)) ] && [ $((a + s)) -le $warm_end ] ||
+        pm_fail "$sym ($a) is not in .text.pm_warm: add its section to cmake/pm_warm.ld"
+    [ $((a + s)) -le $((0x10000)) ] ||
+        pm_fail "$sym ends at $(printf 0x%x $((a + s))), past the file's first 64 KiB"
+done
+printf '.text.pm_warm: 0x%x-0x%x\n' $((warm_addr)) $warm_end
+echo "PASS: the code every allocating process runs is in the first 64 KiB"
+
