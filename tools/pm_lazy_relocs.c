@@ -11,14 +11,13 @@
  * ones that target pm_je_lazy are taken out, the table's other entries
  * move up to close the gap, and DT_RELACOUNT and DT_RELASZ (and the
  * section's size) shrink: the loader's loop never visits the moved
- * entries, as it did when they were left as R_X86_64_NONE (about 40,000
- * instructions of every process's start). The freed bytes at the end are
- * zeroed. The linker
- * writes each relative relocation's addend into the word it patches too,
- * so the lazy pass only adds the load address. Run once, after the link
- * (a second run finds the table filled and does nothing); when anything is
- * not as expected it leaves the file unchanged, and the library relocates
- * everything at load as before. */
+ * entries, as it did when they were left as R_X86_64_NONE (about 29,000
+ * instructions of every process's start); the freed bytes at the end are
+ * zeroed. The linker writes each relative relocation's addend into the
+ * word it patches too, so the lazy pass only adds the load address. Run
+ * once, after the link (a second run finds the table filled and does
+ * nothing); when anything is not as expected it leaves the file unchanged,
+ * and the library relocates everything at load as before. */
 #include <elf.h>
 #include <stdint.h>
 #include <stdio.h>

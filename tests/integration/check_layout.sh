@@ -64,4 +64,3 @@ for sym in malloc free pm_library_init pm_thread_start pm_options_load pm_heap_p
 done
 printf '.text.pm_warm: 0x%x-0x%x\n' $((warm_addr)) $warm_end
 echo "PASS: the code every allocating process runs is in the first 64 KiB"
-
