@@ -54,7 +54,7 @@ bool pm_fallback_started(void) {
  * these. With POOLMALLOC_DISABLE jemalloc keeps its own defaults. */
 void pm_fallback_configure(bool pools_on) {
   if (!pools_on || pm_fallback_started()) return;
-  static const char *const conf[2] = {
+  static const char conf[2][56] = {
       /* [decay_ms == 0] */
       "percpu_arena:percpu,tcache:false,dirty_decay_ms:-1",
       "percpu_arena:percpu,tcache:false,dirty_decay_ms:0",

@@ -99,7 +99,7 @@ static void buf_fixed1(pm_buf *b, unsigned __int128 num, uint64_t den) {
 }
 
 void pm_buf_bytes(pm_buf *b, uint64_t v) {
-  static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  static const char units[][4] = {"B", "KiB", "MiB", "GiB", "TiB"};
   if (v < 1024) {
     pm_buf_u64(b, v);
     pm_buf_str(b, " B");

@@ -14,7 +14,7 @@
 
 const pm_option_info pm_option_table[] = {
 #define PM_OPT_INFO(NAME, field, kind, flags, def, lo, hi, help)                         \
-  {#NAME, kind, flags, def, lo, hi, help, offsetof(pm_options, field)},
+  {#NAME, kind, flags, def, lo, hi, offsetof(pm_options, field)},
     PM_OPTIONS(PM_OPT_INFO)
 #undef PM_OPT_INFO
 };
@@ -75,8 +75,8 @@ bool pm_parse_size(const char *s, uint64_t *out) {
 /* One rule for every switch, any case. */
 #define PM_SWITCH_WORDS "0, 1, on, off, yes, no, true, false"
 static bool parse_bool(const char *s, uint64_t *out) {
-  static const char *yes[] = {"1", "on", "yes", "true"};
-  static const char *no[] = {"0", "off", "no", "false"};
+  static const char yes[][6] = {"1", "on", "yes", "true"};
+  static const char no[][6] = {"0", "off", "no", "false"};
   for (size_t i = 0; i < 4; i++) {
     if (ieq(s, yes[i])) return (*out = 1), true;
     if (ieq(s, no[i])) return (*out = 0), true;
@@ -97,7 +97,7 @@ static bool parse_check(const char *s, uint64_t *out) {
 }
 
 static const struct {
-  const char *name;
+  char name[8];
   int num;
 } signal_names[] = {
     {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"USR1", SIGUSR1},

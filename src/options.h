@@ -93,12 +93,14 @@ typedef struct pm_options {
   const char *stats_file_str; /* points into environ; NULL if unset */
 } pm_options;
 
+/* No pointers: the table is read-only data, not a relocated word in the
+ * RELRO pages the loader writes (docs/design.md "RELRO on one page"); the
+ * meanings are PM_OPTIONS' last column (tools/pm_options.c). */
 typedef struct pm_option_info {
-  const char *name; /* without the POOLMALLOC_ prefix */
+  char name[24]; /* without the POOLMALLOC_ prefix */
   pm_opt_kind kind;
   unsigned flags; /* PM_OPTF_* */
   uint64_t def, lo, hi;
-  const char *help;
   size_t offset; /* of the field in pm_options */
 } pm_option_info;
 

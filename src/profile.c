@@ -89,7 +89,7 @@ static void name_top_sites(size_t sites, uint32_t frames) {
   pm_symbols_resolve();
 }
 
-static const char *key_name[3] = {"live at the peak", "live at exit", "allocated"};
+static const char key_name[3][20] = {"live at the peak", "live at exit", "allocated"};
 
 void pm_profile_text(pm_buf *b, const pm_snapshot *s) {
   pm_profile_totals t;

@@ -7,6 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 
+/* the meanings, PM_OPTIONS' last column (the library's table has none) */
+#define PM_OPT_HELP(NAME, field, kind, flags, def, lo, hi, help) help,
+static const char *const help_of[] = {PM_OPTIONS(PM_OPT_HELP)};
+#undef PM_OPT_HELP
+
 /* a size as the parser accepts it: 65536 -> 64K */
 static void print_size(uint64_t v) {
   const char *units = "KMGT";
@@ -53,10 +58,11 @@ static void print_roff(const char *s) {
 static void print_man(void) {
   for (size_t i = 0; i < pm_option_count; i++) {
     const pm_option_info *o = &pm_option_table[i];
+    const char *help = help_of[i];
     printf(".TP\n.B POOLMALLOC_%s\n", o->name);
     /* a sentence: the table's text starts in lower case */
-    if (o->help[0] >= 'a' && o->help[0] <= 'z') putchar(o->help[0] - 'a' + 'A');
-    print_roff(o->help[0] >= 'a' && o->help[0] <= 'z' ? o->help + 1 : o->help);
+    if (help[0] >= 'a' && help[0] <= 'z') putchar(help[0] - 'a' + 'A');
+    print_roff(help[0] >= 'a' && help[0] <= 'z' ? help + 1 : help);
     printf(".\nDefault: ");
     print_default(o);
     if (o->kind == PM_OPT_SIZE || o->kind == PM_OPT_UINT) {
@@ -90,11 +96,11 @@ int main(int argc, char **argv) {
         print_value(o, o->hi);
       } else
         printf(" | ");
-      printf(" | %s |\n", o->help);
+      printf(" | %s |\n", help_of[i]);
     } else {
       printf("POOLMALLOC_%-12s ", o->name);
       print_default(o);
-      printf("  %s\n", o->help);
+      printf("  %s\n", help_of[i]);
     }
   }
   return 0;

@@ -13,6 +13,12 @@
 # a short process runs, together"). A function of that path that leaves the
 # list, or a list grown past 64 KiB, fails here.
 #
+# And RELRO (the TLS image, .dynamic, the GOT) fits in one page: the
+# loader writes it, so each page of it is a fault in every process. The
+# option table and the other constant tables hold no pointers for that
+# (docs/design.md "RELRO on one page"); about 64 bytes are left, eight
+# more imports' GOT entries.
+#
 # usage: check_layout.sh PRELOAD
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -27,6 +33,9 @@ pm_check_preload_file "$lib"
 read -r relro_addr relro_size < <(readelf -lW "$lib" | awk '$1 == "GNU_RELRO" { print $3, $6 }')
 [ -n "${relro_addr:-}" ] || pm_fail "no GNU_RELRO segment in $lib"
 relro_end=$((relro_addr + relro_size))
+[ $(((relro_end - 1) >> 12)) -eq $((relro_addr >> 12)) ] ||
+    pm_fail "RELRO ($relro_addr, $((relro_size)) bytes) spans $(( ((relro_end - 1) >> 12) - (relro_addr >> 12) + 1 )) pages: a write fault each in every process"
+echo "RELRO: $relro_addr, $((relro_size)) bytes, one page"
 
 read -r hot_addr hot_size < <(readelf -SW "$lib" | sed 's/^ *\[ *[0-9]*\]//' |
     awk '$1 == "pm_hot" { print "0x" $3, "0x" $5 }')
