@@ -53,6 +53,38 @@ pm_heap *pm_heap_at(uint32_t i) {
   return &heaps[i];
 }
 
+uint64_t pm_heaps_live_requested(void) {
+  if (pm_g.size == 0) return 0;
+  uint64_t live[PM_NCLASSES] = {0}, allocs[PM_NCLASSES] = {0}, req[PM_NCLASSES] = {0};
+  uint64_t npages = pm_arena_committed() >> pm_g.page_shift;
+  for (uint64_t i = 0; i < npages; i++) {
+    pm_page *pg = &pm_g.pages[i];
+    if (pg->state != PM_PAGE_IN_USE) continue;
+    uint32_t used, pending;
+    pm_page_count_out(pg, &used, &pending);
+    if (used > pending) live[pg->cls] += used - pending;
+    allocs[pg->cls] += used + pg->local_frees + pg->remote_collected;
+  }
+  uint32_t n = pm_heap_count();
+  for (uint32_t i = 0; i < n; i++) {
+    const pm_heap *h = &heaps[i];
+    if (h->kind != PM_HEAP_REAL) continue;
+    for (unsigned c = 0; c < PM_NCLASSES; c++)
+      PM_COUNT(req[c] += h->req_bytes[c] - (uint64_t)h->countdown[c] - 1);
+  }
+  uint64_t bytes = 0;
+  for (unsigned c = 0; c < PM_NCLASSES; c++) {
+    if (live[c] == 0) continue;
+    uint64_t bsize = pm_class_size(c);
+    allocs[c] += atomic_load_explicit(&pm_class_allocs_retired[c], memory_order_relaxed);
+    double mean =
+        allocs[c] && req[c] ? (double)req[c] / (double)allocs[c] : (double)bsize;
+    if (mean > (double)bsize) mean = (double)bsize;
+    bytes += (uint64_t)((double)live[c] * mean + 0.5);
+  }
+  return bytes;
+}
+
 static _Atomic uint32_t *heap_link(uint32_t index) {
   return &heaps[index].stack_next;
 }

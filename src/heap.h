@@ -64,6 +64,14 @@ void pm_heap_flush_cache(pm_heap *h);
 /* In a fork child: every heap but `self` belongs to a thread that is gone. */
 void pm_heaps_after_fork(pm_heap *self);
 
+/* Bytes the program asked for in the pool blocks live now: each class's
+ * live blocks (the page table's count, less remote frees not yet
+ * collected) times the class's mean request so far, as the report's waste
+ * estimate; by block size when counting is compiled out. A walk of the
+ * page table and the current pages' free lists, racy like a report; the
+ * profile counts its peak with it (sample.c, "The peak"). */
+uint64_t pm_heaps_live_requested(void);
+
 /* Iteration for statistics. */
 uint32_t pm_heap_count(void);
 pm_heap *pm_heap_at(uint32_t i);

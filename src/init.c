@@ -83,6 +83,7 @@ pm_startup_code static void fork_child(void) {
   pm_heap *self = pm_tls_heap;
   pm_fallback_postfork_child();
   pm_unwind_postfork(true);
+  pm_sample_postfork_child();
   pm_forked_child = true;
   if (pm_started()) pm_heaps_after_fork(self);
 }

@@ -55,6 +55,10 @@ bool pm_page_carve(pm_page *pg);
 uint32_t pm_page_count_used(pm_page *pg);
 /* Moves remote frees onto the local free list; returns how many. */
 uint32_t pm_page_collect(pm_page *pg);
+/* An in-use page's blocks out (pm_page_count_used) and, of those, the
+ * remote frees not yet collected (pm_page_count_remote), read so that a
+ * collection by the owner in between does not count its blocks as out. */
+void pm_page_count_out(pm_page *pg, uint32_t *used, uint32_t *pending);
 /* Blocks on pg's remote list now: the head word's count, or, past
  * PM_REMOTE_MAX, a bounded walk that stops at the first link leaving the
  * page (a racing collection cannot send it astray). */

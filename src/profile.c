@@ -105,7 +105,7 @@ void pm_profile_text(pm_buf *b, const pm_snapshot *s) {
   pm_buf_str(b, " allocated, by heap size), ");
   pm_buf_u64(b, t.stacks);
   pm_buf_str(b, " call stacks\n");
-  pm_buf_figure(b, "heap peak: live bytes at their highest (estimated)", false,
+  pm_buf_figure(b, "heap peak: live bytes at their highest (counted)", false,
                 t.peak_bytes);
   pm_buf_str(b, "  ");
   pm_buf_pad(b, "  reached after (ms)", 60);
@@ -205,6 +205,8 @@ void pm_profile_json(pm_buf *b, const pm_snapshot *s, pm_stack_info *all, size_t
   pm_buf_str(b, ",\"peak\":{");
   pm_buf_json_field(b, "bytes", t.peak_bytes);
   pm_buf_json_field(b, "time_ms", t.peak_ms);
+  pm_buf_json_field(b, "estimated_bytes", t.peak_sampled);
+  pm_buf_json_field(b, "looks", t.looks);
   pm_buf_str(b, "},\"exit\":{");
   pm_buf_json_field(b, "bytes", t.live_bytes);
   pm_buf_json_field(b, "time_ms", pm_os_uptime_ns() / 1000000);

@@ -4,10 +4,9 @@
  * POOLMALLOC_PROFILE_RATE bytes per class and thread), and on frees of
  * blocks on watched pages or, while samples are live, of large blocks.
  * Both tables are fixed arrays in .bss updated with atomics; nothing
- * allocates. The peak: the live estimate is the sum of the weights of live
- * samples; each time it passes the last snapshot by 1/32, every stack's
- * live figures are copied as its figures at the peak (a logarithmic number
- * of copies over a run, each bounded by the table). */
+ * allocates. The peak: the live estimate (the sum of the weights of live
+ * samples) says when to look, the page table what the heap holds then
+ * (consider_peak, below). */
 #define _GNU_SOURCE
 #include "sample.h"
 #include "je_support.h"
@@ -320,13 +319,18 @@ typedef struct live_sample {
   uint64_t weight, birth;
   uint32_t blocks; /* the blocks it stands for */
   uint8_t flag;
+  uint8_t large; /* not on a pool page (counted in live_large) */
 } live_sample;
 static live_sample samples[SAMPLE_BUCKETS * BUCKET_SLOTS];
 static _Atomic uint32_t nbuckets = SAMPLE_BUCKETS_MIN;
 static _Atomic uint32_t scan_cursor;
 
-static _Atomic uint64_t clock_bytes, peak_est, snapshot_at, nsamples, ndropped;
+static _Atomic uint64_t clock_bytes, peak_est, nsamples, ndropped;
 PM_HOT static _Atomic uint64_t live_est; /* read by every draw (rate_now) */
+static _Atomic uint64_t live_large;      /* the live samples' weights off pool pages */
+/* the profile's peak: counted, the estimate then, and the state of the looks */
+static _Atomic uint64_t peak_counted, peak_sampled, look_ref, look_clock, look_gap,
+    nlooks;
 static _Atomic uint64_t peak_ms, peak_rss, peak_pool;
 static _Atomic int snapshotting;
 static uint32_t rate_max = 512 * 1024;
@@ -335,7 +339,11 @@ PM_HOT static uint32_t rate_floor;
 static _Atomic uint32_t rate_lo = UINT32_MAX; /* drawn so far */
 PM_HOT static _Atomic uint32_t rate_hi;
 
-void pm_sample_init(bool profile, bool sites) {
+/* what the pool pages hold now (heap.c, above this layer: start.c passes it) */
+static uint64_t (*count_pool)(void);
+
+void pm_sample_init(bool profile, bool sites, uint64_t (*count)(void)) {
+  count_pool = count;
   pm_sample_stacks = profile;
   pm_sample_on = profile || sites;
   rate_max = pm_opt.profile_rate ? (uint32_t)pm_opt.profile_rate : 512 * 1024;
@@ -406,35 +414,96 @@ static uint32_t grow_buckets(bool full) {
   return nb;
 }
 
-/* copies every stack's live figures as its figures at the peak */
-static void snapshot_peak(uint64_t est) {
+/* The peak. The live estimate reads high at its highest: with n live
+ * samples it wanders by about 1/sqrt(n) of itself, and over a long run its
+ * maximum is the maximum of that wander (a steady 1 MiB heap sampled once
+ * per 64 KiB, ~16 live samples, peaked at 2.0-2.3 MiB). So the estimate only
+ * says when to look, and a look counts what the heap holds: the page
+ * table's live blocks (exact, by block size) plus the large samples'
+ * weights (a block much larger than the rate is sampled almost surely, at
+ * its size). A look happens
+ * - when the program has allocated, since the last look, 1/32 of the peak
+ *   if that look found a new peak, and twice the last such span if it did
+ *   not: a heap that grows is looked at every 1/32 of its growth whatever
+ *   the estimate reads (whose wander, 6% at 256 live samples, hid the last
+ *   few percent of a growth to its peak from the rules below: 38.2 MiB
+ *   counted of tests/report/sites_prog.c's 40 MiB), and a heap that stays
+ *   a logarithmic number of times;
+ * - when the estimate passes by 1/32 the one at the look that found the
+ *   peak (raised by each later look that found nothing more): a growing
+ *   heap is looked at every 1/32 of its growth, and a heap that stays is
+ *   looked at as the estimate wanders to new highs (a reference at the
+ *   highest estimate of any look, never lowered, missed the last 2-6% of
+ *   python3's growth to its peak: the estimate had read high earlier);
+ * - when it passes the counted peak by 1/32 and the program has allocated,
+ *   since the last look, twice the bytes of the pool pages in use (what a
+ *   look reads, so its cost stays a small share of the allocating): a
+ *   later peak that the estimate's early wander hid is still found if it
+ *   lasts a few such spans.
+ * A look that counts more than the peak so far is the new peak: every
+ * stack's live estimate is copied as its figure at the peak, and reports
+ * scale those copies by counted / estimated then (pm_sample_top). A look
+ * never waits: one at a time, and a thread that finds one running (another
+ * thread, or its own interrupted by a signal handler) goes on. */
+static void look(uint64_t est) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&snapshotting, &expected, 1)) return;
-  uint32_t n = atomic_load_explicit(&nstacks, memory_order_acquire);
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t slot = atomic_load_explicit(&stack_order[i], memory_order_acquire);
-    if (slot == 0) continue; /* being inserted */
-    stack *s = &stacks[slot - 1];
-    s->peak_bytes = relaxed_load(&s->live_bytes);
-    s->peak_blocks = relaxed_load(&s->live_blocks);
+  atomic_fetch_add_explicit(&nlooks, 1, memory_order_relaxed);
+  relaxed_store(&look_clock, relaxed_load(&clock_bytes));
+  uint64_t counted = (count_pool ? count_pool() : 0) + relaxed_load(&live_large);
+  uint64_t peak = relaxed_load(&peak_counted);
+  if (counted > peak + peak / 64)
+    relaxed_store(&look_ref, est); /* the estimate where the heap is now */
+  else if (est > relaxed_load(&look_ref))
+    relaxed_store(&look_ref, est);
+  uint64_t gap = relaxed_load(&look_gap);
+  if (counted > peak)
+    gap = counted / 32; /* growing: look again after 1/32 more */
+  else if (gap < UINT64_MAX / 2)
+    gap *= 2; /* nothing new: look half as often */
+  relaxed_store(&look_gap, gap);
+  if (counted > peak) {
+    uint32_t n = atomic_load_explicit(&nstacks, memory_order_acquire);
+    for (uint32_t i = 0; i < n; i++) {
+      uint32_t slot = atomic_load_explicit(&stack_order[i], memory_order_acquire);
+      if (slot == 0) continue; /* being inserted */
+      stack *s = &stacks[slot - 1];
+      s->peak_bytes = relaxed_load(&s->live_bytes);
+      s->peak_blocks = relaxed_load(&s->live_blocks);
+    }
+    relaxed_store(&peak_sampled, relaxed_load(&live_est));
+    relaxed_store(&peak_counted, counted);
+    relaxed_store(&peak_ms, pm_os_uptime_ns() / 1000000);
+    size_t rss, hwm;
+    pm_os_rss(&rss, &hwm);
+    relaxed_store(&peak_rss, rss);
+    relaxed_store(&peak_pool, relaxed_load(&pm_pages_in_use) << pm_g.page_shift);
   }
-  relaxed_store(&snapshot_at, est);
-  relaxed_store(&peak_ms, pm_os_uptime_ns() / 1000000);
-  size_t rss, hwm;
-  pm_os_rss(&rss, &hwm);
-  relaxed_store(&peak_rss, rss);
-  relaxed_store(&peak_pool, relaxed_load(&pm_pages_in_use) << pm_g.page_shift);
   atomic_store(&snapshotting, 0);
 }
 
+static void consider_peak(uint64_t est) {
+  uint64_t ref = relaxed_load(&look_ref), counted = relaxed_load(&peak_counted);
+  uint64_t since = relaxed_load(&clock_bytes) - relaxed_load(&look_clock);
+  if (est > ref + ref / 32 || since >= relaxed_load(&look_gap)) {
+    look(est);
+  } else if (est > counted + counted / 32 &&
+             since >= 2 * (relaxed_load(&pm_pages_in_use) << pm_g.page_shift)) {
+    look(est);
+  }
+}
+
+void pm_sample_postfork_child(void) {
+  atomic_store(&snapshotting, 0); /* a look of a thread that is gone */
+}
+
 /* w more bytes live (a new sample, or one that grew): the estimates, and
- * the peak's snapshot when the estimate passed the last one by 1/32 */
-static void add_live(uint64_t w) {
+ * maybe a look for the peak */
+static void add_live(uint64_t w, bool large) {
+  if (large) atomic_fetch_add_explicit(&live_large, w, memory_order_relaxed);
   uint64_t est = atomic_fetch_add_explicit(&live_est, w, memory_order_relaxed) + w;
   pm_atomic_max(&peak_est, est);
-  if (pm_sample_stacks &&
-      est > relaxed_load(&snapshot_at) + relaxed_load(&snapshot_at) / 32)
-    snapshot_peak(est);
+  if (pm_sample_stacks) consider_peak(est);
 }
 
 /* enters the block p as a live sample of weight w standing for `blocks`
@@ -483,9 +552,10 @@ static bool insert(const void *p, uint64_t w, uint64_t blocks, uintptr_t site,
   __atomic_store_n(&e->weight, w, __ATOMIC_RELAXED);
   __atomic_store_n(&e->birth, now, __ATOMIC_RELAXED);
   __atomic_store_n(&e->flag, 0, __ATOMIC_RELAXED);
+  e->large = !pm_is_pool_ptr(p);
   atomic_fetch_add(&pm_sample_live, 1);
   atomic_store_explicit(&e->ptr, (uintptr_t)p, memory_order_release);
-  add_live(w);
+  add_live(w, e->large);
   return true;
 }
 
@@ -523,6 +593,15 @@ pm_sample_slot *pm_sample_hold(const void *p) {
 }
 
 void pm_sample_keep(pm_sample_slot *e, const void *p, size_t grown, uint32_t rate) {
+  bool large = !pm_is_pool_ptr(p);
+  if (large != e->large) { /* moved between the pools and the large tier */
+    uint64_t w = __atomic_load_n(&e->weight, __ATOMIC_RELAXED);
+    if (large)
+      atomic_fetch_add_explicit(&live_large, w, memory_order_relaxed);
+    else
+      atomic_fetch_sub_explicit(&live_large, w, memory_order_relaxed);
+    e->large = large;
+  }
   if (rate != 0) {
     uint64_t w = weight_of(grown, rate);
     atomic_fetch_add_explicit(&nsamples, 1, memory_order_relaxed);
@@ -533,7 +612,7 @@ void pm_sample_keep(pm_sample_slot *e, const void *p, size_t grown, uint32_t rat
       atomic_fetch_add_explicit(&s->alloc_bytes, w, memory_order_relaxed);
       atomic_fetch_add_explicit(&s->live_bytes, w, memory_order_relaxed);
     }
-    add_live(w);
+    add_live(w, large);
   }
   atomic_store_explicit(&e->ptr, (uintptr_t)p, memory_order_release);
 }
@@ -548,6 +627,7 @@ void pm_sample_drop(pm_sample_slot *e, pm_sample_info *out) {
     atomic_fetch_sub_explicit(&s->live_bytes, e->weight, memory_order_relaxed);
     atomic_fetch_sub_explicit(&s->live_blocks, e->blocks, memory_order_relaxed);
   }
+  if (e->large) atomic_fetch_sub_explicit(&live_large, e->weight, memory_order_relaxed);
   atomic_fetch_sub_explicit(&live_est, e->weight, memory_order_relaxed);
   atomic_fetch_sub(&pm_sample_live, 1);
   atomic_store_explicit(&e->ptr, 0, memory_order_release);
@@ -592,6 +672,13 @@ static uint64_t key_of(const pm_stack_info *s, int key) {
   return key == 0 ? s->peak_bytes : key == 1 ? s->live_bytes : s->alloc_bytes;
 }
 
+/* a stack's figure at the peak, as a share of the counted peak (look) */
+static uint64_t scale_to_counted(uint64_t v) {
+  uint64_t sampled = relaxed_load(&peak_sampled), counted = relaxed_load(&peak_counted);
+  if (sampled == 0) return v;
+  return (uint64_t)((double)v * (double)counted / (double)sampled + 0.5);
+}
+
 size_t pm_sample_top(pm_stack_info *out, size_t max, int key) {
   size_t n = 0;
   uint32_t used = relaxed_load(&stacks_used);
@@ -604,8 +691,8 @@ size_t pm_sample_top(pm_stack_info *out, size_t max, int key) {
                           relaxed_load(&s->alloc_blocks),
                           relaxed_load(&s->live_bytes),
                           relaxed_load(&s->live_blocks),
-                          s->peak_bytes,
-                          s->peak_blocks};
+                          scale_to_counted(s->peak_bytes),
+                          scale_to_counted(s->peak_blocks)};
     if (key_of(&info, key) == 0) continue;
     size_t j = n < max ? n++ : max;
     while (j > 0 && key_of(&out[j - 1], key) < key_of(&info, key)) {
@@ -622,7 +709,11 @@ void pm_sample_totals(pm_profile_totals *t) {
   t->dropped = relaxed_load(&ndropped);
   t->stacks = relaxed_load(&nstacks);
   t->live_bytes = relaxed_load(&live_est);
-  t->peak_bytes = relaxed_load(&peak_est);
+  /* what the heap holds now may be the peak (a heap that grows to the end) */
+  if (pm_sample_stacks && relaxed_load(&nsamples) != 0) look(relaxed_load(&live_est));
+  t->peak_bytes = relaxed_load(&peak_counted);
+  t->peak_sampled = relaxed_load(&peak_sampled);
+  t->looks = relaxed_load(&nlooks);
   t->peak_ms = relaxed_load(&peak_ms);
   t->peak_rss = relaxed_load(&peak_rss);
   t->peak_pool_bytes = relaxed_load(&peak_pool);

@@ -27,8 +27,10 @@
 #define PM_STACK_SLOTS 4096 /* distinct stacks kept */
 
 /* Set up at process start from the options: sampling on for the profile
- * (with stacks) or for lifetime routing (call site only). */
-void pm_sample_init(bool profile, bool sites);
+ * (with stacks) or for lifetime routing (call site only). count_pool: the
+ * bytes the pool blocks live now hold (pm_heaps_live_requested), with
+ * which the profile counts its peak. */
+void pm_sample_init(bool profile, bool sites, uint64_t (*count_pool)(void));
 extern bool pm_sample_on; /* either */
 /* this thread is inside the sampler (its unwinder allocating): no sample */
 extern PM_TLS int pm_sample_busy;
@@ -105,8 +107,11 @@ extern _Atomic uint32_t pm_sample_live;
 uint64_t pm_sample_clock(void);
 /* The estimated live heap (the sum of the live samples' weights). */
 uint64_t pm_sample_live_bytes(void);
-/* The highest live estimate so far. */
+/* The highest live estimate so far (lifetime routing's yardstick; the
+ * profile's peak is counted: pm_sample_totals). */
 uint64_t pm_sample_peak_bytes(void);
+/* fork's child: a look another thread had begun never ends there */
+void pm_sample_postfork_child(void);
 
 /* Visits up to n live samples (round robin): fn may mark one (*flag). */
 typedef void (*pm_sample_visit_fn)(pm_sample_info *s, uint8_t *flag, uint64_t now);
@@ -122,9 +127,12 @@ typedef struct pm_stack_info {
  * how many were written (at most max). */
 size_t pm_sample_top(pm_stack_info *out, size_t max, int key);
 typedef struct pm_profile_totals {
-  uint64_t samples, dropped, stacks, live_bytes, peak_bytes, peak_ms, peak_rss,
-      peak_pool_bytes, rate_min, rate_max; /* the range of rates (the option's
-                                              when nothing was sampled) */
+  uint64_t samples, dropped, stacks, live_bytes, peak_ms, peak_rss, peak_pool_bytes,
+      rate_min, rate_max; /* the range of rates (the option's when nothing was
+                             sampled) */
+  uint64_t peak_bytes;    /* counted at a look (sample.c, "The peak") */
+  uint64_t peak_sampled;  /* the live estimate at that look */
+  uint64_t looks;         /* times the page table was counted for the peak */
 } pm_profile_totals;
 void pm_sample_totals(pm_profile_totals *t);
 /* resident bytes of the sampler's tables (estimated) */

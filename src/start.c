@@ -52,7 +52,7 @@ static bool process_init(void) {
     if (pm_opt.verbose) verbose_dump();
     pm_sample_init(pm_opt.profile &&
                        (pm_opt.stats != PM_STATS_OFF || pm_opt.stats_signal),
-                   pm_opt.lifetime != 0);
+                   pm_opt.lifetime != 0, pm_heaps_live_requested);
     bool ok = pm_opt.disable || (pm_arena_init() && pm_heaps_init() &&
                                  pthread_key_create(&thread_key, thread_exit) == 0);
     pm_fallback_configure(ok && !pm_opt.disable);

@@ -36,8 +36,8 @@ static void add_page(pm_snapshot *s, pm_page *pg) {
   f->pages_in_use++;
   /* remote frees are counted where they are collected, and while pending
    * here (the freeing thread counts nothing: alloc.c, free_remote) */
-  uint32_t pending = pm_page_count_remote(pg);
-  uint32_t used = pm_page_count_used(pg);
+  uint32_t used, pending;
+  pm_page_count_out(pg, &used, &pending);
   s->cls[pg->cls].frees += pg->local_frees + pg->remote_collected + pending;
   s->heap.remote_frees += pg->remote_collected + pending;
   s->cls[pg->cls].allocs += used + pg->local_frees + pg->remote_collected;

@@ -79,7 +79,9 @@ _SCHEMA_2.update({
     # the sampling heap profiler
     "profile": ("rate_bytes", "rate_min_bytes", "rate_max_bytes", "samples", "stacks", "stacks_dropped", "allocated_bytes", "peak",
                 "exit", "modules", "sites"),
-    "profile.peak": ("bytes", "time_ms"),
+    # estimated_bytes: the live estimate at the look that counted the peak;
+    # looks: how often the page table was counted for it
+    "profile.peak": ("bytes", "time_ms", "estimated_bytes", "looks"),
     "profile.exit": ("bytes", "time_ms"),
     "profile.modules[]": ("id", "path", "base", "end"),
     "profile.sites[]": ("frames", "peak_bytes", "peak_blocks", "exit_bytes", "exit_blocks",
@@ -100,7 +102,8 @@ OPTIONAL = {
         "counters.trimmed_bytes", "counters.returned_bytes",
         "lifetime.long_lived_sites[].caller", "lifetime.long_lived_sites[].caller_address",
         "lifetime.long_lived_sites[].wrapper", "lifetime.long_lived_sites[].marked_after_bytes",
-        "lifetime.rests", "lifetime.long_lived_sites[].resting"},
+        "lifetime.rests", "lifetime.long_lived_sites[].resting",
+        "profile.peak.estimated_bytes", "profile.peak.looks"},
 }
 
 KNOWN_SCHEMAS = tuple(sorted(FIELDS))
