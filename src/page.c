@@ -292,34 +292,53 @@ uint32_t pm_page_count_remote(pm_page *pg) {
   return n;
 }
 
-/* A walk of another thread's current page races with its owner at the
- * head: a block the owner pops while the walk reads it gets the program's
- * data in its link, and the walk stops there, counting the rest of the list
- * as handed out (a whole page's worth, now and then, in the profile's
- * looks at bench_larson). A walk that meets such a link, rather than the
- * list's end, starts again: the owner has moved on by then. */
-#define PM_COUNT_TRIES 4
-
-uint32_t pm_page_count_used(pm_page *pg) {
-  if (pg->where != PM_IN_CURRENT) return pm_page_used(pg);
+/* Blocks on the current page pg's free list, up to the first link that
+ * is no block of pg; *whole: the walk reached the list's end. */
+pm_inline uint32_t count_free(pm_page *pg, bool *whole) {
   uint32_t n = 0;
-  for (int tries = 0; tries < PM_COUNT_TRIES; tries++) {
-    pm_block *f = pg->free;
-    for (n = 0; f != NULL && n < pg->capacity; f = pm_block_next(f), n++)
-      if (!pm_is_pool_ptr(f) || pm_page_of(f) != pg ||
-          !pm_page_is_block_start(pg, (uintptr_t)f & pm_g.page_mask))
-        break;
-    if (f == NULL) break;
-  }
+  pm_block *f = pg->free;
+  for (; f != NULL && n < pg->capacity; f = pm_block_next(f), n++)
+    if (!pm_is_pool_ptr(f) || pm_page_of(f) != pg ||
+        !pm_page_is_block_start(pg, (uintptr_t)f & pm_g.page_mask))
+      break;
+  *whole = f == NULL;
+  return n;
+}
+
+/* the current page's blocks out, n of its carved blocks being free */
+static uint32_t used_of_current(pm_page *pg, uint32_t n) {
   if (pm_page_returned(pg))
     each_returned_block(pg, (unsigned)__builtin_ctzl(pm_page_piece()), count_one, &n);
   return pg->carved > n ? pg->carved - n : 0;
 }
 
+uint32_t pm_page_count_used(pm_page *pg) {
+  if (pg->where != PM_IN_CURRENT) return pm_page_used(pg);
+  bool whole;
+  return used_of_current(pg, count_free(pg, &whole));
+}
+
+/* A walk of another thread's current page races with its owner at the
+ * head: a block the owner pops while the walk reads it gets the program's
+ * data in its link, and the walk stops there, counting the rest of the list
+ * as handed out (a whole page's worth, now and then, in the profile's
+ * looks at bench_larson). A walk that meets such a link, rather than the
+ * list's end, starts again: the owner has moved on by then. The owner's
+ * own count (pm_page_count_used) walks once. */
+#define PM_COUNT_TRIES 4
+
 void pm_page_count_out(pm_page *pg, uint32_t *used, uint32_t *pending) {
   for (int tries = 0; tries < PM_COUNT_TRIES; tries++) {
     pm_block *before = atomic_load_explicit(&pg->remote, memory_order_acquire);
-    *used = pm_page_count_used(pg);
+    if (pg->where != PM_IN_CURRENT) {
+      *used = pm_page_used(pg);
+    } else {
+      uint32_t n = 0;
+      bool whole = false;
+      for (int walks = 0; walks < PM_COUNT_TRIES && !whole; walks++)
+        n = count_free(pg, &whole);
+      *used = used_of_current(pg, n);
+    }
     *pending = pm_page_count_remote(pg);
     if (pm_remote_length(before) <= *pending) return;
   }

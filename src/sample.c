@@ -423,12 +423,12 @@ static uint32_t grow_buckets(bool full) {
  * weights (a block much larger than the rate is sampled almost surely, at
  * its size). A look happens
  * - when the program has allocated, since the last look, 1/32 of the peak
- *   if that look found a new peak, and twice the last such span if it did
- *   not: a heap that grows is looked at every 1/32 of its growth whatever
- *   the estimate reads (whose wander, 6% at 256 live samples, hid the last
- *   few percent of a growth to its peak from the rules below: 38.2 MiB
- *   counted of tests/report/sites_prog.c's 40 MiB), and a heap that stays
- *   a logarithmic number of times;
+ *   if that look found the heap grown by 1/64, and twice the last such span
+ *   if it did not: a heap that grows is looked at every 1/32 of its growth
+ *   whatever the estimate reads (whose wander, 6% at 256 live samples, hid
+ *   the last few percent of a growth to its peak from the rules below:
+ *   38.2 MiB counted of tests/report/sites_prog.c's 40 MiB), and a heap
+ *   that stays (or wavers by less than 1/64) a logarithmic number of times;
  * - when the estimate passes by 1/32 the one at the look that found the
  *   peak (raised by each later look that found nothing more): a growing
  *   heap is looked at every 1/32 of its growth, and a heap that stays is
@@ -457,7 +457,7 @@ static void look(uint64_t est) {
   else if (est > relaxed_load(&look_ref))
     relaxed_store(&look_ref, est);
   uint64_t gap = relaxed_load(&look_gap);
-  if (counted > peak)
+  if (counted > peak + peak / 64)
     gap = counted / 32; /* growing: look again after 1/32 more */
   else if (gap < UINT64_MAX / 2)
     gap *= 2; /* nothing new: look half as often */
