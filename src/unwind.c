@@ -460,8 +460,7 @@ pm_inline bool apply(uint64_t rule, regs *r) {
  * sequence is the key). The key of a pc outside poolmalloc also carries
  * the loader's count of unloaded modules: a module unloaded and another
  * mapped at its address cannot hand its rules on. */
-#define STEP_BITS 10
-#define STEP_SLOTS (1 << STEP_BITS)
+#define STEP_SLOTS 256
 #define KEY_BUSY 1
 typedef struct step_slot {
   _Atomic uint64_t key, rule;
@@ -470,7 +469,7 @@ static step_slot steps[STEP_SLOTS];
 
 pm_inline step_slot *slot_of(uint64_t key) {
   uint64_t h = key * 0x9e3779b97f4a7c15ull;
-  return &steps[h >> (64 - STEP_BITS)];
+  return &steps[h >> 56 & (STEP_SLOTS - 1)];
 }
 
 pm_inline uint64_t cached_rule(uint64_t key) {
