@@ -419,9 +419,9 @@ static uint32_t grow_buckets(bool full) {
  * maximum is the maximum of that wander (a steady 1 MiB heap sampled once
  * per 64 KiB, ~16 live samples, peaked at 2.0-2.3 MiB). So the estimate only
  * says when to look, and a look counts what the heap holds: the page
- * table's live blocks (exact, by block size) plus the large samples'
- * weights (a block much larger than the rate is sampled almost surely, at
- * its size). A look happens
+ * table's live blocks (exact; in bytes by each class's mean request) plus
+ * the large samples' weights (a block much larger than the rate is sampled
+ * almost surely, at its size). A look happens
  * - when the program has allocated, since the last look, 1/32 of the peak
  *   if that look found the heap grown by 1/64, and twice the last such span
  *   if it did not: a heap that grows is looked at every 1/32 of its growth
@@ -451,17 +451,15 @@ static void look(uint64_t est) {
   atomic_fetch_add_explicit(&nlooks, 1, memory_order_relaxed);
   relaxed_store(&look_clock, relaxed_load(&clock_bytes));
   uint64_t counted = (count_pool ? count_pool() : 0) + relaxed_load(&live_large);
-  uint64_t peak = relaxed_load(&peak_counted);
-  if (counted > peak + peak / 64)
-    relaxed_store(&look_ref, est); /* the estimate where the heap is now */
-  else if (est > relaxed_load(&look_ref))
-    relaxed_store(&look_ref, est);
-  uint64_t gap = relaxed_load(&look_gap);
-  if (counted > peak + peak / 64)
-    gap = counted / 32; /* growing: look again after 1/32 more */
-  else if (gap < UINT64_MAX / 2)
+  uint64_t peak = relaxed_load(&peak_counted), gap = relaxed_load(&look_gap);
+  bool grew = counted > peak + peak / 64;
+  if (grew || est > relaxed_load(&look_ref))
+    relaxed_store(&look_ref, est); /* grown: the estimate where the heap is now */
+  if (grew)
+    gap = counted / 32; /* look again after 1/32 more */
+  else if (gap < UINT64_MAX / 4)
     gap *= 2; /* nothing new: look half as often */
-  relaxed_store(&look_gap, gap);
+  relaxed_store(&look_gap, gap > PM_SAMPLE_RATE_MIN ? gap : PM_SAMPLE_RATE_MIN);
   if (counted > peak) {
     uint32_t n = atomic_load_explicit(&nstacks, memory_order_acquire);
     for (uint32_t i = 0; i < n; i++) {
