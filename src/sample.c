@@ -452,7 +452,7 @@ static void look(uint64_t est) {
   relaxed_store(&look_clock, relaxed_load(&clock_bytes));
   uint64_t counted = (count_pool ? count_pool() : 0) + relaxed_load(&live_large);
   uint64_t peak = relaxed_load(&peak_counted), gap = relaxed_load(&look_gap);
-  bool grew = counted > peak + peak / 64;
+  bool grew = counted > peak + peak / 256;
   if (grew || est > relaxed_load(&look_ref))
     relaxed_store(&look_ref, est); /* grown: the estimate where the heap is now */
   if (grew)
