@@ -210,6 +210,7 @@ void pm_profile_json(pm_buf *b, const pm_snapshot *s, pm_stack_info *all, size_t
   pm_buf_str(b, "},\"exit\":{");
   pm_buf_json_field(b, "bytes", t.live_bytes);
   pm_buf_json_field(b, "time_ms", pm_os_uptime_ns() / 1000000);
+  pm_buf_json_field(b, "estimated_bytes", t.live_sampled);
   pm_buf_str(b, "},\"modules\":[");
   pm_module_info mods[256];
   size_t nm = pm_sample_modules(mods, 256);

@@ -331,6 +331,8 @@ static _Atomic uint64_t live_large;      /* the live samples' weights off pool p
 /* the profile's peak: counted, the estimate then, and the state of the looks */
 static _Atomic uint64_t peak_counted, peak_sampled, look_ref, look_clock, look_gap,
     nlooks;
+/* the report's look: live bytes counted then, and the estimate then */
+static _Atomic uint64_t now_counted, now_sampled;
 static _Atomic uint64_t peak_ms, peak_rss, peak_pool;
 static _Atomic int snapshotting;
 static uint32_t rate_max = 512 * 1024;
@@ -445,9 +447,9 @@ static uint32_t grow_buckets(bool full) {
  * scale those copies by counted / estimated then (pm_sample_top). A look
  * never waits: one at a time, and a thread that finds one running (another
  * thread, or its own interrupted by a signal handler) goes on. */
-static void look(uint64_t est) {
+static uint64_t look(uint64_t est) {
   int expected = 0;
-  if (!atomic_compare_exchange_strong(&snapshotting, &expected, 1)) return;
+  if (!atomic_compare_exchange_strong(&snapshotting, &expected, 1)) return UINT64_MAX;
   atomic_fetch_add_explicit(&nlooks, 1, memory_order_relaxed);
   relaxed_store(&look_clock, relaxed_load(&clock_bytes));
   uint64_t counted = (count_pool ? count_pool() : 0) + relaxed_load(&live_large);
@@ -478,6 +480,7 @@ static void look(uint64_t est) {
     relaxed_store(&peak_pool, relaxed_load(&pm_pages_in_use) << pm_g.page_shift);
   }
   atomic_store(&snapshotting, 0);
+  return counted;
 }
 
 static void consider_peak(uint64_t est) {
@@ -670,11 +673,13 @@ static uint64_t key_of(const pm_stack_info *s, int key) {
   return key == 0 ? s->peak_bytes : key == 1 ? s->live_bytes : s->alloc_bytes;
 }
 
-/* a stack's figure at the peak, as a share of the counted peak (look) */
-static uint64_t scale_to_counted(uint64_t v) {
-  uint64_t sampled = relaxed_load(&peak_sampled), counted = relaxed_load(&peak_counted);
-  if (sampled == 0) return v;
-  return (uint64_t)((double)v * (double)counted / (double)sampled + 0.5);
+/* a stack's figure as its share of a counted total: the estimate's total
+ * was `sampled` when the count was `counted` (look) */
+static uint64_t scale_to(uint64_t v, const _Atomic uint64_t *counted,
+                         const _Atomic uint64_t *sampled) {
+  uint64_t c = relaxed_load(counted), e = relaxed_load(sampled);
+  if (e == 0) return v;
+  return (uint64_t)((double)v * (double)c / (double)e + 0.5);
 }
 
 size_t pm_sample_top(pm_stack_info *out, size_t max, int key) {
@@ -683,14 +688,15 @@ size_t pm_sample_top(pm_stack_info *out, size_t max, int key) {
   for (uint32_t i = 0; i < used && i < PM_STACK_SLOTS; i++) {
     stack *s = &stacks[i];
     if (atomic_load_explicit(&s->hash, memory_order_acquire) < 2) continue;
-    pm_stack_info info = {s->depth,
-                          &frame_pool[s->first],
-                          relaxed_load(&s->alloc_bytes),
-                          relaxed_load(&s->alloc_blocks),
-                          relaxed_load(&s->live_bytes),
-                          relaxed_load(&s->live_blocks),
-                          scale_to_counted(s->peak_bytes),
-                          scale_to_counted(s->peak_blocks)};
+    pm_stack_info info = {
+        s->depth,
+        &frame_pool[s->first],
+        relaxed_load(&s->alloc_bytes),
+        relaxed_load(&s->alloc_blocks),
+        scale_to(relaxed_load(&s->live_bytes), &now_counted, &now_sampled),
+        scale_to(relaxed_load(&s->live_blocks), &now_counted, &now_sampled),
+        scale_to(s->peak_bytes, &peak_counted, &peak_sampled),
+        scale_to(s->peak_blocks, &peak_counted, &peak_sampled)};
     if (key_of(&info, key) == 0) continue;
     size_t j = n < max ? n++ : max;
     while (j > 0 && key_of(&out[j - 1], key) < key_of(&info, key)) {
@@ -706,9 +712,16 @@ void pm_sample_totals(pm_profile_totals *t) {
   t->samples = relaxed_load(&nsamples);
   t->dropped = relaxed_load(&ndropped);
   t->stacks = relaxed_load(&nstacks);
-  t->live_bytes = relaxed_load(&live_est);
-  /* what the heap holds now may be the peak (a heap that grows to the end) */
-  if (pm_sample_stacks && relaxed_load(&nsamples) != 0) look(relaxed_load(&live_est));
+  /* the report counts what the heap holds now, as a look for the peak does
+   * (which it may be: a heap that grows to the end); the sites' live
+   * figures are then their shares of that count. Without a count (no
+   * profile, or another thread's look under way) the estimate. */
+  uint64_t est = relaxed_load(&live_est), counted = UINT64_MAX;
+  if (pm_sample_stacks && relaxed_load(&nsamples) != 0) counted = look(est);
+  relaxed_store(&now_counted, counted != UINT64_MAX ? counted : est);
+  relaxed_store(&now_sampled, counted != UINT64_MAX ? est : 0);
+  t->live_bytes = relaxed_load(&now_counted);
+  t->live_sampled = est;
   t->peak_bytes = relaxed_load(&peak_counted);
   t->peak_sampled = relaxed_load(&peak_sampled);
   t->looks = relaxed_load(&nlooks);

@@ -130,6 +130,7 @@ typedef struct pm_profile_totals {
   uint64_t samples, dropped, stacks, live_bytes, peak_ms, peak_rss, peak_pool_bytes,
       rate_min, rate_max; /* the range of rates (the option's when nothing was
                              sampled) */
+  uint64_t live_sampled;  /* the live estimate now (live_bytes is counted) */
   uint64_t peak_bytes;    /* counted at a look (sample.c, "The peak") */
   uint64_t peak_sampled;  /* the live estimate at that look */
   uint64_t looks;         /* times the page table was counted for the peak */

@@ -82,7 +82,7 @@ _SCHEMA_2.update({
     # estimated_bytes: the live estimate at the look that counted the peak;
     # looks: how often the page table was counted for it
     "profile.peak": ("bytes", "time_ms", "estimated_bytes", "looks"),
-    "profile.exit": ("bytes", "time_ms"),
+    "profile.exit": ("bytes", "time_ms", "estimated_bytes"),
     "profile.modules[]": ("id", "path", "base", "end"),
     "profile.sites[]": ("frames", "peak_bytes", "peak_blocks", "exit_bytes", "exit_blocks",
                         "alloc_bytes", "alloc_blocks"),
@@ -103,7 +103,8 @@ OPTIONAL = {
         "lifetime.long_lived_sites[].caller", "lifetime.long_lived_sites[].caller_address",
         "lifetime.long_lived_sites[].wrapper", "lifetime.long_lived_sites[].marked_after_bytes",
         "lifetime.rests", "lifetime.long_lived_sites[].resting",
-        "profile.peak.estimated_bytes", "profile.peak.looks"},
+        "profile.peak.estimated_bytes", "profile.peak.looks",
+        "profile.exit.estimated_bytes"},
 }
 
 KNOWN_SCHEMAS = tuple(sorted(FIELDS))
