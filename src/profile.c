@@ -94,6 +94,7 @@ static const char key_name[3][20] = {"live at the peak", "live at exit", "alloca
 void pm_profile_text(pm_buf *b, const pm_snapshot *s) {
   pm_profile_totals t;
   pm_sample_totals(&t);
+  pm_sample_allocated_exact(requested_bytes(s));
   if (!pm_sample_stacks || t.samples == 0) return;
   name_top_sites(PM_TEXT_SITES, PM_TEXT_FRAMES);
   pm_buf_str(b, "profile:   ");
@@ -192,6 +193,7 @@ static void json_account(pm_buf *b, const char *name, const rss_account *a, bool
 void pm_profile_json(pm_buf *b, const pm_snapshot *s, pm_stack_info *all, size_t cap) {
   pm_profile_totals t;
   pm_sample_totals(&t);
+  pm_sample_allocated_exact(requested_bytes(s));
   if (!pm_sample_stacks) return;
   name_top_sites(PM_NAMED_SITES, PM_NAMED_FRAMES);
   pm_buf_str(b, "\"profile\":{");

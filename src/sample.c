@@ -331,8 +331,9 @@ static _Atomic uint64_t live_large;      /* the live samples' weights off pool p
 /* the profile's peak: counted, the estimate then, and the state of the looks */
 static _Atomic uint64_t peak_counted, peak_sampled, look_ref, look_clock, look_gap,
     nlooks;
-/* the report's look: live bytes counted then, and the estimate then */
-static _Atomic uint64_t now_counted, now_sampled;
+/* the report's look: live bytes counted then, and the estimate then; the
+ * bytes allocated in all, exact (the report's counters) and estimated */
+static _Atomic uint64_t now_counted, now_sampled, alloc_exact, alloc_sampled;
 static _Atomic uint64_t peak_ms, peak_rss, peak_pool;
 static _Atomic int snapshotting;
 static uint32_t rate_max = 512 * 1024;
@@ -691,8 +692,8 @@ size_t pm_sample_top(pm_stack_info *out, size_t max, int key) {
     pm_stack_info info = {
         s->depth,
         &frame_pool[s->first],
-        relaxed_load(&s->alloc_bytes),
-        relaxed_load(&s->alloc_blocks),
+        scale_to(relaxed_load(&s->alloc_bytes), &alloc_exact, &alloc_sampled),
+        scale_to(relaxed_load(&s->alloc_blocks), &alloc_exact, &alloc_sampled),
         scale_to(relaxed_load(&s->live_bytes), &now_counted, &now_sampled),
         scale_to(relaxed_load(&s->live_blocks), &now_counted, &now_sampled),
         scale_to(s->peak_bytes, &peak_counted, &peak_sampled),
@@ -706,6 +707,11 @@ size_t pm_sample_top(pm_stack_info *out, size_t max, int key) {
     if (j < max) out[j] = info;
   }
   return n;
+}
+
+void pm_sample_allocated_exact(uint64_t exact) {
+  relaxed_store(&alloc_exact, exact);
+  relaxed_store(&alloc_sampled, relaxed_load(&clock_bytes));
 }
 
 void pm_sample_totals(pm_profile_totals *t) {

@@ -136,6 +136,9 @@ typedef struct pm_profile_totals {
   uint64_t looks;         /* times the page table was counted for the peak */
 } pm_profile_totals;
 void pm_sample_totals(pm_profile_totals *t);
+/* The bytes allocated in all, exact (the report's counters): the stacks'
+ * allocated figures are reported as their shares of it from now on. */
+void pm_sample_allocated_exact(uint64_t exact);
 /* resident bytes of the sampler's tables (estimated) */
 uint64_t pm_sample_metadata_bytes(void);
 
