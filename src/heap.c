@@ -63,14 +63,14 @@ uint64_t pm_heaps_live_requested(void) {
     uint32_t used, pending;
     pm_page_count_out(pg, &used, &pending);
     if (used > pending) live[pg->cls] += used - pending;
-    allocs[pg->cls] += used + pg->local_frees + pg->remote_collected;
+    allocs[pg->cls] += pm_page_allocs(pg, used);
   }
   uint32_t n = pm_heap_count();
   for (uint32_t i = 0; i < n; i++) {
     const pm_heap *h = &heaps[i];
     if (h->kind != PM_HEAP_REAL) continue;
     for (unsigned c = 0; c < PM_NCLASSES; c++)
-      PM_COUNT(req[c] += h->req_bytes[c] - (uint64_t)h->countdown[c] - 1);
+      PM_COUNT(req[c] += pm_heap_requested(h, c));
   }
   uint64_t bytes = 0;
   for (unsigned c = 0; c < PM_NCLASSES; c++) {

@@ -64,6 +64,12 @@ void pm_heap_flush_cache(pm_heap *h);
 /* In a fork child: every heap but `self` belongs to a thread that is gone. */
 void pm_heaps_after_fork(pm_heap *self);
 
+/* Bytes requested of class c from heap h so far: the bytes counted down
+ * since its last tick are part of it (alloc.c, count_request). */
+pm_inline uint64_t pm_heap_requested(const pm_heap *h, unsigned c) {
+  return h->req_bytes[c] - (uint64_t)h->countdown[c] - 1;
+}
+
 /* Bytes the program asked for in the pool blocks live now: each class's
  * live blocks (the page table's count, less remote frees not yet
  * collected) times the class's mean request so far, as the report's waste

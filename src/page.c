@@ -24,8 +24,7 @@ void pm_page_retire(pm_page *pg) {
   atomic_fetch_add_explicit(&pm_class_remote_frees[pg->cls], pg->remote_collected,
                             memory_order_relaxed);
   atomic_fetch_add_explicit(&pm_class_allocs_retired[pg->cls],
-                            pm_page_used(pg) + pg->local_frees + pg->remote_collected,
-                            memory_order_relaxed);
+                            pm_page_allocs(pg, pm_page_used(pg)), memory_order_relaxed);
   pg->local_frees = pg->remote_collected = 0;
   relaxed_store(&pg->returned, 0); /* free: purged whole or reused from a fresh carve */
   pg->state = PM_PAGE_FREE;
@@ -318,29 +317,25 @@ uint32_t pm_page_count_used(pm_page *pg) {
   return used_of_current(pg, count_free(pg, &whole));
 }
 
-/* A walk of another thread's current page races with its owner at the
- * head: a block the owner pops while the walk reads it gets the program's
- * data in its link, and the walk stops there, counting the rest of the list
- * as handed out (a whole page's worth, now and then, in the profile's
- * looks at bench_larson). A walk that meets such a link, rather than the
- * list's end, starts again: the owner has moved on by then. The owner's
- * own count (pm_page_count_used) walks once. */
+/* Another thread's page races with its owner. A walk of its current
+ * page's free list meets the owner at the head: a block popped while the
+ * walk reads it gets the program's data in its link, and the walk stops
+ * there, counting the rest of the list as handed out (a whole page's worth,
+ * now and then, in the profile's looks at bench_larson). And the owner may
+ * collect the remote list between the two reads, whose blocks would then
+ * count as neither free nor pending. Either way the count is read again:
+ * the owner has moved on by then. The owner's own count
+ * (pm_page_count_used) walks once. */
 #define PM_COUNT_TRIES 4
 
 void pm_page_count_out(pm_page *pg, uint32_t *used, uint32_t *pending) {
   for (int tries = 0; tries < PM_COUNT_TRIES; tries++) {
     pm_block *before = atomic_load_explicit(&pg->remote, memory_order_acquire);
-    if (pg->where != PM_IN_CURRENT) {
-      *used = pm_page_used(pg);
-    } else {
-      uint32_t n = 0;
-      bool whole = false;
-      for (int walks = 0; walks < PM_COUNT_TRIES && !whole; walks++)
-        n = count_free(pg, &whole);
-      *used = used_of_current(pg, n);
-    }
+    bool whole = true;
+    *used = pg->where != PM_IN_CURRENT ? pm_page_used(pg)
+                                       : used_of_current(pg, count_free(pg, &whole));
     *pending = pm_page_count_remote(pg);
-    if (pm_remote_length(before) <= *pending) return;
+    if (whole && pm_remote_length(before) <= *pending) return;
   }
 }
 

@@ -59,6 +59,11 @@ uint32_t pm_page_collect(pm_page *pg);
  * remote frees not yet collected (pm_page_count_remote), read so that a
  * collection by the owner in between does not count its blocks as out. */
 void pm_page_count_out(pm_page *pg, uint32_t *used, uint32_t *pending);
+/* The allocations an in-use page served since it was initialised, `used`
+ * of its blocks being out (used + its same-thread and collected frees). */
+pm_inline uint64_t pm_page_allocs(const pm_page *pg, uint32_t used) {
+  return used + pg->local_frees + pg->remote_collected;
+}
 /* Blocks on pg's remote list now: the head word's count, or, past
  * PM_REMOTE_MAX, a bounded walk that stops at the first link leaving the
  * page (a racing collection cannot send it astray). */

@@ -335,7 +335,7 @@ static _Atomic uint64_t peak_counted, peak_sampled, look_ref, look_clock, look_g
  * bytes allocated in all, exact (the report's counters) and estimated */
 static _Atomic uint64_t now_counted, now_sampled, alloc_exact, alloc_sampled;
 static _Atomic uint64_t peak_ms, peak_rss, peak_pool;
-static _Atomic int snapshotting;
+static _Atomic int looking;
 static uint32_t rate_max = 512 * 1024;
 /* written by every allocating process (pm_sample_init, the first draws) */
 PM_HOT static uint32_t rate_floor;
@@ -426,12 +426,12 @@ static uint32_t grow_buckets(bool full) {
  * the large samples' weights (a block much larger than the rate is sampled
  * almost surely, at its size). A look happens
  * - when the program has allocated, since the last look, 1/32 of the peak
- *   if that look found the heap grown by 1/64, and twice the last such span
+ *   if that look found the heap grown by 1/256, and twice the last such span
  *   if it did not: a heap that grows is looked at every 1/32 of its growth
  *   whatever the estimate reads (whose wander, 6% at 256 live samples, hid
  *   the last few percent of a growth to its peak from the rules below:
  *   38.2 MiB counted of tests/report/sites_prog.c's 40 MiB), and a heap
- *   that stays (or wavers by less than 1/64) a logarithmic number of times;
+ *   that stays (or wavers by less than 1/256) a logarithmic number of times;
  * - when the estimate passes by 1/32 the one at the look that found the
  *   peak (raised by each later look that found nothing more): a growing
  *   heap is looked at every 1/32 of its growth, and a heap that stays is
@@ -450,7 +450,7 @@ static uint32_t grow_buckets(bool full) {
  * thread, or its own interrupted by a signal handler) goes on. */
 static uint64_t look(uint64_t est) {
   int expected = 0;
-  if (!atomic_compare_exchange_strong(&snapshotting, &expected, 1)) return UINT64_MAX;
+  if (!atomic_compare_exchange_strong(&looking, &expected, 1)) return UINT64_MAX;
   atomic_fetch_add_explicit(&nlooks, 1, memory_order_relaxed);
   relaxed_store(&look_clock, relaxed_load(&clock_bytes));
   uint64_t counted = (count_pool ? count_pool() : 0) + relaxed_load(&live_large);
@@ -480,23 +480,21 @@ static uint64_t look(uint64_t est) {
     relaxed_store(&peak_rss, rss);
     relaxed_store(&peak_pool, relaxed_load(&pm_pages_in_use) << pm_g.page_shift);
   }
-  atomic_store(&snapshotting, 0);
+  atomic_store(&looking, 0);
   return counted;
 }
 
 static void consider_peak(uint64_t est) {
   uint64_t ref = relaxed_load(&look_ref), counted = relaxed_load(&peak_counted);
   uint64_t since = relaxed_load(&clock_bytes) - relaxed_load(&look_clock);
-  if (est > ref + ref / 32 || since >= relaxed_load(&look_gap)) {
+  if (est > ref + ref / 32 || since >= relaxed_load(&look_gap) ||
+      (est > counted + counted / 32 &&
+       since >= 2 * (relaxed_load(&pm_pages_in_use) << pm_g.page_shift)))
     look(est);
-  } else if (est > counted + counted / 32 &&
-             since >= 2 * (relaxed_load(&pm_pages_in_use) << pm_g.page_shift)) {
-    look(est);
-  }
 }
 
 void pm_sample_postfork_child(void) {
-  atomic_store(&snapshotting, 0); /* a look of a thread that is gone */
+  atomic_store(&looking, 0); /* a look of a thread that is gone */
 }
 
 /* w more bytes live (a new sample, or one that grew): the estimates, and

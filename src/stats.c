@@ -20,7 +20,7 @@ static void add_heap(pm_snapshot *s, const pm_heap *h) {
    * (alloc.c, count_request); a heap not yet set up counts nothing */
   if (h->kind == PM_HEAP_REAL)
     for (unsigned c = 0; c < PM_NCLASSES; c++)
-      PM_COUNT(s->cls[c].req_bytes += h->req_bytes[c] - (uint64_t)h->countdown[c] - 1);
+      PM_COUNT(s->cls[c].req_bytes += pm_heap_requested(h, c));
   s->pages_free_cached += h->ncache;
   for (unsigned i = 0; i < PM_LARGE_BUCKETS; i++)
     s->too_large_log2[i] += h->too_large_log2[i];
@@ -40,7 +40,7 @@ static void add_page(pm_snapshot *s, pm_page *pg) {
   pm_page_count_out(pg, &used, &pending);
   s->cls[pg->cls].frees += pg->local_frees + pg->remote_collected + pending;
   s->heap.remote_frees += pg->remote_collected + pending;
-  s->cls[pg->cls].allocs += used + pg->local_frees + pg->remote_collected;
+  s->cls[pg->cls].allocs += pm_page_allocs(pg, used);
   uint64_t carved = (uint64_t)pg->carved * pg->bsize;
   f->tail_bytes += pm_page_size() - carved;
   uint64_t held = (uint64_t)used * pg->bsize;
